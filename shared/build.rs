@@ -1,0 +1,34 @@
+//! Embeds every file of ../migrations into the library, so the `warehouse`
+//! binary migrates from wherever it runs and a new file needs no code change.
+
+use std::fmt::Write;
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    println!("cargo:rerun-if-changed={}", dir.display());
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the migrations directory exists beside shared/")
+        .map(|entry| {
+            entry
+                .expect("readable directory entry")
+                .file_name()
+                .into_string()
+                .expect("UTF-8 file name")
+        })
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    names.sort();
+    let mut code = String::from("pub const EMBEDDED: &[(&str, &str)] = &[\n");
+    for name in names {
+        println!("cargo:rerun-if-changed={}", dir.join(&name).display());
+        writeln!(
+            code,
+            "    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/../migrations/{name}\"))),"
+        )
+        .unwrap();
+    }
+    code.push_str("];\n");
+    let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("migrations.rs");
+    std::fs::write(out, code).unwrap();
+}

@@ -1,0 +1,300 @@
+//! The database connection: a small pool built once per container, IAM tokens
+//! refreshed before they expire, and the classification of transient errors.
+
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use mysql::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn, SslOpts};
+
+use crate::config::{DatabaseSettings, RdsAuth};
+
+/// IAM tokens live 15 minutes; a pool older than this is rebuilt with a fresh
+/// one so that new connections never present an expired token.
+const IAM_POOL_LIFETIME: Duration = Duration::from_secs(10 * 60);
+
+#[derive(Debug)]
+pub struct DbError(pub String);
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+struct PoolState {
+    pool: Pool,
+    built: Instant,
+}
+
+/// The warehouse database. Cheap to share by reference; blocking calls.
+pub struct Database {
+    settings: DatabaseSettings,
+    max_connections: usize,
+    state: RwLock<PoolState>,
+    /// For minting IAM tokens from blocking code.
+    runtime: Option<tokio::runtime::Handle>,
+    aws: Option<aws_config::SdkConfig>,
+}
+
+impl Database {
+    /// Builds the pool (opening no connection yet). `max_connections` is 1 or
+    /// 2 in a Lambda: one invocation at a time uses the database.
+    pub async fn connect(
+        settings: DatabaseSettings,
+        max_connections: usize,
+    ) -> Result<Database, DbError> {
+        let aws = match &settings {
+            DatabaseSettings::Rds {
+                auth: RdsAuth::Iam { .. },
+                ..
+            } => Some(aws_config::load_from_env().await),
+            _ => None,
+        };
+        let opts = build_opts(&settings, max_connections, aws.as_ref()).await?;
+        let pool = Pool::new(opts)
+            .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
+        Ok(Database {
+            settings,
+            max_connections,
+            state: RwLock::new(PoolState {
+                pool,
+                built: Instant::now(),
+            }),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            aws,
+        })
+    }
+
+    /// For code without a runtime of its own (tests, the CLI's sync paths).
+    pub fn connect_blocking(
+        settings: DatabaseSettings,
+        max_connections: usize,
+    ) -> Result<Database, DbError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| DbError(format!("cannot start a runtime: {e}")))?;
+        runtime.block_on(Database::connect(settings, max_connections))
+    }
+
+    /// A connection from the pool, reconnecting (with a fresh IAM token where
+    /// used) when needed.
+    pub fn conn(&self) -> Result<PooledConn, DbError> {
+        if self.aws.is_some() {
+            self.refresh_if_old()?;
+        }
+        let pool = self.state.read().expect("pool lock poisoned").pool.clone();
+        pool.get_conn()
+            .map_err(|e| DbError(connect_error_message(&self.settings, &e)))
+    }
+
+    fn refresh_if_old(&self) -> Result<(), DbError> {
+        if self
+            .state
+            .read()
+            .expect("pool lock poisoned")
+            .built
+            .elapsed()
+            < IAM_POOL_LIFETIME
+        {
+            return Ok(());
+        }
+        let runtime = self.runtime.clone().ok_or_else(|| {
+            DbError("IAM authentication needs a Tokio runtime to refresh its token".into())
+        })?;
+        let opts = runtime.block_on(build_opts(
+            &self.settings,
+            self.max_connections,
+            self.aws.as_ref(),
+        ))?;
+        let pool = Pool::new(opts)
+            .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
+        *self.state.write().expect("pool lock poisoned") = PoolState {
+            pool,
+            built: Instant::now(),
+        };
+        Ok(())
+    }
+
+    /// The database name connections use (for logs and tests).
+    pub fn describe(&self) -> String {
+        match &self.settings {
+            DatabaseSettings::Url(url) => Opts::from_url(url.expose())
+                .map(|o| {
+                    format!(
+                        "{}:{}/{}",
+                        o.get_ip_or_hostname(),
+                        o.get_tcp_port(),
+                        o.get_db_name().unwrap_or("")
+                    )
+                })
+                .unwrap_or_else(|_| "an invalid DATABASE_URL".into()),
+            DatabaseSettings::Rds {
+                host,
+                port,
+                database,
+                ..
+            } => format!("{host}:{port}/{database}"),
+        }
+    }
+}
+
+async fn build_opts(
+    settings: &DatabaseSettings,
+    max_connections: usize,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<Opts, DbError> {
+    let constraints = PoolConstraints::new(0, max_connections.max(1)).expect("0 <= max");
+    let pool_opts = PoolOpts::default()
+        .with_constraints(constraints)
+        .with_reset_connection(false);
+    let builder = match settings {
+        DatabaseSettings::Url(url) => {
+            let opts = Opts::from_url(url.expose()).map_err(|e| {
+                // The URL holds the password: describe the problem, not the URL.
+                DbError(format!(
+                    "DATABASE_URL is not a valid MySQL URL ({}); expected mysql://user:password@host:port/database",
+                    url_error_kind(&e)
+                ))
+            })?;
+            OptsBuilder::from_opts(opts)
+        }
+        DatabaseSettings::Rds {
+            host,
+            port,
+            user,
+            database,
+            auth,
+            ca_file,
+        } => {
+            let password = match auth {
+                RdsAuth::Password(secret) => secret.expose().to_string(),
+                RdsAuth::Iam { region } => {
+                    let aws = aws.ok_or_else(|| {
+                        DbError("IAM authentication needs AWS configuration".into())
+                    })?;
+                    let config = aws_sdk_rds::auth_token::Config::builder()
+                        .hostname(host)
+                        .port(u64::from(*port))
+                        .username(user)
+                        .region(aws_config::Region::new(region.clone()))
+                        .build()
+                        .map_err(|e| {
+                            DbError(format!("cannot configure the IAM auth token: {e}"))
+                        })?;
+                    let token = aws_sdk_rds::auth_token::AuthTokenGenerator::new(config)
+                        .auth_token(aws)
+                        .await
+                        .map_err(|e| {
+                            DbError(format!(
+                                "cannot create an IAM database auth token ({e}); check the function's credentials and rds-db:connect permission"
+                            ))
+                        })?;
+                    token.as_str().to_string()
+                }
+            };
+            let mut ssl = SslOpts::default();
+            if let Some(path) = ca_file {
+                ssl = ssl.with_root_cert_path(Some(path.clone()));
+            }
+            OptsBuilder::new()
+                .ip_or_hostname(Some(host.clone()))
+                .tcp_port(*port)
+                .user(Some(user.clone()))
+                .pass(Some(password))
+                .db_name(Some(database.clone()))
+                .ssl_opts(ssl)
+                // IAM tokens are sent with the cleartext plugin, which is why TLS is mandatory.
+                .enable_cleartext_plugin(true)
+        }
+    };
+    Ok(builder
+        .pool_opts(pool_opts)
+        .tcp_connect_timeout(Some(Duration::from_secs(5)))
+        .init(vec!["SET SESSION time_zone = '+00:00'"])
+        .into())
+}
+
+fn url_error_kind(err: &mysql::UrlError) -> &'static str {
+    match err {
+        mysql::UrlError::ParseError(_) => "it does not parse as a URL",
+        mysql::UrlError::UnsupportedScheme { .. } => "the scheme must be mysql",
+        _ => "an option in it is invalid",
+    }
+}
+
+fn connect_error_message(settings: &DatabaseSettings, err: &mysql::Error) -> String {
+    let target = match settings {
+        DatabaseSettings::Url(_) => "the database of DATABASE_URL".to_string(),
+        DatabaseSettings::Rds { host, port, .. } => format!("{host}:{port}"),
+    };
+    format!(
+        "cannot connect to {target}: {err}. Is the server running and reachable, and are the credentials right?"
+    )
+}
+
+/// Errors worth retrying: the connection broke, or the server asked us to try
+/// again (deadlock, lock wait timeout, too many connections, shutdown).
+pub fn is_transient(err: &mysql::Error) -> bool {
+    match err {
+        mysql::Error::IoError(_) => true,
+        mysql::Error::DriverError(e) => matches!(
+            e,
+            mysql::DriverError::ConnectTimeout | mysql::DriverError::PacketOutOfSync
+        ),
+        mysql::Error::MySqlError(e) => matches!(
+            e.code,
+            1205 // lock wait timeout
+                | 1213 // deadlock
+                | 1040 // too many connections
+                | 1053 // server shutdown in progress
+                | 1927 // connection killed (MariaDB)
+                | 2006 // server has gone away
+                | 2013 // lost connection
+                | 4031 // disconnected for inactivity (MySQL 8)
+        ),
+        _ => false,
+    }
+}
+
+/// Runs `work` on a connection, retrying transient failures with exponential
+/// backoff until `deadline`. Returns the result and the number of attempts.
+pub fn with_retry<T>(
+    db: &Database,
+    deadline: Instant,
+    mut work: impl FnMut(&mut PooledConn) -> Result<T, mysql::Error>,
+) -> Result<(T, u32), DbError> {
+    let mut attempt = 0u32;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        attempt += 1;
+        let outcome = match db.conn() {
+            Ok(mut conn) => work(&mut conn).map_err(|e| (is_transient(&e), e.to_string())),
+            Err(e) => Err((true, e.0)),
+        };
+        match outcome {
+            Ok(value) => return Ok((value, attempt)),
+            Err((transient, message)) => {
+                let retry_at = Instant::now() + backoff;
+                if !transient || retry_at >= deadline {
+                    return Err(DbError(format!(
+                        "database work failed after {attempt} attempt(s): {message}"
+                    )));
+                }
+                tracing::warn!(attempt, error = %message, "transient database error, retrying");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// `SELECT 1`, for readiness checks.
+pub fn ping(db: &Database) -> Result<(), DbError> {
+    let mut conn = db.conn()?;
+    conn.query_drop("SELECT 1")
+        .map_err(|e| DbError(format!("the database does not answer: {e}")))
+}

@@ -1,0 +1,207 @@
+//! Real services for the tests: a freshly migrated MariaDB database per test
+//! (dropped afterwards, kept and named when the test fails) and one moto
+//! server per test binary on a free loopback port.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use mysql::prelude::Queryable;
+use rand::Rng;
+use shared::config::{DatabaseSettings, Secret};
+use shared::db::Database;
+
+/// The server the tests create their databases on (root, empty password locally).
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/".into())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let base = url.trim_end_matches('/');
+    // Drop any database already named in the URL.
+    let base = match base.strip_prefix("mysql://") {
+        Some(rest) if rest.contains('/') => format!("mysql://{}", rest.split('/').next().unwrap()),
+        _ => base.to_string(),
+    };
+    format!("{base}/{name}")
+}
+
+fn admin_conn() -> mysql::Conn {
+    let url = admin_url();
+    mysql::Conn::new(mysql::Opts::from_url(&url).expect("TEST_DATABASE_URL is a mysql:// URL"))
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot reach the test MariaDB at {url} ({e}). Start it with scripts/setup.sh, or set TEST_DATABASE_URL"
+            )
+        })
+}
+
+/// A database of its own for one test, migrated to the latest schema.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub db: Database,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        let name = format!("wh_test_{:016x}", rand::rng().random::<u64>());
+        admin_conn()
+            .query_drop(format!(
+                "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+            ))
+            .expect("create the test database");
+        let url = with_database(&admin_url(), &name);
+        let db = Database::connect_blocking(DatabaseSettings::Url(Secret::new(url.clone())), 4)
+            .expect("connect to the test database");
+        shared::migrate::run(&db).expect("migrate the test database");
+        TestDb { name, url, db }
+    }
+
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings::Url(Secret::new(self.url.clone()))
+    }
+
+    pub fn conn(&self) -> mysql::PooledConn {
+        self.db.conn().expect("a connection to the test database")
+    }
+
+    /// Rows of a query, for assertions.
+    pub fn rows<T: mysql::prelude::FromRow>(&self, sql: &str) -> Vec<T> {
+        self.conn()
+            .query(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        self.conn()
+            .query_first::<i64, _>(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "test failed: kept its database `{}` for inspection (mysql -uroot {})",
+                self.name, self.name
+            );
+            return;
+        }
+        let _ = admin_conn().query_drop(format!("DROP DATABASE IF EXISTS `{}`", self.name));
+    }
+}
+
+/// The endpoint of a moto server shared by this test binary. Uses
+/// `MOTO_ENDPOINT` when set, otherwise starts `moto_server` from the project
+/// virtualenv on a free port; it stops when this process exits.
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+            return endpoint;
+        }
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let venv = std::env::var("WAREHOUSE_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace.join(".venv"));
+        let server = venv.join("bin/moto_server");
+        assert!(
+            server.exists(),
+            "moto is not installed at {}: run scripts/setup.sh (it creates .venv with moto[server])",
+            server.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        // A watchdog shell stops moto once this test process is gone.
+        let script = format!(
+            "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
+            server.display(),
+            std::process::id()
+        );
+        Command::new("bash")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen on {endpoint} within 30s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        endpoint
+    })
+}
+
+/// AWS configuration pointing at moto, with dummy credentials.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .load()
+        .await
+}
+
+/// A uniquely named queue on moto, returning its URL.
+pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
+    let name = format!("{prefix}-{:08x}", rand::rng().random::<u32>());
+    sqs.create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .expect("create a moto queue")
+        .queue_url
+        .expect("a queue URL")
+}
+
+/// Everything on a moto queue, received and deleted.
+pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .expect("receive from moto");
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in &messages {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
+                .send()
+                .await
+                .expect("delete from moto");
+        }
+        all.extend(messages);
+    }
+}
+
+/// The sample export's path.
+pub fn sample_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/events.jsonl")
+}
+
+pub fn sample_expected() -> serde_json::Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/expected.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("expected.json"))
+        .expect("valid JSON")
+}
