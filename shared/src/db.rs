@@ -13,6 +13,10 @@ use crate::config::{DatabaseSettings, RdsAuth};
 /// one so that new connections never present an expired token.
 const IAM_POOL_LIFETIME: Duration = Duration::from_secs(10 * 60);
 
+/// Far below the server's 50 s default: a Lambda would rather retry a lock
+/// wait inside its own time limit than spend it all waiting.
+pub const DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS: u32 = 10;
+
 #[derive(Debug)]
 pub struct DbError(pub String);
 
@@ -33,6 +37,7 @@ struct PoolState {
 pub struct Database {
     settings: DatabaseSettings,
     max_connections: usize,
+    lock_wait_timeout_seconds: u32,
     state: RwLock<PoolState>,
     /// For minting IAM tokens from blocking code.
     runtime: Option<tokio::runtime::Handle>,
@@ -46,6 +51,21 @@ impl Database {
         settings: DatabaseSettings,
         max_connections: usize,
     ) -> Result<Database, DbError> {
+        Database::connect_with_lock_wait(
+            settings,
+            max_connections,
+            DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+        )
+        .await
+    }
+
+    /// As `connect`, with how long a statement waits for a row lock before
+    /// failing with a (retried) lock wait timeout.
+    pub async fn connect_with_lock_wait(
+        settings: DatabaseSettings,
+        max_connections: usize,
+        lock_wait_timeout_seconds: u32,
+    ) -> Result<Database, DbError> {
         let aws = match &settings {
             DatabaseSettings::Rds {
                 auth: RdsAuth::Iam { .. },
@@ -53,12 +73,30 @@ impl Database {
             } => Some(aws_config::load_from_env().await),
             _ => None,
         };
-        let opts = build_opts(&settings, max_connections, aws.as_ref()).await?;
+        let token = iam_token(&settings, aws.as_ref()).await?;
+        Database::with_token(
+            settings,
+            max_connections,
+            lock_wait_timeout_seconds,
+            aws,
+            token,
+        )
+    }
+
+    fn with_token(
+        settings: DatabaseSettings,
+        max_connections: usize,
+        lock_wait_timeout_seconds: u32,
+        aws: Option<aws_config::SdkConfig>,
+        token: Option<String>,
+    ) -> Result<Database, DbError> {
+        let opts = build_opts(&settings, max_connections, lock_wait_timeout_seconds, token)?;
         let pool = Pool::new(opts)
             .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
         Ok(Database {
             settings,
             max_connections,
+            lock_wait_timeout_seconds,
             state: RwLock::new(PoolState {
                 pool,
                 built: Instant::now(),
@@ -73,6 +111,21 @@ impl Database {
         settings: DatabaseSettings,
         max_connections: usize,
     ) -> Result<Database, DbError> {
+        if !matches!(
+            settings,
+            DatabaseSettings::Rds {
+                auth: RdsAuth::Iam { .. },
+                ..
+            }
+        ) {
+            return Database::with_token(
+                settings,
+                max_connections,
+                DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+                None,
+                None,
+            );
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -105,11 +158,13 @@ impl Database {
         let runtime = self.runtime.clone().ok_or_else(|| {
             DbError("IAM authentication needs a Tokio runtime to refresh its token".into())
         })?;
-        let opts = runtime.block_on(build_opts(
+        let token = runtime.block_on(iam_token(&self.settings, self.aws.as_ref()))?;
+        let opts = build_opts(
             &self.settings,
             self.max_connections,
-            self.aws.as_ref(),
-        ))?;
+            self.lock_wait_timeout_seconds,
+            token,
+        )?;
         let pool = Pool::new(opts)
             .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
         *self.state.write().expect("pool lock poisoned") = PoolState {
@@ -142,10 +197,45 @@ impl Database {
     }
 }
 
-async fn build_opts(
+/// A fresh IAM auth token when the settings ask for IAM authentication.
+async fn iam_token(
+    settings: &DatabaseSettings,
+    aws: Option<&aws_config::SdkConfig>,
+) -> Result<Option<String>, DbError> {
+    let DatabaseSettings::Rds {
+        host,
+        port,
+        user,
+        auth: RdsAuth::Iam { region },
+        ..
+    } = settings
+    else {
+        return Ok(None);
+    };
+    let aws = aws.ok_or_else(|| DbError("IAM authentication needs AWS configuration".into()))?;
+    let config = aws_sdk_rds::auth_token::Config::builder()
+        .hostname(host)
+        .port(u64::from(*port))
+        .username(user)
+        .region(aws_config::Region::new(region.clone()))
+        .build()
+        .map_err(|e| DbError(format!("cannot configure the IAM auth token: {e}")))?;
+    let token = aws_sdk_rds::auth_token::AuthTokenGenerator::new(config)
+        .auth_token(aws)
+        .await
+        .map_err(|e| {
+            DbError(format!(
+                "cannot create an IAM database auth token ({e}); check the function's credentials and rds-db:connect permission"
+            ))
+        })?;
+    Ok(Some(token.as_str().to_string()))
+}
+
+fn build_opts(
     settings: &DatabaseSettings,
     max_connections: usize,
-    aws: Option<&aws_config::SdkConfig>,
+    lock_wait_timeout_seconds: u32,
+    iam_token: Option<String>,
 ) -> Result<Opts, DbError> {
     let constraints = PoolConstraints::new(0, max_connections.max(1)).expect("0 <= max");
     let pool_opts = PoolOpts::default()
@@ -172,28 +262,8 @@ async fn build_opts(
         } => {
             let password = match auth {
                 RdsAuth::Password(secret) => secret.expose().to_string(),
-                RdsAuth::Iam { region } => {
-                    let aws = aws.ok_or_else(|| {
-                        DbError("IAM authentication needs AWS configuration".into())
-                    })?;
-                    let config = aws_sdk_rds::auth_token::Config::builder()
-                        .hostname(host)
-                        .port(u64::from(*port))
-                        .username(user)
-                        .region(aws_config::Region::new(region.clone()))
-                        .build()
-                        .map_err(|e| {
-                            DbError(format!("cannot configure the IAM auth token: {e}"))
-                        })?;
-                    let token = aws_sdk_rds::auth_token::AuthTokenGenerator::new(config)
-                        .auth_token(aws)
-                        .await
-                        .map_err(|e| {
-                            DbError(format!(
-                                "cannot create an IAM database auth token ({e}); check the function's credentials and rds-db:connect permission"
-                            ))
-                        })?;
-                    token.as_str().to_string()
+                RdsAuth::Iam { .. } => {
+                    iam_token.ok_or_else(|| DbError("IAM authentication needs a token".into()))?
                 }
             };
             let mut ssl = SslOpts::default();
@@ -214,7 +284,11 @@ async fn build_opts(
     Ok(builder
         .pool_opts(pool_opts)
         .tcp_connect_timeout(Some(Duration::from_secs(5)))
-        .init(vec!["SET SESSION time_zone = '+00:00'"])
+        .init(vec![
+            "SET SESSION time_zone = '+00:00'".to_string(),
+            format!("SET SESSION sql_mode = '{}'", crate::sql::SESSION_SQL_MODE),
+            format!("SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout_seconds}"),
+        ])
         .into())
 }
 
@@ -297,4 +371,35 @@ pub fn ping(db: &Database) -> Result<(), DbError> {
     let mut conn = db.conn()?;
     conn.query_drop("SELECT 1")
         .map_err(|e| DbError(format!("the database does not answer: {e}")))
+}
+
+/// Creates the database a `DATABASE_URL` names when it does not exist yet
+/// (local use; on RDS the database is provisioned with the instance).
+pub fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), DbError> {
+    let DatabaseSettings::Url(url) = settings else {
+        return Ok(());
+    };
+    let opts = Opts::from_url(url.expose()).map_err(|e| {
+        DbError(format!(
+            "DATABASE_URL is not a valid MySQL URL ({})",
+            url_error_kind(&e)
+        ))
+    })?;
+    let Some(name) = opts.get_db_name().map(str::to_string) else {
+        return Err(DbError(
+            "DATABASE_URL names no database: end it with /warehouse (or another name)".into(),
+        ));
+    };
+    if name.contains('`') {
+        return Err(DbError(format!(
+            "the database name {name:?} must not contain a backquote"
+        )));
+    }
+    let server = OptsBuilder::from_opts(opts).db_name(None::<String>);
+    let mut conn =
+        mysql::Conn::new(server).map_err(|e| DbError(connect_error_message(settings, &e)))?;
+    conn.query_drop(format!(
+        "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ))
+    .map_err(|e| DbError(format!("cannot create database {name}: {e}")))
 }

@@ -1,7 +1,18 @@
 //! The analytics warehouse: the event contract in code, the dimension model,
 //! all SQL, loading, reconciliation and the analytics queries.
 
+pub mod aws;
+pub mod backfill;
 pub mod config;
 pub mod db;
+pub mod ejson;
 pub mod event;
+pub mod export;
+pub mod lambda;
+pub mod load;
 pub mod migrate;
+pub mod replay;
+pub mod report;
+pub mod sql;
+pub mod sqs_loader;
+pub mod telemetry;

@@ -2,4 +2,5 @@
 //! per area. Every test gets its own freshly migrated database.
 
 mod helpers;
+mod loaders;
 mod migrate;

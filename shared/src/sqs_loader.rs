@@ -1,0 +1,290 @@
+//! The SQS-triggered loader, one per data point: parses every message itself
+//! (one bad body never fails the batch), loads the batch in one transaction
+//! with retries, records and dead-letters what is permanently bad, and
+//! reports back only the messages whose effect did not commit.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use lambda_runtime::LambdaEvent;
+
+use crate::db::Database;
+use crate::event::{parse_event, DataPoint, Event};
+use crate::load::{commit_batch, BatchCounts, Item, Reject, RejectKind};
+
+/// Time kept back from the invocation's deadline for dead-lettering and the
+/// response; database retries stop before it.
+const RESPONSE_MARGIN: Duration = Duration::from_secs(3);
+
+/// SQS message attribute values are limited together with the body to
+/// 256 KiB; a reason is a sentence, never that long.
+const MAX_REASON_ATTRIBUTE_CHARS: usize = 1024;
+
+pub struct SqsLoader {
+    data_point: DataPoint,
+    source: String,
+    db: Arc<Database>,
+    sqs: aws_sdk_sqs::Client,
+    dlq_url: String,
+}
+
+/// One received message and what parsing made of it.
+struct Message {
+    id: Option<String>,
+    body: String,
+    parsed: Result<Event, (RejectKind, String)>,
+}
+
+/// What a handled batch did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub messages: usize,
+    pub counts: BatchCounts,
+    pub dead_lettered: usize,
+    pub failures: usize,
+}
+
+impl SqsLoader {
+    /// `source` names this loader in the audit and error tables (the function name).
+    pub fn new(
+        data_point: DataPoint,
+        source: impl Into<String>,
+        db: Arc<Database>,
+        sqs: aws_sdk_sqs::Client,
+        dlq_url: impl Into<String>,
+    ) -> SqsLoader {
+        SqsLoader {
+            data_point,
+            source: source.into(),
+            db,
+            sqs,
+            dlq_url: dlq_url.into(),
+        }
+    }
+
+    pub fn data_point(&self) -> DataPoint {
+        self.data_point
+    }
+
+    /// The Lambda handler.
+    pub async fn handle(
+        &self,
+        event: LambdaEvent<SqsEvent>,
+    ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+        let deadline = deadline_instant(event.context.deadline);
+        let (response, report) = self.handle_batch(event.payload, deadline).await;
+        tracing::info!(
+            loader = %self.source,
+            messages = report.messages,
+            loaded = report.counts.loaded,
+            duplicates = report.counts.duplicates,
+            conflicts = report.counts.conflicts,
+            malformed = report.counts.malformed,
+            wrong_data_point = report.counts.wrong_data_point,
+            not_analytics = report.counts.not_analytics,
+            dead_lettered = report.dead_lettered,
+            failures = report.failures,
+            "batch handled"
+        );
+        Ok(response)
+    }
+
+    pub async fn handle_batch(
+        &self,
+        event: SqsEvent,
+        deadline: Instant,
+    ) -> (SqsBatchResponse, BatchReport) {
+        let messages: Vec<Message> = event
+            .records
+            .into_iter()
+            .map(|record| {
+                let body = record.body.unwrap_or_default();
+                let parsed = self.classify(&body);
+                Message {
+                    id: record.message_id,
+                    body,
+                    parsed,
+                }
+            })
+            .collect();
+        let mut report = BatchReport {
+            messages: messages.len(),
+            ..BatchReport::default()
+        };
+
+        let db = self.db.clone();
+        let source = self.source.clone();
+        let db_deadline = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
+        // The mysql client blocks; a panic in there comes back as a JoinError
+        // instead of taking the batch down with it.
+        let committed = tokio::task::spawn_blocking(move || {
+            let outcome = commit(&db, &source, &messages, db_deadline);
+            (messages, outcome)
+        })
+        .await;
+
+        let (messages, counts) = match committed {
+            Ok((messages, Ok(counts))) => (messages, counts),
+            Ok((messages, Err(error))) => {
+                tracing::error!(loader = %self.source, %error, "batch not committed; every message goes back to the queue");
+                return self.fail_all(messages.iter().map(|m| m.id.clone()), report);
+            }
+            Err(join_error) => {
+                tracing::error!(loader = %self.source, error = %join_error, "loading panicked; every message goes back to the queue");
+                return self.fail_all(std::iter::empty(), report);
+            }
+        };
+        report.counts = counts;
+
+        // Committed: the bad messages are in the error table; dead-letter them
+        // once, and only those whose forwarding failed come back.
+        let bad: Vec<(&Message, &str)> = messages
+            .iter()
+            .filter_map(|m| match &m.parsed {
+                Err((_, reason)) => Some((m, reason.as_str())),
+                Ok(_) => None,
+            })
+            .collect();
+        let failed_forwarding = self.dead_letter(&bad).await;
+        report.dead_lettered = bad.len() - failed_forwarding.len();
+        report.failures = failed_forwarding.len();
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = failed_forwarding.into_iter().map(item_failure).collect();
+        (response, report)
+    }
+
+    fn fail_all(
+        &self,
+        ids: impl Iterator<Item = Option<String>>,
+        mut report: BatchReport,
+    ) -> (SqsBatchResponse, BatchReport) {
+        let mut response = SqsBatchResponse::default();
+        response.batch_item_failures = ids.flatten().map(item_failure).collect();
+        report.failures = response.batch_item_failures.len();
+        (response, report)
+    }
+
+    /// Parses a body and checks it belongs on this queue.
+    fn classify(&self, body: &str) -> Result<Event, (RejectKind, String)> {
+        let event = parse_event(body).map_err(|e| (RejectKind::Malformed, e.to_string()))?;
+        match event.data_point() {
+            Some(dp) if dp != self.data_point => Err((
+                RejectKind::WrongDataPoint,
+                format!(
+                    "{} is a {} event but arrived on the {} queue; check the subscription filter policy",
+                    event.event_type, dp, self.data_point
+                ),
+            )),
+            _ => Ok(event),
+        }
+    }
+
+    /// Sends bad messages to the dead-letter queue with their reason; returns
+    /// the ids of those that could not be sent.
+    async fn dead_letter(&self, bad: &[(&Message, &str)]) -> Vec<String> {
+        let mut failed = Vec::new();
+        for chunk in bad.chunks(10) {
+            let mut entries = Vec::with_capacity(chunk.len());
+            for (index, (message, reason)) in chunk.iter().enumerate() {
+                let reason: String = reason.chars().take(MAX_REASON_ATTRIBUTE_CHARS).collect();
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(if message.body.is_empty() {
+                        "(empty body)"
+                    } else {
+                        &message.body
+                    })
+                    .message_attributes("reason", string_attribute(&reason))
+                    .message_attributes("source", string_attribute(&self.source))
+                    .build();
+                match entry {
+                    Ok(entry) => entries.push(entry),
+                    Err(_) => failed.extend(message.id.clone()),
+                }
+            }
+            let sent = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.dlq_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match sent {
+                Ok(output) => {
+                    for failure in output.failed {
+                        tracing::warn!(code = %failure.code, "dead-lettering a message failed; it goes back to the queue");
+                        if let Some((message, _)) =
+                            failure.id.parse::<usize>().ok().and_then(|i| chunk.get(i))
+                        {
+                            failed.extend(message.id.clone());
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "dead-letter queue unreachable; the messages go back to the queue");
+                    failed.extend(chunk.iter().filter_map(|(m, _)| m.id.clone()));
+                }
+            }
+        }
+        failed
+    }
+}
+
+fn string_attribute(value: &str) -> MessageAttributeValue {
+    MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
+fn item_failure(id: String) -> BatchItemFailure {
+    let mut failure = BatchItemFailure::default();
+    failure.item_identifier = id;
+    failure
+}
+
+/// Loads the batch in one transaction, retrying transient errors until the deadline.
+fn commit(
+    db: &Database,
+    source: &str,
+    messages: &[Message],
+    deadline: Instant,
+) -> Result<BatchCounts, crate::db::DbError> {
+    let items: Vec<Item> = messages
+        .iter()
+        .filter_map(|m| match &m.parsed {
+            Ok(event) => Some(Item {
+                event,
+                raw: &m.body,
+                line: 0,
+            }),
+            Err(_) => None,
+        })
+        .collect();
+    let rejects: Vec<Reject> = messages
+        .iter()
+        .filter_map(|m| match &m.parsed {
+            Err((kind, reason)) => Some(Reject {
+                raw: m.body.as_bytes(),
+                reason: reason.clone(),
+                kind: *kind,
+                line: 0,
+                identity: None,
+            }),
+            Ok(_) => None,
+        })
+        .collect();
+    Ok(commit_batch(db, deadline, source, &items, &rejects)?.counts)
+}
+
+/// The invocation deadline (milliseconds since the epoch) as an `Instant`.
+pub fn deadline_instant(deadline_ms: u64) -> Instant {
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let remaining = deadline
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}

@@ -1,0 +1,560 @@
+//! The SQS loaders, called as Lambda handlers with real SQS event JSON,
+//! against the real MariaDB and a real (moto) dead-letter queue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use mysql::prelude::Queryable;
+use proptest::prelude::*;
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::SeedableRng;
+use shared::db::Database;
+use shared::event::{parse_event, DataPoint};
+use shared::sqs_loader::SqsLoader;
+
+use crate::helpers::{self, TestDb};
+
+/// A real SQS event as Lambda delivers it, one record per body.
+pub fn sqs_event(bodies: &[&str]) -> SqsEvent {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            serde_json::json!({
+                "messageId": format!("msg-{i}"),
+                "receiptHandle": format!("handle-{i}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1631277901123",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1631277901130"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warehouse-attendance",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("a valid SQS event")
+}
+
+pub fn lambda_event(bodies: &[&str]) -> lambda_runtime::LambdaEvent<SqsEvent> {
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    lambda_runtime::LambdaEvent::new(sqs_event(bodies), context)
+}
+
+/// The five loaders of one test database, sharing one dead-letter queue.
+pub struct Loaders {
+    pub by_data_point: BTreeMap<DataPoint, SqsLoader>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlq_url: String,
+}
+
+impl Loaders {
+    pub async fn new(test: &TestDb) -> Loaders {
+        let db = Arc::new(Database::connect(test.settings(), 2).await.unwrap());
+        Loaders::with_database(db, None).await
+    }
+
+    pub async fn with_database(db: Arc<Database>, dlq_url: Option<String>) -> Loaders {
+        let aws = helpers::aws_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let dlq_url = match dlq_url {
+            Some(url) => url,
+            None => helpers::create_queue(&sqs, "dlq").await,
+        };
+        let by_data_point = DataPoint::ALL
+            .into_iter()
+            .map(|dp| {
+                let loader = SqsLoader::new(
+                    dp,
+                    format!("load-{dp}"),
+                    db.clone(),
+                    sqs.clone(),
+                    dlq_url.clone(),
+                );
+                (dp, loader)
+            })
+            .collect();
+        Loaders {
+            by_data_point,
+            sqs,
+            dlq_url,
+        }
+    }
+
+    pub fn get(&self, dp: DataPoint) -> &SqsLoader {
+        &self.by_data_point[&dp]
+    }
+
+    /// Delivers bodies the way SNS routes them: each to its data point's
+    /// loader (unparseable and non-analytics bodies to attendance), in
+    /// batches of `batch_size`. Returns the ids reported as failures.
+    pub async fn deliver(&self, bodies: &[String], batch_size: usize) -> Vec<String> {
+        let mut routed: BTreeMap<DataPoint, Vec<&str>> = BTreeMap::new();
+        for body in bodies {
+            let dp = parse_event(body)
+                .ok()
+                .and_then(|e| e.data_point())
+                .unwrap_or(DataPoint::Attendance);
+            routed.entry(dp).or_default().push(body);
+        }
+        let mut failures = Vec::new();
+        for (dp, bodies) in routed {
+            for chunk in bodies.chunks(batch_size.max(1)) {
+                let response = self.get(dp).handle(lambda_event(chunk)).await.unwrap();
+                failures.extend(
+                    response
+                        .batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier),
+                );
+            }
+        }
+        failures
+    }
+}
+
+pub fn sample_lines() -> Vec<String> {
+    std::fs::read_to_string(helpers::sample_path())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every warehouse table with surrogate keys replaced by natural keys and
+/// order- or batching-dependent bookkeeping left out: two loads of the same
+/// events must give equal snapshots.
+pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = test.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
+         AND (table_name LIKE 'fact\\_%' OR table_name LIKE 'dim\\_%' OR table_name = 'event_ledger') ORDER BY table_name",
+    );
+    let mut snapshot = BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = test.rows(&format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"
+        ));
+        let selected: Vec<String> = columns
+            .iter()
+            .filter(|c| !matches!(c.as_str(), "revision" | "load_id" | "loaded_at"))
+            .filter(|c| !(table == "dim_presentation" && *c == "presentation_key"))
+            .filter(|c| !(table == "dim_viewer" && *c == "viewer_key"))
+            .map(|c| match c.as_str() {
+                "presentation_key" => format!(
+                    "(SELECT presentation_id FROM dim_presentation p WHERE p.presentation_key = t.presentation_key)"
+                ),
+                c if c.ends_with("viewer_key") => format!(
+                    "(SELECT CONCAT(tenant_id, '/', viewer_id) FROM dim_viewer v WHERE v.viewer_key = t.{c})"
+                ),
+                "content_hash" => "HEX(content_hash)".to_string(),
+                c => format!("t.{c}"),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT CONCAT_WS('|', {}) AS r FROM {table} t ORDER BY r",
+            selected
+                .iter()
+                .map(|s| format!("COALESCE({s}, '∅')"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        snapshot.insert(table, test.rows(&sql));
+    }
+    snapshot
+}
+
+fn event(stream: &str, version: i64, event_type: &str, data: serde_json::Value) -> String {
+    serde_json::json!({
+        "_id": {"$oid": "6140a1e5c2a4b3d2e1f0a9b8"},
+        "streamId": stream, "version": version, "type": event_type,
+        "occurredAt": {"$date": format!("2021-09-10T12:{:02}:00.000Z", version % 60)},
+        "tenantId": "acme", "data": data
+    })
+    .to_string()
+}
+
+fn joined(stream: &str, version: i64, viewer: &str, session: &str) -> String {
+    event(
+        stream,
+        version,
+        "ViewerJoined",
+        serde_json::json!({"viewerId": viewer, "sessionId": session, "device": "desktop"}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_message_changes_nothing() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let bodies = vec![
+        joined("p-1", 1, "u-1", "s-1"),
+        joined("p-1", 2, "u-2", "s-2"),
+    ];
+    assert!(loaders.deliver(&bodies, 10).await.is_empty());
+    let first = snapshot(&test);
+    // Again in the same batch shape, in another split, and on a later call.
+    assert!(loaders.deliver(&bodies, 10).await.is_empty());
+    assert!(loaders.deliver(&bodies, 1).await.is_empty());
+    assert_eq!(snapshot(&test), first);
+    let (loaded, duplicates): (u64, u64) = test
+        .conn()
+        .query_first("SELECT CAST(SUM(events_loaded) AS UNSIGNED), CAST(SUM(duplicates) AS UNSIGNED) FROM load_run")
+        .unwrap()
+        .unwrap();
+    assert_eq!((loaded, duplicates), (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conflicting_event_is_rejected_recorded_and_the_first_stays() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let first = joined("p-1", 1, "u-1", "s-1");
+    let conflicting = joined("p-1", 1, "u-9", "s-9");
+    assert!(loaders.deliver(&[first], 10).await.is_empty());
+    assert!(loaders.deliver(&[conflicting.clone()], 10).await.is_empty());
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 1);
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM fact_session WHERE session_id = 's-1'"),
+        1
+    );
+    let (kind, reason, raw): (String, String, Vec<u8>) = test
+        .conn()
+        .query_first("SELECT kind, reason, raw_body FROM error_event")
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, "conflict");
+    assert!(reason.contains("(p-1, 1)"), "{reason}");
+    assert_eq!(raw, conflicting.as_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_misrouted_messages_are_recorded_dead_lettered_and_acknowledged() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let good = joined("p-1", 1, "u-1", "s-1");
+    let misrouted = event("p-1", 2, "PollClosed", serde_json::json!({"pollId": "x"}));
+    let bodies = ["this is not json", good.as_str(), misrouted.as_str()];
+    let response = loaders
+        .get(DataPoint::Attendance)
+        .handle(lambda_event(&bodies))
+        .await
+        .unwrap();
+    assert!(
+        response.batch_item_failures.is_empty(),
+        "{:?}",
+        response.batch_item_failures
+    );
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 1);
+    let errors: Vec<(String, Vec<u8>)> =
+        test.rows("SELECT kind, raw_body FROM error_event ORDER BY kind");
+    assert_eq!(
+        errors,
+        vec![
+            ("malformed".to_string(), b"this is not json".to_vec()),
+            (
+                "wrong_data_point".to_string(),
+                misrouted.as_bytes().to_vec()
+            )
+        ]
+    );
+    let mut dead = helpers::drain_queue(&loaders.sqs, &loaders.dlq_url).await;
+    dead.sort_by_key(|m| m.body.clone());
+    assert_eq!(dead.len(), 2);
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| {
+            m.message_attributes.as_ref().unwrap()["reason"]
+                .string_value
+                .clone()
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("not valid JSON")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("PollClosed is a polls event")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_message_whose_forwarding_fails_comes_back_and_only_it() {
+    let test = TestDb::new();
+    let db = Arc::new(Database::connect(test.settings(), 2).await.unwrap());
+    let missing_dlq = format!("{}/123456789012/no-such-queue", helpers::moto_endpoint());
+    let loaders = Loaders::with_database(db, Some(missing_dlq)).await;
+    let good = joined("p-1", 1, "u-1", "s-1");
+    let response = loaders
+        .get(DataPoint::Attendance)
+        .handle(lambda_event(&[good.as_str(), "{broken"]))
+        .await
+        .unwrap();
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failed, vec!["msg-1".to_string()]);
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 1);
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_analytics_events_are_counted_and_acknowledged() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let slide = event("p-1", 5, "SlideChanged", serde_json::json!({"slide": 3}));
+    let response = loaders
+        .get(DataPoint::Attendance)
+        .handle(lambda_event(&[slide.as_str()]))
+        .await
+        .unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(test.count("SELECT SUM(not_analytics) FROM load_run"), 1);
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 0);
+    assert!(helpers::drain_queue(&loaders.sqs, &loaders.dlq_url)
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_database_stays_down_every_message_comes_back() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let settings = shared::config::DatabaseSettings::Url(shared::config::Secret::new(format!(
+        "mysql://root@127.0.0.1:{port}/nowhere"
+    )));
+    let db = Arc::new(Database::connect(settings, 1).await.unwrap());
+    let loaders = Loaders::with_database(db, None).await;
+    let bodies = [joined("p-1", 1, "u-1", "s-1"), "garbage".to_string()];
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+    let started = Instant::now();
+    let (response, report) = loaders
+        .get(DataPoint::Attendance)
+        .handle_batch(sqs_event(&refs), Instant::now() + Duration::from_secs(5))
+        .await;
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec!["msg-0".to_string(), "msg-1".to_string()]);
+    assert_eq!(report.failures, 2);
+    // Nothing was dead-lettered: the bad message's record did not commit either.
+    assert!(helpers::drain_queue(&loaders.sqs, &loaders.dlq_url)
+        .await
+        .is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "retries stop before the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_wait_timeout_is_retried_until_the_batch_commits() {
+    let test = TestDb::new();
+    let db = Arc::new(
+        Database::connect_with_lock_wait(test.settings(), 1, 1)
+            .await
+            .unwrap(),
+    );
+    let loaders = Loaders::with_database(db, None).await;
+    assert!(loaders
+        .deliver(&[joined("p-1", 1, "u-1", "s-1")], 10)
+        .await
+        .is_empty());
+    // Another transaction holds the presentation row for 2.5 s.
+    let url = test.url.clone();
+    let holder = std::thread::spawn(move || {
+        let mut conn = mysql::Conn::new(mysql::Opts::from_url(&url).unwrap()).unwrap();
+        let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+        tx.query_drop("SELECT * FROM dim_presentation FOR UPDATE")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(2500));
+        tx.commit().unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let response = loaders
+        .get(DataPoint::Attendance)
+        .handle(lambda_event(&[joined("p-1", 2, "u-2", "s-2").as_str()]))
+        .await
+        .unwrap();
+    holder.join().unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 2);
+    assert!(
+        test.count("SELECT MAX(attempts) FROM load_run") > 1,
+        "the load was retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_asker_of_an_anonymous_question_is_not_stored() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let asked = event(
+        "p-1",
+        3,
+        "QuestionAsked",
+        serde_json::json!({"questionId": "q-1", "viewerId": "secret-asker", "text": "Why?", "anonymous": true}),
+    );
+    assert!(loaders.deliver(&[asked], 10).await.is_empty());
+    assert_eq!(
+        test.count(
+            "SELECT COUNT(*) FROM dim_question WHERE asker_viewer_key IS NULL AND anonymous"
+        ),
+        1
+    );
+    // No column of any table holds the asker's id.
+    let columns: Vec<(String, String)> = test.rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = DATABASE() \
+         AND data_type IN ('varchar', 'text', 'mediumtext', 'mediumblob', 'longtext', 'blob')",
+    );
+    for (table, column) in columns {
+        let hits = test.count(&format!(
+            "SELECT COUNT(*) FROM `{table}` WHERE CAST(`{column}` AS CHAR) LIKE '%secret-asker%'"
+        ));
+        assert_eq!(hits, 0, "{table}.{column} holds the anonymous asker");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn facts_that_arrive_before_their_dimensions_count_once_they_arrive() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let left = event(
+        "p-1",
+        4,
+        "ViewerLeft",
+        serde_json::json!({"viewerId": "u-1", "sessionId": "s-1"}),
+    );
+    let vote = event(
+        "p-1",
+        6,
+        "PollVoted",
+        serde_json::json!({"pollId": "poll-1", "viewerId": "u-1", "optionIds": ["a"]}),
+    );
+    assert!(loaders.deliver(&[left, vote], 10).await.is_empty());
+    // Inferred members: the presentation, the session and the poll exist, incomplete.
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM dim_presentation WHERE created_version IS NULL"),
+        1
+    );
+    assert_eq!(
+        test.count(
+            "SELECT COUNT(*) FROM fact_session WHERE join_version IS NULL AND end_ms IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM dim_poll WHERE created_version IS NULL"),
+        1
+    );
+    let created = event(
+        "p-1",
+        1,
+        "PresentationCreated",
+        serde_json::json!({"title": "All hands", "presenter": {"id": "e-1", "name": "Dana"},
+                           "scheduledStart": {"$date": "2021-09-10T12:00:00Z"}, "timezone": "UTC"}),
+    );
+    let poll = event(
+        "p-1",
+        5,
+        "PollCreated",
+        serde_json::json!({"pollId": "poll-1", "question": "Q?", "options": [{"id": "a", "text": "A"}], "multipleChoice": false}),
+    );
+    assert!(loaders
+        .deliver(&[joined("p-1", 2, "u-1", "s-1"), created, poll], 10)
+        .await
+        .is_empty());
+    assert_eq!(test.count("SELECT COUNT(*) FROM dim_presentation WHERE created_version = 1 AND title = 'All hands'"), 1);
+    assert_eq!(
+        test.count(
+            "SELECT COUNT(*) FROM fact_session WHERE join_version = 2 AND end_ms > start_ms"
+        ),
+        1
+    );
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM dim_poll WHERE created_version = 5"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_in_batches_of_10_and_of_10000_gives_the_same_facts() {
+    let lines = sample_lines();
+    let small = TestDb::new();
+    Loaders::new(&small).await.deliver(&lines, 10).await;
+    let large = TestDb::new();
+    Loaders::new(&large).await.deliver(&lines, 10_000).await;
+    assert_eq!(snapshot(&small), snapshot(&large));
+    assert_eq!(small.count("SELECT COUNT(*) FROM event_ledger"), 5852);
+    assert_eq!(
+        small.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'"),
+        8
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 6, ..ProptestConfig::default() })]
+
+    /// Any permutation of the sample, with repeats, split into any batches,
+    /// gives the warehouse of a clean in-order load.
+    #[test]
+    fn order_duplicates_and_batching_do_not_change_the_warehouse(
+        seed in any::<u64>(),
+        batch_size in 1usize..3000,
+        repeats in 0usize..400,
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let lines = sample_lines();
+        let reference = reference_snapshot(&runtime, &lines);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut shuffled = lines.clone();
+        for _ in 0..repeats {
+            let pick = shuffled.choose(&mut rng).unwrap().clone();
+            shuffled.push(pick);
+        }
+        shuffled.shuffle(&mut rng);
+        let test = TestDb::new();
+        runtime.block_on(async { Loaders::new(&test).await.deliver(&shuffled, batch_size).await });
+        prop_assert_eq!(&snapshot(&test), reference);
+    }
+}
+
+fn reference_snapshot(
+    runtime: &tokio::runtime::Runtime,
+    lines: &[String],
+) -> &'static BTreeMap<String, Vec<String>> {
+    static REFERENCE: std::sync::OnceLock<BTreeMap<String, Vec<String>>> =
+        std::sync::OnceLock::new();
+    REFERENCE.get_or_init(|| {
+        let test = TestDb::new();
+        runtime.block_on(async { Loaders::new(&test).await.deliver(lines, 10_000).await });
+        snapshot(&test)
+    })
+}
