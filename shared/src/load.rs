@@ -18,7 +18,9 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{with_retry, Database, DbError};
 use crate::event::{DataPoint, Event, EventBody};
-use crate::report::{normalize_country, normalize_department, normalize_device};
+use crate::report::{
+    normalize_country, normalize_department, normalize_device, normalize_optional_text,
+};
 use crate::sql::{merge, push_str_literal, Row, Upsert};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its
@@ -919,8 +921,8 @@ impl<'k> FactWriter<'k> {
                 row.uint(presentation)
                     .uint(viewer)
                     .int(version)
-                    .opt_str(joined.name.as_deref())
-                    .opt_str(joined.email.as_deref())
+                    .opt_str(normalize_optional_text(joined.name.as_deref()).as_deref())
+                    .opt_str(normalize_optional_text(joined.email.as_deref()).as_deref())
                     .opt_str(department.as_deref())
                     .str(&country)
                     .str(&device);
