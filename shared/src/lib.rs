@@ -8,6 +8,7 @@ pub mod db;
 pub mod ejson;
 pub mod event;
 pub mod export;
+pub mod generate;
 pub mod lambda;
 pub mod load;
 pub mod migrate;

@@ -1,1 +1,5 @@
-//! Integration tests live in tests/it.
+//! Shared by the integration tests (`tests/it`) and the benchmarks
+//! (`benches/`): real services and the loaders driven as Lambda drives them.
+
+pub mod harness;
+pub mod helpers;

@@ -1,6 +1,6 @@
 //! One integration-test binary (faster to link than one per file), a module
 //! per area. Every test gets its own freshly migrated database.
 
-mod helpers;
+pub use integration_tests::helpers;
 mod loaders;
 mod migrate;

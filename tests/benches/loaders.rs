@@ -1,0 +1,137 @@
+//! Loader throughput against the real MariaDB, beside the physical limit.
+//!
+//! For each loader and batch size (10, 100, 1000, 10000), events from the
+//! project's generator go through the real handler (SQS event JSON in,
+//! parse, one transaction per batch) into a fresh database. The limit is the
+//! same number of rows of the same width written by plain multi-row INSERTs
+//! into a bare table, batched the same way, with no logic.
+//!
+//! Run: `cargo bench -p integration-tests --bench loaders` (add `-- quick` for
+//! a smaller run).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integration_tests::harness::sqs_event;
+use integration_tests::helpers::TestDb;
+use mysql::prelude::Queryable;
+use shared::db::Database;
+use shared::event::{parse_event, DataPoint};
+use shared::generate::{generate, GenerateOptions};
+use shared::sqs_loader::SqsLoader;
+
+const BATCH_SIZES: [usize; 4] = [10, 100, 1000, 10_000];
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let max_events = if quick { 5_000 } else { 20_000 };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let by_data_point = events_by_data_point(quick);
+    println!(
+        "{:<13} {:>6} {:>7} {:>12} {:>14} {:>6}",
+        "loader", "batch", "events", "events/s", "limit rows/s", "ratio"
+    );
+    for (dp, bodies) in &by_data_point {
+        for batch_size in BATCH_SIZES {
+            let n = bodies.len().min(max_events.max(batch_size));
+            let bodies = &bodies[..n];
+            let width = bodies.iter().map(String::len).sum::<usize>() / n.max(1);
+            let loader_rate = runtime.block_on(loader_rate(*dp, bodies, batch_size));
+            let limit_rate = insert_limit_rate(n, width, batch_size);
+            println!(
+                "{:<13} {:>6} {:>7} {:>12.0} {:>14.0} {:>6.2}",
+                format!("load-{dp}"),
+                batch_size,
+                n,
+                loader_rate,
+                limit_rate,
+                loader_rate / limit_rate
+            );
+        }
+    }
+}
+
+/// Generated events grouped by data point, as their queues would carry them.
+fn events_by_data_point(quick: bool) -> BTreeMap<DataPoint, Vec<String>> {
+    let mut export = Vec::new();
+    let viewers = if quick { 1500 } else { 6000 };
+    let options = GenerateOptions {
+        tenants: 2,
+        presentations: 4,
+        viewers,
+        heartbeats: 4,
+        seed: 7,
+        shuffle: true,
+    };
+    generate(&options, &mut export).unwrap();
+    // The presentation loader needs many presentations to fill big batches.
+    let presentations_only = GenerateOptions {
+        presentations: 3000,
+        viewers: 0,
+        ..options
+    };
+    generate(&presentations_only, &mut export).unwrap();
+    let mut grouped: BTreeMap<DataPoint, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8(export).unwrap().lines() {
+        if let Some(dp) = parse_event(line).ok().and_then(|e| e.data_point()) {
+            grouped.entry(dp).or_default().push(line.to_string());
+        }
+    }
+    grouped
+}
+
+async fn loader_rate(dp: DataPoint, bodies: &[String], batch_size: usize) -> f64 {
+    let test = TestDb::new();
+    let db = Arc::new(Database::connect(test.settings(), 1).await.unwrap());
+    // The dead-letter queue is never used here: every event is valid.
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .load()
+        .await;
+    let loader = SqsLoader::new(dp, "bench", db, aws_sdk_sqs::Client::new(&aws), "unused");
+    let started = Instant::now();
+    for chunk in bodies.chunks(batch_size) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let (response, _) = loader
+            .handle_batch(sqs_event(&refs), Instant::now() + Duration::from_secs(600))
+            .await;
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let loaded = test.count("SELECT COUNT(*) FROM event_ledger") as usize;
+    assert_eq!(loaded, bodies.len(), "every event loaded once");
+    bodies.len() as f64 / elapsed
+}
+
+/// Rows per second of plain multi-row INSERTs of `width`-byte rows into a
+/// bare table, `batch_size` rows per INSERT and transaction.
+fn insert_limit_rate(rows: usize, width: usize, batch_size: usize) -> f64 {
+    let test = TestDb::new();
+    let mut conn = test.conn();
+    conn.query_drop("CREATE TABLE bare (id BIGINT NOT NULL PRIMARY KEY, payload VARBINARY(8000) NOT NULL) ENGINE=InnoDB")
+        .unwrap();
+    let payload = "x".repeat(width.min(8000));
+    let started = Instant::now();
+    let mut id = 0;
+    while id < rows {
+        let end = (id + batch_size).min(rows);
+        let mut sql = String::from("INSERT INTO bare (id, payload) VALUES ");
+        for i in id..end {
+            if i > id {
+                sql.push(',');
+            }
+            sql.push_str(&format!("({i},'{payload}')"));
+        }
+        let mut tx = conn.start_transaction(mysql::TxOpts::default()).unwrap();
+        tx.query_drop(&sql).unwrap();
+        tx.commit().unwrap();
+        id = end;
+    }
+    rows as f64 / started.elapsed().as_secs_f64()
+}

@@ -1,0 +1,172 @@
+//! Driving the loaders as Lambda does: real SQS event JSON, one loader per
+//! data point sharing a real (moto) dead-letter queue.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use shared::db::Database;
+use shared::event::{parse_event, DataPoint};
+use shared::sqs_loader::SqsLoader;
+
+use crate::helpers::{self, TestDb};
+
+/// A real SQS event as Lambda delivers it, one record per body.
+pub fn sqs_event(bodies: &[&str]) -> SqsEvent {
+    let records: Vec<serde_json::Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| {
+            serde_json::json!({
+                "messageId": format!("msg-{i}"),
+                "receiptHandle": format!("handle-{i}"),
+                "body": body,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1631277901123",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1631277901130"
+                },
+                "messageAttributes": {},
+                "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:warehouse-attendance",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({ "Records": records })).expect("a valid SQS event")
+}
+
+pub fn lambda_event(bodies: &[&str]) -> lambda_runtime::LambdaEvent<SqsEvent> {
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(60))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    lambda_runtime::LambdaEvent::new(sqs_event(bodies), context)
+}
+
+/// The five loaders of one test database, sharing one dead-letter queue.
+pub struct Loaders {
+    pub by_data_point: BTreeMap<DataPoint, SqsLoader>,
+    pub sqs: aws_sdk_sqs::Client,
+    pub dlq_url: String,
+}
+
+impl Loaders {
+    pub async fn new(test: &TestDb) -> Loaders {
+        let db = Arc::new(Database::connect(test.settings(), 2).await.unwrap());
+        Loaders::with_database(db, None).await
+    }
+
+    pub async fn with_database(db: Arc<Database>, dlq_url: Option<String>) -> Loaders {
+        let aws = helpers::aws_config().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let dlq_url = match dlq_url {
+            Some(url) => url,
+            None => helpers::create_queue(&sqs, "dlq").await,
+        };
+        let by_data_point = DataPoint::ALL
+            .into_iter()
+            .map(|dp| {
+                let loader = SqsLoader::new(
+                    dp,
+                    format!("load-{dp}"),
+                    db.clone(),
+                    sqs.clone(),
+                    dlq_url.clone(),
+                );
+                (dp, loader)
+            })
+            .collect();
+        Loaders {
+            by_data_point,
+            sqs,
+            dlq_url,
+        }
+    }
+
+    pub fn get(&self, dp: DataPoint) -> &SqsLoader {
+        &self.by_data_point[&dp]
+    }
+
+    /// Delivers bodies the way SNS routes them: each to its data point's
+    /// loader (unparseable and non-analytics bodies to attendance), in
+    /// batches of `batch_size`. Returns the ids reported as failures.
+    pub async fn deliver(&self, bodies: &[String], batch_size: usize) -> Vec<String> {
+        let mut routed: BTreeMap<DataPoint, Vec<&str>> = BTreeMap::new();
+        for body in bodies {
+            let dp = parse_event(body)
+                .ok()
+                .and_then(|e| e.data_point())
+                .unwrap_or(DataPoint::Attendance);
+            routed.entry(dp).or_default().push(body);
+        }
+        let mut failures = Vec::new();
+        for (dp, bodies) in routed {
+            for chunk in bodies.chunks(batch_size.max(1)) {
+                let response = self.get(dp).handle(lambda_event(chunk)).await.unwrap();
+                failures.extend(
+                    response
+                        .batch_item_failures
+                        .into_iter()
+                        .map(|f| f.item_identifier),
+                );
+            }
+        }
+        failures
+    }
+}
+
+pub fn sample_lines() -> Vec<String> {
+    std::fs::read_to_string(helpers::sample_path())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every warehouse table with surrogate keys replaced by natural keys and
+/// order- or batching-dependent bookkeeping left out: two loads of the same
+/// events must give equal snapshots.
+pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
+    let tables: Vec<String> = test.rows(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() \
+         AND (table_name LIKE 'fact\\_%' OR table_name LIKE 'dim\\_%' OR table_name = 'event_ledger') ORDER BY table_name",
+    );
+    let mut snapshot = BTreeMap::new();
+    for table in tables {
+        let columns: Vec<String> = test.rows(&format!(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{table}' ORDER BY ordinal_position"
+        ));
+        let selected: Vec<String> = columns
+            .iter()
+            .filter(|c| !matches!(c.as_str(), "revision" | "load_id" | "loaded_at"))
+            .filter(|c| !(table == "dim_presentation" && *c == "presentation_key"))
+            .filter(|c| !(table == "dim_viewer" && *c == "viewer_key"))
+            .map(|c| match c.as_str() {
+                "presentation_key" => format!(
+                    "(SELECT presentation_id FROM dim_presentation p WHERE p.presentation_key = t.presentation_key)"
+                ),
+                c if c.ends_with("viewer_key") => format!(
+                    "(SELECT CONCAT(tenant_id, '/', viewer_id) FROM dim_viewer v WHERE v.viewer_key = t.{c})"
+                ),
+                "content_hash" => "HEX(content_hash)".to_string(),
+                c => format!("t.{c}"),
+            })
+            .collect();
+        let sql = format!(
+            "SELECT CONCAT_WS('|', {}) AS r FROM {table} t ORDER BY r",
+            selected
+                .iter()
+                .map(|s| format!("COALESCE({s}, '∅')"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        snapshot.insert(table, test.rows(&sql));
+    }
+    snapshot
+}
