@@ -4,9 +4,16 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+
+mod analytics_commands;
+
 use clap::{Parser, Subcommand};
+use shared::backfill::{self, BackfillOptions, Filters, Mode, QueueUrls};
 use shared::config::DatabaseSettings;
 use shared::db::Database;
+use shared::event::DataPoint;
+use shared::generate::{generate, GenerateOptions};
 
 #[derive(Parser)]
 #[command(name = "warehouse", version, about = "Operate the analytics warehouse")]
@@ -29,6 +36,69 @@ enum Command {
         #[arg(long)]
         source: Option<PathBuf>,
     },
+    /// Load a mongoexport JSON Lines export (plain or gzip, local or s3://),
+    /// resumably: re-run with the same --run-id to continue.
+    Backfill(BackfillArgs),
+    /// One presentation's report (ANALYTICS.md §1).
+    Report(analytics_commands::ReportArgs),
+    /// The viewers of one presentation, filtered, sorted and paged (ANALYTICS.md §2).
+    Viewers(analytics_commands::ViewersArgs),
+    /// A tenant's presentations, filtered, sorted and paged (ANALYTICS.md §3).
+    Presentations(analytics_commands::PresentationsArgs),
+    /// The analytics API's rollout flags per tenant and data point: set, list.
+    Flags(analytics_commands::FlagsArgs),
+    /// Write a synthetic export made to the contract (for benchmarks and load tests).
+    Generate {
+        /// Where to write (stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value_t = 10)]
+        presentations: u32,
+        /// Viewers per presentation.
+        #[arg(long, default_value_t = 100)]
+        viewers: u32,
+        /// Heartbeats per viewing session.
+        #[arg(long, default_value_t = 20)]
+        heartbeats: u32,
+        #[arg(long, default_value_t = 2)]
+        tenants: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args)]
+struct BackfillArgs {
+    /// A local path or s3://bucket/key.
+    #[arg(long)]
+    source: String,
+    /// direct: load into the warehouse; enqueue: send to the data points' queues (QUEUE_URL_*).
+    #[arg(long, default_value = "direct", value_parser = ["direct", "enqueue"])]
+    mode: String,
+    /// Continue this run (its checkpoint is in the warehouse) or name a new one.
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Only these tenants (repeatable).
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// Only these presentations (repeatable).
+    #[arg(long = "presentation")]
+    presentations: Vec<String>,
+    /// Only events with occurredAt at or after this RFC 3339 time.
+    #[arg(long)]
+    from: Option<String>,
+    /// Only events with occurredAt at or before this RFC 3339 time.
+    #[arg(long)]
+    to: Option<String>,
+    /// Only these data points (repeatable): presentation, attendance, polls, surveys, qna.
+    #[arg(long = "data-point")]
+    data_points: Vec<String>,
+    /// Parse, validate and count only; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Lines per transaction.
+    #[arg(long, default_value_t = shared::backfill::DEFAULT_BATCH_LINES)]
+    batch_lines: usize,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +116,66 @@ fn main() -> ExitCode {
 fn database(max_connections: usize) -> anyhow::Result<Database> {
     let settings = DatabaseSettings::from_env()?;
     Ok(Database::connect_blocking(settings, max_connections)?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn parse_time(text: &str) -> anyhow::Result<i64> {
+    shared::ejson::parse_rfc3339(text).map_err(|e| {
+        anyhow::anyhow!("{text:?} is not an RFC 3339 time ({e}); write e.g. 2021-09-14T00:00:00Z")
+    })
+}
+
+/// A backfill context with a progress display: a bar on a terminal, a log
+/// line every ten seconds otherwise.
+fn backfill_context(
+    db: Database,
+    s3: Option<aws_sdk_s3::Client>,
+    sqs: Option<aws_sdk_sqs::Client>,
+    queues: QueueUrls,
+    batch_lines: usize,
+) -> backfill::Context {
+    let terminal = std::io::stderr().is_terminal();
+    let last_log = std::sync::Mutex::new(std::time::Instant::now());
+    backfill::Context {
+        db: std::sync::Arc::new(db),
+        s3,
+        sqs,
+        queues,
+        batch_lines,
+        on_progress: Some(Box::new(move |p: &backfill::Progress| {
+            let seconds = p.elapsed.as_secs_f64().max(0.001);
+            let rate = p.lines as f64 / seconds;
+            let eta = p
+                .bytes_total
+                .filter(|t| p.bytes_done > 0 && *t > p.bytes_done)
+                .map(|t| seconds * (t - p.bytes_done) as f64 / p.bytes_done as f64);
+            let line = format!(
+                "{} lines, {:.0} lines/s, {:.1} MiB{} done{}",
+                p.lines,
+                rate,
+                p.bytes_done as f64 / 1048576.0,
+                p.bytes_total
+                    .map(|t| format!(" of {:.1} MiB", t as f64 / 1048576.0))
+                    .unwrap_or_default(),
+                eta.map(|e| format!(", ETA {e:.0}s")).unwrap_or_default()
+            );
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
+            } else {
+                let mut last = last_log.lock().expect("progress lock");
+                if last.elapsed().as_secs() >= 10 {
+                    eprintln!("backfill: {line}");
+                    *last = std::time::Instant::now();
+                }
+            }
+        })),
+    }
 }
 
 fn default_sample() -> PathBuf {
@@ -69,15 +199,105 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             shared::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
             let db = database(2)?;
             shared::migrate::run(&db)?;
-            let reader = shared::export::open_local(&source, 0)?;
-            let lines = shared::export::LineReader::new(reader, 0, 0);
-            let summary = shared::backfill::load_all(
-                &db,
-                "pipeline",
-                lines,
-                shared::backfill::DEFAULT_BATCH_LINES,
-            )?;
+            let options = BackfillOptions {
+                source: source.display().to_string(),
+                mode: Mode::Direct,
+                filters: Filters::default(),
+                dry_run: false,
+            };
+            let summary = runtime()?.block_on(backfill::run(
+                &backfill_context(
+                    db,
+                    None,
+                    None,
+                    QueueUrls::default(),
+                    backfill::DEFAULT_BATCH_LINES,
+                ),
+                &options,
+                None,
+                None,
+            ))?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Backfill(args) => {
+            let filters = Filters {
+                tenants: args.tenants,
+                presentations: args.presentations,
+                from_ms: args.from.as_deref().map(parse_time).transpose()?,
+                to_ms: args.to.as_deref().map(parse_time).transpose()?,
+                data_points: args
+                    .data_points
+                    .iter()
+                    .map(|d| {
+                        DataPoint::parse(d).ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "--data-point must be one of presentation, attendance, polls, surveys, qna; got {d:?}"
+                            )
+                        })
+                    })
+                    .collect::<anyhow::Result<_>>()?,
+            };
+            let options = BackfillOptions {
+                source: args.source,
+                mode: Mode::parse(&args.mode).map_err(anyhow::Error::msg)?,
+                filters,
+                dry_run: args.dry_run,
+            };
+            let runtime = runtime()?;
+            let summary = runtime.block_on(async {
+                let aws = shared::aws::sdk_config().await;
+                let needs_s3 = options.source.starts_with("s3://");
+                let enqueue = options.mode == Mode::Enqueue && !options.dry_run;
+                let queues = if enqueue {
+                    QueueUrls::from_env()?
+                } else {
+                    QueueUrls::default()
+                };
+                let db = database(2)?;
+                let ctx = backfill_context(
+                    db,
+                    needs_s3.then(|| shared::aws::s3_client(&aws)),
+                    enqueue.then(|| shared::aws::sqs_client(&aws)),
+                    queues,
+                    args.batch_lines,
+                );
+                Ok::<_, anyhow::Error>(backfill::run(&ctx, &options, args.run_id, None).await?)
+            })?;
+            eprintln!();
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Report(args) => analytics_commands::report(args)?,
+        Command::Viewers(args) => analytics_commands::viewers(args)?,
+        Command::Presentations(args) => analytics_commands::presentations(args)?,
+        Command::Flags(args) => analytics_commands::flags(args)?,
+        Command::Generate {
+            out,
+            presentations,
+            viewers,
+            heartbeats,
+            tenants,
+            seed,
+        } => {
+            let options = GenerateOptions {
+                tenants,
+                presentations,
+                viewers,
+                heartbeats,
+                seed,
+                shuffle: true,
+            };
+            let summary = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", path.display()))?;
+                    generate(&options, &mut std::io::BufWriter::new(file))?
+                }
+                None => generate(
+                    &options,
+                    &mut std::io::BufWriter::new(std::io::stdout().lock()),
+                )?,
+            };
+            eprintln!("generated {} lines, {} bytes", summary.lines, summary.bytes);
         }
     }
     Ok(())

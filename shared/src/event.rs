@@ -6,7 +6,10 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 /// The warehouse's data points. Every analytics event type belongs to exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum DataPoint {
     Presentation,
     Attendance,

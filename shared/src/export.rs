@@ -79,7 +79,9 @@ impl<R: BufRead> Iterator for LineReader<R> {
 }
 
 /// Wraps `reader` in a gzip decoder when its first bytes are the gzip magic.
-pub fn decompress_if_gzip<R: Read + 'static>(reader: R) -> io::Result<Box<dyn BufRead>> {
+pub fn decompress_if_gzip<R: Read + Send + 'static>(
+    reader: R,
+) -> io::Result<Box<dyn BufRead + Send>> {
     let mut buffered = BufReader::with_capacity(BUFFER_BYTES, reader);
     let head = buffered.fill_buf()?;
     if head.starts_with(&GZIP_MAGIC) {
@@ -95,7 +97,7 @@ pub fn decompress_if_gzip<R: Read + 'static>(reader: R) -> io::Result<Box<dyn Bu
 /// Opens a local export for reading from `offset` (of the decompressed
 /// stream). A plain file seeks there; a gzip file must be decompressed from
 /// its start and the first `offset` bytes skipped.
-pub fn open_local(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead>> {
+pub fn open_local(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
     let mut file = File::open(path).map_err(|e| {
         io::Error::new(
             e.kind(),

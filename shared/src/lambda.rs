@@ -29,3 +29,168 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
         dlq_url,
     ))
 }
+
+/// The backfill function's payload: the run's options and, to continue a
+/// run, its id. See `functions/backfill/payload.example.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillRequest {
+    #[serde(flatten)]
+    pub options: crate::backfill::BackfillOptions,
+    pub run_id: Option<String>,
+}
+
+/// Time kept back from the invocation's deadline: the batch in progress
+/// finishes and checkpoints, then the function answers `done: false`.
+pub const BACKFILL_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The backfill function: one invocation works until shortly before its
+/// time runs out and returns where the run stands; invoke again with the
+/// returned `runId` until `done` is true.
+pub struct BackfillFunction {
+    pub context: crate::backfill::Context,
+}
+
+impl BackfillFunction {
+    pub async fn from_env() -> Result<BackfillFunction, lambda_runtime::Error> {
+        let settings = DatabaseSettings::from_env()?;
+        let db = Arc::new(Database::connect(settings, 2).await?);
+        let aws = crate::aws::sdk_config().await;
+        // Queue URLs are only needed by enqueue runs; their absence is reported then.
+        let queues = crate::backfill::QueueUrls::from_env().unwrap_or_default();
+        Ok(BackfillFunction {
+            context: crate::backfill::Context {
+                db,
+                s3: Some(crate::aws::s3_client(&aws)),
+                sqs: Some(crate::aws::sqs_client(&aws)),
+                queues,
+                batch_lines: crate::backfill::DEFAULT_BATCH_LINES,
+                on_progress: None,
+            },
+        })
+    }
+
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<BackfillRequest>,
+    ) -> Result<crate::backfill::Summary, lambda_runtime::Error> {
+        let request = event.payload;
+        if request.options.mode == crate::backfill::Mode::Enqueue
+            && !request.options.dry_run
+            && self.context.queues.0.len() < DataPoint::ALL.len()
+        {
+            return Err("enqueue mode needs QUEUE_URL_PRESENTATION, QUEUE_URL_ATTENDANCE, QUEUE_URL_POLLS, QUEUE_URL_SURVEYS and QUEUE_URL_QNA in the function's environment".into());
+        }
+        let deadline = crate::sqs_loader::deadline_instant(event.context.deadline);
+        let stop_at = deadline
+            .checked_sub(BACKFILL_DEADLINE_MARGIN)
+            .unwrap_or_else(std::time::Instant::now);
+        let summary = crate::backfill::run(
+            &self.context,
+            &request.options,
+            request.run_id,
+            Some(stop_at),
+        )
+        .await?;
+        tracing::info!(
+            run_id = %summary.run_id,
+            done = summary.done,
+            next_offset = summary.next_offset,
+            lines = summary.counters.lines,
+            events = summary.counters.events,
+            malformed = summary.counters.malformed,
+            "backfill invocation finished"
+        );
+        Ok(summary)
+    }
+}
+
+/// What a scheduled reconciliation's EventBridge `detail` may name; anything
+/// absent defaults to the previous UTC day and `RECONCILE_SOURCE`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReconcileDetail {
+    pub source: Option<String>,
+    /// RFC 3339 bounds of the window on `occurredAt`.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub repair: Option<crate::reconcile::Repair>,
+}
+
+/// The nightly reconciliation function.
+pub struct ReconcileFunction {
+    pub context: crate::backfill::Context,
+    /// The export to compare, `{date}` standing for the window's day
+    /// (`YYYY-MM-DD`), e.g. `s3://exports/{date}/` (every object under it).
+    pub source_template: Option<String>,
+    pub default_repair: Option<crate::reconcile::Repair>,
+}
+
+impl ReconcileFunction {
+    pub async fn from_env() -> Result<ReconcileFunction, lambda_runtime::Error> {
+        let backfill = BackfillFunction::from_env().await?;
+        let default_repair = match crate::config::env_lookup("RECONCILE_REPAIR") {
+            None => None,
+            Some(text) => Some(crate::reconcile::Repair::parse(&text)?),
+        };
+        Ok(ReconcileFunction {
+            context: backfill.context,
+            source_template: crate::config::env_lookup("RECONCILE_SOURCE"),
+            default_repair,
+        })
+    }
+
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<serde_json::Value>,
+    ) -> Result<crate::reconcile::ReconcileSummary, lambda_runtime::Error> {
+        // A scheduled event carries `detail`; a manual invocation may pass the detail itself.
+        let detail_value = event
+            .payload
+            .get("detail")
+            .cloned()
+            .unwrap_or(event.payload.clone());
+        let detail: ReconcileDetail = serde_json::from_value(detail_value)
+            .map_err(|e| format!("the event's detail is not a reconcile request: {e}"))?;
+        let parse = |text: &str| {
+            crate::ejson::parse_rfc3339(text)
+                .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
+        };
+        let today = crate::sqs_loader::now_ms().div_euclid(86_400_000) * 86_400_000;
+        let from = detail
+            .from
+            .as_deref()
+            .map(parse)
+            .transpose()?
+            .unwrap_or(today - 86_400_000);
+        let to = detail
+            .to
+            .as_deref()
+            .map(parse)
+            .transpose()?
+            .unwrap_or(today - 1);
+        let day = crate::report::format_time(from)[..10].to_string();
+        let source = match (detail.source, &self.source_template) {
+            (Some(source), _) => source,
+            (None, Some(template)) => template.replace("{date}", &day),
+            (None, None) => {
+                return Err("no export to compare: set RECONCILE_SOURCE (e.g. s3://exports/{date}/) or name `source` in the event's detail".into())
+            }
+        };
+        let options = crate::reconcile::ReconcileOptions {
+            source,
+            from_ms: Some(from),
+            to_ms: Some(to),
+            repair: detail.repair.or(self.default_repair),
+        };
+        let (summary, _) = crate::reconcile::reconcile(
+            &self.context.db,
+            self.context.s3.as_ref(),
+            Some(&self.context),
+            &options,
+        )
+        .await?;
+        crate::reconcile::log_summary(&summary);
+        Ok(summary)
+    }
+}

@@ -1,6 +1,8 @@
 //! The analytics warehouse: the event contract in code, the dimension model,
 //! all SQL, loading, reconciliation and the analytics queries.
 
+pub mod analytics;
+pub mod api;
 pub mod aws;
 pub mod backfill;
 pub mod config;
@@ -8,12 +10,15 @@ pub mod db;
 pub mod ejson;
 pub mod event;
 pub mod export;
+pub mod flags;
 pub mod generate;
 pub mod lambda;
 pub mod load;
 pub mod migrate;
+pub mod reconcile;
 pub mod replay;
 pub mod report;
+pub mod source;
 pub mod sql;
 pub mod sqs_loader;
 pub mod telemetry;

@@ -107,7 +107,7 @@ pub fn load_batch(
     rejects: &[Reject],
     attempts: u32,
 ) -> Result<BatchOutcome, mysql::Error> {
-    let started_at_ms = now_ms();
+    let started_at_ms = crate::sqs_loader::now_ms();
     let load_id = rand::random::<u64>() >> 1; // fits BIGINT UNSIGNED and i64 alike
     let mut dispositions = vec![Disposition::Duplicate; items.len()];
     let mut counts = BatchCounts::default();
@@ -245,13 +245,6 @@ pub fn commit_batch(
         Ok(outcome)
     })?;
     Ok(outcome)
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn insert_ledger(

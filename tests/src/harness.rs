@@ -148,9 +148,9 @@ pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
             .filter(|c| !(table == "dim_presentation" && *c == "presentation_key"))
             .filter(|c| !(table == "dim_viewer" && *c == "viewer_key"))
             .map(|c| match c.as_str() {
-                "presentation_key" => format!(
-                    "(SELECT presentation_id FROM dim_presentation p WHERE p.presentation_key = t.presentation_key)"
-                ),
+                "presentation_key" => {
+                    "(SELECT presentation_id FROM dim_presentation p WHERE p.presentation_key = t.presentation_key)".to_string()
+                }
                 c if c.ends_with("viewer_key") => format!(
                     "(SELECT CONCAT(tenant_id, '/', viewer_id) FROM dim_viewer v WHERE v.viewer_key = t.{c})"
                 ),

@@ -45,6 +45,12 @@ pub struct TestDb {
     pub db: Database,
 }
 
+impl Default for TestDb {
+    fn default() -> Self {
+        TestDb::new()
+    }
+}
+
 impl TestDb {
     pub fn new() -> TestDb {
         let name = format!("wh_test_{:016x}", rand::rng().random::<u64>());
@@ -125,6 +131,8 @@ pub fn moto_endpoint() -> &'static str {
             server.display(),
             std::process::id()
         );
+        // Not waited for: the watchdog outlives this call by design.
+        #[allow(clippy::zombie_processes)]
         Command::new("bash")
             .args(["-c", &script])
             .stdin(Stdio::null())
@@ -167,7 +175,9 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, prefix: &str) -> String {
         .expect("a queue URL")
 }
 
-/// Everything on a moto queue, received and deleted.
+/// Everything on a moto queue. Received messages stay invisible for ten
+/// minutes instead of being deleted one by one (moto answers each call in
+/// time proportional to the queue's length).
 pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
     let mut all = Vec::new();
     loop {
@@ -175,6 +185,7 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sq
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
+            .visibility_timeout(600)
             .message_attribute_names("All")
             .send()
             .await
@@ -183,16 +194,35 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sq
         if messages.is_empty() {
             return all;
         }
-        for m in &messages {
-            sqs.delete_message()
-                .queue_url(url)
-                .receipt_handle(m.receipt_handle.clone().unwrap_or_default())
-                .send()
-                .await
-                .expect("delete from moto");
-        }
         all.extend(messages);
     }
+}
+
+/// How many messages a queue holds (visible and in flight).
+pub async fn queue_length(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes from moto")
+        .attributes
+        .unwrap_or_default();
+    [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+    ]
+    .iter()
+    .map(|name| {
+        attributes
+            .get(name)
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0)
+    })
+    .sum()
 }
 
 /// The sample export's path.

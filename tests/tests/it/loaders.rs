@@ -63,7 +63,10 @@ async fn a_conflicting_event_is_rejected_recorded_and_the_first_stays() {
     let first = joined("p-1", 1, "u-1", "s-1");
     let conflicting = joined("p-1", 1, "u-9", "s-9");
     assert!(loaders.deliver(&[first], 10).await.is_empty());
-    assert!(loaders.deliver(&[conflicting.clone()], 10).await.is_empty());
+    assert!(loaders
+        .deliver(std::slice::from_ref(&conflicting), 10)
+        .await
+        .is_empty());
     assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 1);
     assert_eq!(
         test.count("SELECT COUNT(*) FROM fact_session WHERE session_id = 's-1'"),

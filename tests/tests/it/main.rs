@@ -2,5 +2,9 @@
 //! per area. Every test gets its own freshly migrated database.
 
 pub use integration_tests::helpers;
+mod analytics;
+mod api;
+mod backfill;
 mod loaders;
 mod migrate;
+mod template;

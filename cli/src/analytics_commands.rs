@@ -1,0 +1,355 @@
+//! `warehouse report | viewers | presentations | flags`: the analytics
+//! answers of ANALYTICS.md and the API's rollout flags, as JSON on stdout
+//! (compact; `--pretty` for people). The parameters are checked by the same
+//! code as the HTTP API's (`shared::api::{ViewerParams, PresentationParams}`),
+//! before any connection is made, so both accept exactly the same inputs.
+//! The CLI ignores the flags: it always answers in full.
+
+use serde_json::json;
+use shared::analytics;
+use shared::api::{PresentationParams, ViewerParams};
+use shared::config::DatabaseSettings;
+use shared::db::Database;
+use shared::flags::{self, FlagState, DEFAULT_STATE};
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    presentation: String,
+    /// Indented JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ViewersArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    presentation: String,
+    /// Exact; `unknown` matches viewers without a department.
+    #[arg(long)]
+    department: Option<String>,
+    /// Any letter case.
+    #[arg(long)]
+    country: Option<String>,
+    /// desktop, mobile, tablet, tv or unknown.
+    #[arg(long)]
+    device: Option<String>,
+    /// Case-insensitive substring of the name or the email.
+    #[arg(long)]
+    search: Option<String>,
+    /// watch (the default), name, joined or engagement.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[arg(long, allow_hyphen_values = true)]
+    limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[arg(long, allow_hyphen_values = true)]
+    offset: Option<String>,
+    /// Indented JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PresentationsArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Case-insensitive substring of the title.
+    #[arg(long)]
+    search: Option<String>,
+    /// scheduledStart at or after: YYYY-MM-DD (UTC day) or RFC 3339.
+    #[arg(long)]
+    from: Option<String>,
+    /// scheduledStart at or before: YYYY-MM-DD (the whole UTC day) or RFC 3339.
+    #[arg(long)]
+    to: Option<String>,
+    /// started (the default), viewers or title.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Rows per page, 1 to 1000 (default 50).
+    #[arg(long, allow_hyphen_values = true)]
+    limit: Option<String>,
+    /// Rows to skip (default 0).
+    #[arg(long, allow_hyphen_values = true)]
+    offset: Option<String>,
+    /// Indented JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FlagsArgs {
+    #[command(subcommand)]
+    command: FlagsCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum FlagsCommand {
+    /// Set a tenant's flag for one data point: off (the API leaves its
+    /// sections out), shadow (served only with ?shadow=true) or on.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// attendance, polls, surveys or qna.
+        #[arg(long)]
+        data_point: String,
+        /// off, shadow or on.
+        #[arg(long)]
+        state: String,
+        /// Indented JSON.
+        #[arg(long)]
+        pretty: bool,
+    },
+    /// The stored flags (all tenants, or one with its effective states).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Indented JSON.
+        #[arg(long)]
+        pretty: bool,
+    },
+}
+
+fn database() -> anyhow::Result<Database> {
+    let settings = DatabaseSettings::from_env()?;
+    Ok(Database::connect_blocking(settings, 1)?)
+}
+
+/// Prints a value as JSON on stdout: compact, or indented with `pretty`.
+/// (A macro: this crate does not name serde's trait.)
+macro_rules! print_json {
+    ($value:expr, $pretty:expr) => {{
+        let text = if $pretty {
+            serde_json::to_string_pretty(&$value)?
+        } else {
+            serde_json::to_string(&$value)?
+        };
+        println!("{text}");
+        Ok(())
+    }};
+}
+
+impl ViewersArgs {
+    fn params(&self) -> ViewerParams {
+        ViewerParams {
+            department: self.department.clone(),
+            country: self.country.clone(),
+            device: self.device.clone(),
+            search: self.search.clone(),
+            sort: self.sort.clone(),
+            limit: self.limit.clone(),
+            offset: self.offset.clone(),
+        }
+    }
+}
+
+impl PresentationsArgs {
+    fn params(&self) -> PresentationParams {
+        PresentationParams {
+            search: self.search.clone(),
+            from: self.from.clone(),
+            to: self.to.clone(),
+            sort: self.sort.clone(),
+            limit: self.limit.clone(),
+            offset: self.offset.clone(),
+        }
+    }
+}
+
+/// `warehouse report`.
+pub fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let db = database()?;
+    let report = analytics::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
+    print_json!(report, args.pretty)
+}
+
+/// `warehouse viewers`.
+pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
+    let query = args.params().query()?;
+    let db = database()?;
+    let list = analytics::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
+    print_json!(list, args.pretty)
+}
+
+/// `warehouse presentations`.
+pub fn presentations(args: PresentationsArgs) -> anyhow::Result<()> {
+    let query = args.params().query()?;
+    let db = database()?;
+    let list = analytics::presentation_list(&mut db.conn()?, &args.tenant, &query)?;
+    print_json!(list, args.pretty)
+}
+
+/// `warehouse flags set | list`.
+pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
+    match args.command {
+        FlagsCommand::Set {
+            tenant,
+            data_point,
+            state,
+            pretty,
+        } => {
+            let data_point = flags::parse_data_point(&data_point)?;
+            let state = FlagState::parse(&state)?;
+            let db = database()?;
+            let flag = flags::set_flag(&mut db.conn()?, &tenant, data_point, state)?;
+            print_json!(flag, pretty)
+        }
+        FlagsCommand::List { tenant, pretty } => {
+            let db = database()?;
+            let mut conn = db.conn()?;
+            let stored = flags::list_flags(&mut conn, tenant.as_deref())?;
+            let mut out = json!({ "defaultState": DEFAULT_STATE, "flags": stored });
+            if let Some(tenant) = &tenant {
+                let effective = flags::tenant_flags(&mut conn, tenant)?.effective();
+                out["tenantId"] = json!(tenant);
+                out["effective"] = json!(effective);
+            }
+            print_json!(out, pretty)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum Command {
+        Viewers(ViewersArgs),
+        Presentations(PresentationsArgs),
+        Flags(FlagsArgs),
+        Report(ReportArgs),
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        Cli::try_parse_from(std::iter::once("warehouse").chain(args.iter().copied()))
+            .expect("valid arguments")
+            .command
+    }
+
+    #[test]
+    fn viewer_arguments_become_the_apis_query() {
+        let Command::Viewers(args) = parse(&[
+            "viewers",
+            "--tenant",
+            "acme",
+            "--presentation",
+            "p-1",
+            "--country",
+            "us",
+            "--sort",
+            "Name",
+            "--limit",
+            "10",
+            "--offset",
+            "5",
+        ]) else {
+            panic!("viewers")
+        };
+        let query = args.params().query().unwrap();
+        assert_eq!(query.country.as_deref(), Some("us"));
+        assert_eq!(query.sort, analytics::ViewerSort::Name);
+        assert_eq!((query.limit, query.offset), (10, 5));
+        for (flag, value, named) in [
+            ("--sort", "views", "sort: "),
+            ("--limit", "1001", "limit "),
+            ("--offset", "-1", "offset "),
+        ] {
+            let Command::Viewers(args) = parse(&[
+                "viewers",
+                "--tenant",
+                "t",
+                "--presentation",
+                "p",
+                flag,
+                value,
+            ]) else {
+                panic!("viewers")
+            };
+            let err = args.params().query().unwrap_err().to_string();
+            assert!(err.starts_with(named), "{flag} {value}: {err}");
+        }
+    }
+
+    #[test]
+    fn presentation_arguments_become_the_apis_query() {
+        let Command::Presentations(args) = parse(&[
+            "presentations",
+            "--tenant",
+            "acme",
+            "--from",
+            "2021-09-10",
+            "--to",
+            "2021-09-10",
+            "--sort",
+            "title",
+        ]) else {
+            panic!("presentations")
+        };
+        let query = args.params().query().unwrap();
+        assert_eq!(query.from, Some(1_631_232_000_000));
+        assert_eq!(query.to, Some(1_631_318_399_999));
+        assert_eq!(query.sort, analytics::PresentationSort::Title);
+        let Command::Presentations(args) =
+            parse(&["presentations", "--tenant", "acme", "--to", "10/09/2021"])
+        else {
+            panic!("presentations")
+        };
+        let err = args.params().query().unwrap_err().to_string();
+        assert!(err.starts_with("to: malformed date"), "{err}");
+    }
+
+    #[test]
+    fn flag_and_report_arguments_parse() {
+        let Command::Flags(FlagsArgs {
+            command:
+                FlagsCommand::Set {
+                    tenant,
+                    data_point,
+                    state,
+                    pretty,
+                },
+        }) = parse(&[
+            "flags",
+            "set",
+            "--tenant",
+            "acme",
+            "--data-point",
+            "polls",
+            "--state",
+            "shadow",
+        ])
+        else {
+            panic!("flags set")
+        };
+        assert_eq!((tenant.as_str(), pretty), ("acme", false));
+        assert_eq!(
+            flags::parse_data_point(&data_point).unwrap().as_str(),
+            "polls"
+        );
+        assert_eq!(FlagState::parse(&state).unwrap(), FlagState::Shadow);
+        assert!(matches!(
+            parse(&["flags", "list"]),
+            Command::Flags(FlagsArgs {
+                command: FlagsCommand::List { tenant: None, .. }
+            })
+        ));
+        assert!(matches!(
+            parse(&["report", "--tenant", "a", "--presentation", "p", "--pretty"]),
+            Command::Report(ReportArgs { pretty: true, .. })
+        ));
+        assert!(Cli::try_parse_from(["warehouse", "report", "--tenant", "a"]).is_err());
+    }
+}

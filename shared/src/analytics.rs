@@ -1,0 +1,1867 @@
+//! The analytics answers of `shared/contract/ANALYTICS.md`, computed by the
+//! database from the warehouse tables: the presentation report, the viewer
+//! list and the presentation list, plus the parsing of the user's paging,
+//! sorting and date input that the CLI and the HTTP API share.
+//!
+//! The in-memory [`crate::replay::Replay`] is the reference these answers are
+//! tested against; the shapes and the rounding / formatting helpers are those
+//! of [`crate::report`].
+//!
+//! Where work happens:
+//! - Everything that depends on the number of viewers, votes or answers is
+//!   aggregated in SQL; Rust only receives aggregates (one row per breakdown
+//!   value, poll option, survey question, rating value, …), the definitions
+//!   of polls and surveys, the top questions (at most 10) and one page of
+//!   viewers or presentations (at most [`MAX_LIMIT`]). Filtering, sorting and
+//!   paging are `WHERE`, `ORDER BY` and `LIMIT … OFFSET`, with
+//!   `COUNT(*) OVER ()` for the total.
+//! - Peak concurrency is computed in SQL too, by two window passes over the
+//!   sessions' starts and ends (see `PEAK_CTES`).
+//! - Poll definitions (close time, kind, option ids) are read first and
+//!   inlined in the vote-counting statement as literal lookup tables, so that
+//!   statement only reads votes (see `counted_ctes`).
+//! - The report is cached whole in `agg_presentation_report` (migration
+//!   0002) with the `dim_presentation.revision` it was computed from; asking
+//!   again before the next load touching the presentation is one
+//!   primary-key read (see [`presentation_report`]).
+//! - The presentation list reads `agg_presentation`, one summary row per
+//!   presentation with the revision it was computed from. Before a list is
+//!   answered, the tenant's stale summaries are recomputed (see
+//!   [`refresh_summaries`]).
+//!
+//! MariaDB materialises a CTE once per reference, so each CTE that does real
+//! work is referenced once; counts that would need a second pass over the
+//! same rows (poll respondents, survey questions answered) are instead
+//! carried as a "first row of its group" flag and summed.
+//!
+//! Every query is scoped by tenant: it joins `dim_presentation` and requires
+//! the tenant, compared exactly (the columns' `utf8mb4_bin` collation is PAD
+//! SPACE, so `=` alone would equate `acme` and `acme `). Identifiers are
+//! likewise matched and ordered by their bytes (`CAST(… AS BINARY)`), which is
+//! Rust's `str` order, so that ties and matches are those of the replay.
+//!
+//! The SQL uses only what MySQL 8 and MariaDB 10.11 share (CTEs, window
+//! functions, `VALUES()` in upserts), and every `GROUP BY` is valid under
+//! `ONLY_FULL_GROUP_BY`. Durations are summed as `DECIMAL`, never as
+//! `BIGINT`, so no event time can overflow them (the replay uses `i128`).
+//!
+//! Decisions where the contract is silent:
+//! - Filters match the values the breakdowns show: a missing department is
+//!   matched by `department=unknown` (as `byDepartment` counts it); country
+//!   matches in any letter case; department and device match exactly.
+//! - `search` is a case-insensitive substring (`LOWER()` on both sides, then
+//!   a binary `LIKE` with `%` and `_` escaped, so they match themselves); an
+//!   empty search matches every row.
+//! - Sorting by `name` (viewers) or `title` (presentations) is by the
+//!   lower-cased text in code-point order, missing values last; every sort
+//!   ends with the id in byte order, so pages never overlap.
+//! - Dates: `from` and `to` accept RFC 3339 (`2021-09-10T12:00:00Z`, any
+//!   offset, optional fraction) or a plain `YYYY-MM-DD`, a UTC day: as `from`
+//!   it means the day's first millisecond ([`parse_date`]), as `to` its last
+//!   ([`parse_date_to`]), so `from=to=2021-09-10` is that whole day. Both ends
+//!   are inclusive; presentations without a `scheduledStart` are left out
+//!   when either bound is given; `from` after `to` is a bad request.
+//! - A blank `limit` / `offset` parameter means its default.
+//! - Each statement reads one consistent snapshot. A report computed while a
+//!   load touching the presentation commits may mix the two states (as any
+//!   answer computed at that moment could); it is then returned but not
+//!   cached. Pass a transaction started `WITH CONSISTENT SNAPSHOT` as `conn`
+//!   to make a whole report one snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use mysql::prelude::{FromValue, Queryable};
+use mysql::Row;
+
+use crate::replay::MAX_DISTRIBUTION_KEYS;
+use crate::report::{
+    average_2dp, average_seconds_1dp, floor_seconds, format_time, format_time_opt, Attendance,
+    PollOption, PollReport, PresentationList, PresentationReport, PresentationRow, Presenter,
+    QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail, SurveyQuestionReport,
+    SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS, UNKNOWN,
+};
+use crate::sql::{push_str_literal, str_literal, Row as SqlRow, Upsert};
+
+/// Page size when none is given.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page size accepted.
+pub const MAX_LIMIT: u32 = 1000;
+
+/// Version of the computation, stored with every summary and cached
+/// report: bump it whenever a change here changes any answer, so that rows
+/// computed by older code are recomputed.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Stale summaries recomputed per statement.
+const REFRESH_CHUNK: usize = 200;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// Why an analytics question could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyticsError {
+    /// No such presentation for this tenant. Holds the presentation id as
+    /// asked; an unknown presentation and another tenant's give the same
+    /// error, so a tenant cannot learn that another's presentation exists.
+    NotFound(String),
+    /// The request itself is wrong (bad sort key, limit, offset or date);
+    /// the message says what was wrong and what is accepted.
+    BadRequest(String),
+    /// The database failed; retrying may help.
+    Database(String),
+}
+
+impl std::fmt::Display for AnalyticsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalyticsError::NotFound(id) => write!(f, "presentation {id:?} not found"),
+            AnalyticsError::BadRequest(message) => f.write_str(message),
+            AnalyticsError::Database(message) => write!(f, "database error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AnalyticsError {}
+
+impl From<mysql::Error> for AnalyticsError {
+    fn from(e: mysql::Error) -> AnalyticsError {
+        AnalyticsError::Database(e.to_string())
+    }
+}
+
+fn bad_request(message: String) -> AnalyticsError {
+    AnalyticsError::BadRequest(message)
+}
+
+// ---------------------------------------------------------------------------
+// Queries and their parsing
+// ---------------------------------------------------------------------------
+
+/// Sort order of the viewer list; ties are broken by `viewerId`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ViewerSort {
+    /// `watchSeconds` descending (the default).
+    #[default]
+    Watch,
+    /// `name` ascending, case-insensitive, missing names last.
+    Name,
+    /// `firstJoinedAt` ascending.
+    Joined,
+    /// `pollsAnswered + surveysSubmitted + questionsAsked` descending.
+    Engagement,
+}
+
+impl ViewerSort {
+    pub const ALL: [ViewerSort; 4] = [
+        ViewerSort::Watch,
+        ViewerSort::Name,
+        ViewerSort::Joined,
+        ViewerSort::Engagement,
+    ];
+
+    /// `watch`, `name`, `joined` or `engagement`, in any letter case.
+    pub fn parse(text: &str) -> Result<ViewerSort, AnalyticsError> {
+        let wanted = text.trim();
+        ViewerSort::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "unknown viewer sort {text:?}: use watch (the default), name, joined or engagement"
+                ))
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ViewerSort::Watch => "watch",
+            ViewerSort::Name => "name",
+            ViewerSort::Joined => "joined",
+            ViewerSort::Engagement => "engagement",
+        }
+    }
+}
+
+impl std::str::FromStr for ViewerSort {
+    type Err = AnalyticsError;
+    fn from_str(s: &str) -> Result<ViewerSort, AnalyticsError> {
+        ViewerSort::parse(s)
+    }
+}
+
+impl std::fmt::Display for ViewerSort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Sort order of the presentation list; ties are broken by `presentationId`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum PresentationSort {
+    /// `startedAt` descending, never-started last (the default).
+    #[default]
+    Started,
+    /// `uniqueViewers` descending.
+    Viewers,
+    /// `title` ascending, case-insensitive, missing titles last.
+    Title,
+}
+
+impl PresentationSort {
+    pub const ALL: [PresentationSort; 3] = [
+        PresentationSort::Started,
+        PresentationSort::Viewers,
+        PresentationSort::Title,
+    ];
+
+    /// `started`, `viewers` or `title`, in any letter case.
+    pub fn parse(text: &str) -> Result<PresentationSort, AnalyticsError> {
+        let wanted = text.trim();
+        PresentationSort::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(wanted))
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "unknown presentation sort {text:?}: use started (the default), viewers or title"
+                ))
+            })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresentationSort::Started => "started",
+            PresentationSort::Viewers => "viewers",
+            PresentationSort::Title => "title",
+        }
+    }
+}
+
+impl std::str::FromStr for PresentationSort {
+    type Err = AnalyticsError;
+    fn from_str(s: &str) -> Result<PresentationSort, AnalyticsError> {
+        PresentationSort::parse(s)
+    }
+}
+
+impl std::fmt::Display for PresentationSort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Filters, sort and page of a viewer list (ANALYTICS.md §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewerQuery {
+    /// Exact; `unknown` matches viewers without a department.
+    pub department: Option<String>,
+    /// Any letter case.
+    pub country: Option<String>,
+    /// Exact (`desktop`, `mobile`, `tablet`, `tv` or `unknown`).
+    pub device: Option<String>,
+    /// Case-insensitive substring of the name or the email.
+    pub search: Option<String>,
+    pub sort: ViewerSort,
+    /// 1 to [`MAX_LIMIT`].
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for ViewerQuery {
+    fn default() -> ViewerQuery {
+        ViewerQuery {
+            department: None,
+            country: None,
+            device: None,
+            search: None,
+            sort: ViewerSort::default(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+/// Filters, sort and page of a presentation list (ANALYTICS.md §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentationQuery {
+    /// Case-insensitive substring of the title.
+    pub search: Option<String>,
+    /// `scheduledStart >= from`, in ms since the epoch (see [`parse_date`]).
+    pub from: Option<i64>,
+    /// `scheduledStart <= to`, in ms since the epoch (see [`parse_date_to`]).
+    pub to: Option<i64>,
+    pub sort: PresentationSort,
+    /// 1 to [`MAX_LIMIT`].
+    pub limit: u32,
+    pub offset: u64,
+}
+
+impl Default for PresentationQuery {
+    fn default() -> PresentationQuery {
+        PresentationQuery {
+            search: None,
+            from: None,
+            to: None,
+            sort: PresentationSort::default(),
+            limit: DEFAULT_LIMIT,
+            offset: 0,
+        }
+    }
+}
+
+/// A page size: missing or blank is [`DEFAULT_LIMIT`]; otherwise a whole
+/// number from 1 to [`MAX_LIMIT`].
+pub fn parse_limit(text: Option<&str>) -> Result<u32, AnalyticsError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    let Ok(limit) = text.parse::<i128>() else {
+        return Err(bad_request(format!(
+            "limit must be a whole number from 1 to {MAX_LIMIT}, got {text:?}"
+        )));
+    };
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+    check_limit(limit)?;
+    Ok(limit)
+}
+
+/// A number of rows to skip: missing or blank is 0; otherwise a whole number
+/// of at least 0.
+pub fn parse_offset(text: Option<&str>) -> Result<u64, AnalyticsError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(0);
+    };
+    match text.parse::<i128>() {
+        Ok(n) if n < 0 => Err(bad_request(format!("offset must be 0 or more, got {text}"))),
+        Ok(n) => u64::try_from(n)
+            .map_err(|_| bad_request(format!("offset {text} is too large: at most {}", u64::MAX))),
+        Err(_) => Err(bad_request(format!(
+            "offset must be a whole number of 0 or more, got {text:?}"
+        ))),
+    }
+}
+
+fn check_limit(limit: u32) -> Result<(), AnalyticsError> {
+    if limit == 0 {
+        return Err(bad_request(format!(
+            "limit must be at least 1 (and at most {MAX_LIMIT})"
+        )));
+    }
+    if limit > MAX_LIMIT {
+        return Err(bad_request(format!(
+            "limit {limit} is too large: at most {MAX_LIMIT} rows per page, use offset for more"
+        )));
+    }
+    Ok(())
+}
+
+const MS_PER_DAY: i64 = 86_400_000;
+
+/// A date for a `from` bound, as ms since the epoch: RFC 3339
+/// (`2021-09-10T12:45:01Z`, `2021-09-10T14:45:01.5+02:00`) as given, or a
+/// plain `YYYY-MM-DD` as that UTC day's first millisecond.
+pub fn parse_date(text: &str) -> Result<i64, AnalyticsError> {
+    match parse_plain_date(text.trim())? {
+        Some(day) => Ok(day * MS_PER_DAY),
+        None => parse_instant(text),
+    }
+}
+
+/// A date for a `to` bound: as [`parse_date`], except that a plain
+/// `YYYY-MM-DD` means that UTC day's last millisecond, so that an inclusive
+/// `to` includes the whole day.
+pub fn parse_date_to(text: &str) -> Result<i64, AnalyticsError> {
+    match parse_plain_date(text.trim())? {
+        Some(day) => Ok(day * MS_PER_DAY + MS_PER_DAY - 1),
+        None => parse_instant(text),
+    }
+}
+
+const DATE_FORMS: &str =
+    "use YYYY-MM-DD (a UTC day) or an RFC 3339 date-time such as 2021-09-10T12:45:01Z";
+
+/// Days since the epoch of a `YYYY-MM-DD`; `None` when `text` is not of that
+/// shape (it may then be a date-time).
+fn parse_plain_date(text: &str) -> Result<Option<i64>, AnalyticsError> {
+    let b = text.as_bytes();
+    let shaped = b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+    if !shaped {
+        return Ok(None);
+    }
+    let number = |range: std::ops::Range<usize>| text[range].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (number(0..4), number(5..7), number(8..10));
+    if !(1..=12).contains(&month) {
+        return Err(bad_request(format!(
+            "malformed date {text:?}: month must be 01 to 12; {DATE_FORMS}"
+        )));
+    }
+    if day < 1 || day > crate::ejson::days_in_month(i64::from(year), month) {
+        return Err(bad_request(format!(
+            "malformed date {text:?}: day is out of range for the month; {DATE_FORMS}"
+        )));
+    }
+    Ok(Some(crate::ejson::days_from_civil(
+        i64::from(year),
+        month,
+        day,
+    )))
+}
+
+fn parse_instant(text: &str) -> Result<i64, AnalyticsError> {
+    crate::ejson::parse_rfc3339(text.trim())
+        .map_err(|why| bad_request(format!("malformed date {text:?} ({why}); {DATE_FORMS}")))
+}
+
+// ---------------------------------------------------------------------------
+// SQL building blocks
+// ---------------------------------------------------------------------------
+
+/// `col = 'value'`, exactly: the `=` uses the column's index, the binary
+/// comparison removes PAD SPACE's trailing-blank equality.
+fn exact_eq(column: &str, value: &str) -> String {
+    let literal = str_literal(value);
+    format!("({column} = {literal} AND CAST({column} AS BINARY) = CAST({literal} AS BINARY))")
+}
+
+/// Byte order of a text expression (Rust's `str` order).
+fn bytes(expr: &str) -> String {
+    format!("CAST({expr} AS BINARY)")
+}
+
+/// `'%text%'` for `LIKE … ESCAPE '!'`, with the user's `%`, `_` and `!`
+/// matching themselves.
+fn like_pattern(search: &str) -> String {
+    let mut pattern = String::with_capacity(search.len() + 2);
+    pattern.push('%');
+    for c in search.chars() {
+        if matches!(c, '%' | '_' | '!') {
+            pattern.push('!');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    str_literal(&pattern)
+}
+
+/// A case-insensitive substring test of `column` against the search text.
+fn contains_ci(column: &str, search: &str) -> String {
+    format!(
+        "LOWER({column}) LIKE LOWER({}) ESCAPE '!'",
+        like_pattern(search)
+    )
+}
+
+/// The condition on `dim_presentation p` that scopes a query: the tenant
+/// (always), and the presentations asked for.
+struct Scope {
+    condition: String,
+}
+
+impl Scope {
+    fn one(tenant_id: &str, key: u64) -> Scope {
+        Scope {
+            condition: format!(
+                "p.presentation_key = {key} AND {}",
+                exact_eq("p.tenant_id", tenant_id)
+            ),
+        }
+    }
+
+    fn keys(tenant_id: &str, keys: &[u64]) -> Scope {
+        let mut list = String::new();
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            let _ = write!(list, "{key}");
+        }
+        Scope {
+            condition: format!(
+                "p.presentation_key IN ({list}) AND {}",
+                exact_eq("p.tenant_id", tenant_id)
+            ),
+        }
+    }
+}
+
+/// `sess`: the sessions that count (a `ViewerJoined` arrived), with `end`
+/// = latest heartbeat/leave or start, clamped to the presentation's end.
+fn sessions_cte(scope: &Scope) -> String {
+    format!(
+        "sess AS (\
+           SELECT s.presentation_key, s.viewer_key, s.start_ms, \
+             CASE WHEN p.ended_at_ms IS NOT NULL AND p.ended_at_ms < COALESCE(s.end_ms, s.start_ms) \
+               THEN p.ended_at_ms ELSE COALESCE(s.end_ms, s.start_ms) END AS end_ms \
+           FROM dim_presentation p \
+           JOIN fact_session s ON s.presentation_key = p.presentation_key \
+           WHERE {} AND s.join_version IS NOT NULL)",
+        scope.condition
+    )
+}
+
+/// A session's `max(0, end − start)` in ms, as an exact DECIMAL.
+const DURATION_MS: &str =
+    "CASE WHEN end_ms > start_ms THEN CAST(end_ms AS DECIMAL(20,0)) - start_ms ELSE 0 END";
+
+/// `peak` (presentation_key, peak) from `sess`, in two window passes over the
+/// sessions' starts (+1) and ends (−1), sessions of zero length left out.
+/// First, per viewer and in time order (ends first at equal times, as a
+/// session is present for `start ≤ t < end`), the number of the viewer's
+/// sessions open after each point: the viewer arrives when it becomes 1 and
+/// leaves when it becomes 0. Then the running sum of arrivals (+1) and
+/// departures (−1) over the whole presentation, in the same order, is the
+/// number of distinct viewers present; its maximum is the peak. (Each CTE is
+/// referenced once: MariaDB materialises a CTE again for every reference.)
+const PEAK_CTES: &str = "\
+    peak_pts AS (SELECT s.presentation_key, s.viewer_key, \
+        CASE WHEN k.d = 1 THEN s.start_ms ELSE s.end_ms END AS t, k.d \
+        FROM sess s CROSS JOIN (SELECT 1 AS d UNION ALL SELECT -1 AS d) k \
+        WHERE s.end_ms > s.start_ms), \
+    peak_own AS (SELECT presentation_key, t, d, \
+        SUM(d) OVER (PARTITION BY presentation_key, viewer_key ORDER BY t, d \
+                     ROWS UNBOUNDED PRECEDING) AS n_open \
+        FROM peak_pts), \
+    peak_run AS (SELECT presentation_key, \
+        SUM(CASE WHEN d = 1 AND n_open = 1 THEN 1 WHEN d = -1 AND n_open = 0 THEN -1 ELSE 0 END) \
+          OVER (PARTITION BY presentation_key ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS c \
+        FROM peak_own), \
+    peak AS (SELECT presentation_key, MAX(c) AS peak FROM peak_run GROUP BY presentation_key)";
+
+/// Survey CTEs of one presentation: `sv` (the reported surveys) and `resp`
+/// (each viewer's effective response: the highest-version submission).
+fn survey_ctes(scope: &Scope) -> String {
+    format!(
+        "sv AS (\
+           SELECT d.presentation_key, d.survey_id, d.created_version \
+           FROM dim_presentation p JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+           WHERE {} AND d.created_version IS NOT NULL), \
+         resp AS (\
+           SELECT r.survey_id, r.viewer_key, MAX(r.version) AS version \
+           FROM sv JOIN fact_survey_response r ON r.presentation_key = sv.presentation_key AND r.survey_id = sv.survey_id \
+           GROUP BY r.survey_id, r.viewer_key)",
+        scope.condition
+    )
+}
+
+/// `text <> ''` after removing every Unicode `White_Space` character: true
+/// exactly when `str::trim` leaves something (SQL `TRIM` only knows spaces,
+/// and regular expression classes differ between the two servers).
+fn non_blank(column: &str) -> String {
+    const WHITE_SPACE: &[char] = &[
+        '\u{9}', '\u{a}', '\u{b}', '\u{c}', '\u{d}', '\u{20}', '\u{85}', '\u{a0}', '\u{1680}',
+        '\u{2000}', '\u{2001}', '\u{2002}', '\u{2003}', '\u{2004}', '\u{2005}', '\u{2006}',
+        '\u{2007}', '\u{2008}', '\u{2009}', '\u{200a}', '\u{2028}', '\u{2029}', '\u{202f}',
+        '\u{205f}', '\u{3000}',
+    ];
+    let mut expr = column.to_string();
+    for c in WHITE_SPACE {
+        let mut wrapped = String::from("REPLACE(");
+        wrapped.push_str(&expr);
+        wrapped.push_str(", ");
+        push_str_literal(&mut wrapped, &c.to_string());
+        wrapped.push_str(", '')");
+        expr = wrapped;
+    }
+    format!("({expr} <> '')")
+}
+
+// ---------------------------------------------------------------------------
+// Reading values
+// ---------------------------------------------------------------------------
+
+fn fetch(conn: &mut impl Queryable, sql: &str, what: &str) -> Result<Vec<Row>, AnalyticsError> {
+    conn.query::<Row, _>(sql)
+        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))
+}
+
+/// Column `index` of `row` as `T`.
+fn take<T: FromValue>(row: &mut Row, index: usize) -> Result<T, AnalyticsError> {
+    match row.take_opt::<T, usize>(index) {
+        Some(Ok(value)) => Ok(value),
+        Some(Err(e)) => Err(AnalyticsError::Database(format!(
+            "unexpected value in column {index}: {:?}",
+            e.0
+        ))),
+        None => Err(AnalyticsError::Database(format!(
+            "the result has no column {index}"
+        ))),
+    }
+}
+
+/// A non-negative whole number that may exceed `i64` (sums of durations),
+/// read from its decimal text; NULL is 0.
+fn take_big(row: &mut Row, index: usize) -> Result<i128, AnalyticsError> {
+    let text: Option<String> = take(row, index)?;
+    let Some(text) = text else { return Ok(0) };
+    let whole = text.split('.').next().unwrap_or("");
+    whole
+        .parse::<i128>()
+        .map_err(|_| AnalyticsError::Database(format!("not a whole number: {text:?}")))
+}
+
+fn take_string(row: &mut Row, index: usize) -> Result<String, AnalyticsError> {
+    let bytes: Option<Vec<u8>> = take(row, index)?;
+    Ok(bytes
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default())
+}
+
+fn take_opt_string(row: &mut Row, index: usize) -> Result<Option<String>, AnalyticsError> {
+    let bytes: Option<Vec<u8>> = take(row, index)?;
+    Ok(bytes.map(|b| String::from_utf8_lossy(&b).into_owned()))
+}
+
+// ---------------------------------------------------------------------------
+// 1. Presentation report
+// ---------------------------------------------------------------------------
+
+struct PresentationDim {
+    key: u64,
+    revision: u64,
+    title: Option<String>,
+    presenter: Option<Presenter>,
+    scheduled_start_ms: Option<i64>,
+    started_at_ms: Option<i64>,
+    ended_at_ms: Option<i64>,
+    /// The cached report, when one of this revision and format exists.
+    cached_report: Option<String>,
+}
+
+/// The presentation of this tenant, or `NotFound`; with its cached report
+/// when `with_cache` and the cache is fresh.
+fn find_presentation(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    with_cache: bool,
+) -> Result<PresentationDim, AnalyticsError> {
+    let cache = if with_cache {
+        format!(
+            "(SELECT r.report FROM agg_presentation_report r WHERE r.presentation_key = p.presentation_key \
+               AND r.source_revision = p.revision AND r.format_version = {FORMAT_VERSION})"
+        )
+    } else {
+        "NULL".to_string()
+    };
+    let sql = format!(
+        "SELECT presentation_key, revision, title, created_version, presenter_id, presenter_name, \
+           scheduled_start_ms, started_at_ms, ended_at_ms, {cache} \
+         FROM dim_presentation p WHERE {} AND {}",
+        exact_eq("p.presentation_id", presentation_id),
+        exact_eq("p.tenant_id", tenant_id)
+    );
+    let mut rows = fetch(conn, &sql, "finding the presentation")?;
+    let Some(mut row) = rows.pop() else {
+        return Err(AnalyticsError::NotFound(presentation_id.to_string()));
+    };
+    let key: u64 = take(&mut row, 0)?;
+    let revision: u64 = take(&mut row, 1)?;
+    let title = take_opt_string(&mut row, 2)?;
+    let created: Option<i64> = take(&mut row, 3)?;
+    let presenter_id = take_opt_string(&mut row, 4)?;
+    let presenter_name = take_opt_string(&mut row, 5)?;
+    let scheduled_start_ms: Option<i64> = take(&mut row, 6)?;
+    // The presenter and the scheduled start come from PresentationCreated.
+    let presenter = created.map(|_| Presenter {
+        id: presenter_id.unwrap_or_default(),
+        name: presenter_name.unwrap_or_default(),
+    });
+    Ok(PresentationDim {
+        key,
+        revision,
+        title,
+        presenter,
+        scheduled_start_ms: created.and(scheduled_start_ms),
+        started_at_ms: take(&mut row, 7)?,
+        ended_at_ms: take(&mut row, 8)?,
+        cached_report: take_opt_string(&mut row, 9)?,
+    })
+}
+
+/// The report of one presentation (ANALYTICS.md §1).
+///
+/// Served from `agg_presentation_report` when it holds the report of the
+/// presentation's current revision (one primary-key read). Otherwise computed
+/// from the facts, and cached when the presentation's revision did not
+/// change while it was computed: revisions only grow and every load touching
+/// the presentation bumps it in the transaction that writes the facts, so an
+/// unchanged revision means every statement read the state of that revision.
+/// A failure to write the cache is logged, never reported.
+pub fn presentation_report(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+) -> Result<PresentationReport, AnalyticsError> {
+    let dim = find_presentation(conn, tenant_id, presentation_id, true)?;
+    if let Some(json) = &dim.cached_report {
+        match serde_json::from_str::<PresentationReport>(json) {
+            Ok(mut report) => {
+                report.presentation_id = presentation_id.to_string();
+                report.tenant_id = tenant_id.to_string();
+                return Ok(report);
+            }
+            Err(e) => {
+                tracing::warn!(presentation_id, error = %e, "unreadable cached report, recomputing")
+            }
+        }
+    }
+    let scope = Scope::one(tenant_id, dim.key);
+    let report = PresentationReport {
+        presentation_id: presentation_id.to_string(),
+        tenant_id: tenant_id.to_string(),
+        title: dim.title,
+        presenter: dim.presenter,
+        scheduled_start: format_time_opt(dim.scheduled_start_ms),
+        started_at: format_time_opt(dim.started_at_ms),
+        ended_at: format_time_opt(dim.ended_at_ms),
+        attendance: attendance(conn, &scope)?,
+        polls: polls(conn, &scope, dim.key)?,
+        surveys: surveys(conn, &scope, dim.key)?,
+        qna: qna(conn, &scope)?,
+    };
+    if let Err(e) = cache_report(conn, dim.key, dim.revision, &report) {
+        tracing::warn!(presentation_id, error = %e, "could not cache the report");
+    }
+    Ok(report)
+}
+
+/// Largest report JSON cached (far inside `max_allowed_packet`).
+const MAX_CACHED_REPORT_BYTES: usize = 8 << 20;
+
+fn cache_report(
+    conn: &mut impl Queryable,
+    key: u64,
+    revision: u64,
+    report: &PresentationReport,
+) -> Result<(), AnalyticsError> {
+    let now: Option<u64> = conn
+        .query_first(format!(
+            "SELECT revision FROM dim_presentation WHERE presentation_key = {key}"
+        ))
+        .map_err(|e| AnalyticsError::Database(format!("re-reading the revision: {e}")))?;
+    if now != Some(revision) {
+        return Ok(()); // a load committed meanwhile: the report may mix states
+    }
+    let json = serde_json::to_string(report)
+        .map_err(|e| AnalyticsError::Database(format!("serialising the report: {e}")))?;
+    if json.len() > MAX_CACHED_REPORT_BYTES {
+        return Ok(());
+    }
+    let mut upsert = Upsert::new(
+        "agg_presentation_report",
+        &[
+            "presentation_key",
+            "source_revision",
+            "format_version",
+            "report",
+        ],
+        &newer_wins(&["report"]),
+    );
+    let mut row = SqlRow::default();
+    row.uint(key)
+        .uint(revision)
+        .uint(u64::from(FORMAT_VERSION))
+        .str(&json);
+    let db = |e: mysql::Error| AnalyticsError::Database(format!("caching the report: {e}"));
+    upsert.push(conn, &row).map_err(db)?;
+    upsert.flush(conn).map_err(db)
+}
+
+/// `ON DUPLICATE KEY UPDATE` assignments by which a summary row replaces the
+/// stored one only when its (source_revision, format_version) is higher.
+/// Values are assigned before the columns the condition reads.
+fn newer_wins(columns: &[&str]) -> String {
+    let newer = "(VALUES(source_revision) > source_revision OR \
+                 (VALUES(source_revision) = source_revision AND VALUES(format_version) > format_version))";
+    let mut sets: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{c} = IF({newer}, VALUES({c}), {c})"))
+        .collect();
+    sets.push(format!(
+        "refreshed_at = IF({newer}, CURRENT_TIMESTAMP(3), refreshed_at)"
+    ));
+    sets.push(format!(
+        "format_version = IF({newer}, VALUES(format_version), format_version)"
+    ));
+    sets.push("source_revision = GREATEST(source_revision, VALUES(source_revision))".into());
+    sets.join(", ")
+}
+
+fn attendance(conn: &mut impl Queryable, scope: &Scope) -> Result<Attendance, AnalyticsError> {
+    let sql = format!(
+        "WITH {}, {PEAK_CTES} \
+         SELECT a.sessions, a.viewers, a.watch_ms, pk.peak FROM \
+           (SELECT COUNT(*) AS sessions, COUNT(DISTINCT viewer_key) AS viewers, \
+              SUM({DURATION_MS}) AS watch_ms FROM sess) a \
+           CROSS JOIN (SELECT COALESCE(MAX(peak), 0) AS peak FROM peak) pk",
+        sessions_cte(scope)
+    );
+    let mut rows = fetch(conn, &sql, "computing attendance")?;
+    let mut row = rows
+        .pop()
+        .ok_or_else(|| AnalyticsError::Database("attendance returned no row".into()))?;
+    let sessions: i64 = take(&mut row, 0)?;
+    let viewers: i64 = take(&mut row, 1)?;
+    let watch_ms = take_big(&mut row, 2)?;
+    let peak: i64 = take(&mut row, 3)?;
+
+    // Distinct viewers per breakdown value; the loader stored the values
+    // normalised (a missing department as NULL, shown as `unknown`).
+    let part = |kind: u8, value: &str| {
+        format!(
+            "SELECT {kind} AS kind, {} AS v, COUNT(DISTINCT s.viewer_key) AS viewers \
+             FROM dim_presentation p JOIN fact_session s ON s.presentation_key = p.presentation_key \
+             WHERE {} AND s.join_version IS NOT NULL GROUP BY v",
+            bytes(value),
+            scope.condition
+        )
+    };
+    let sql = format!(
+        "{} UNION ALL {} UNION ALL {}",
+        part(0, "s.device"),
+        part(1, "COALESCE(s.country, 'unknown')"),
+        part(2, "COALESCE(s.department, 'unknown')")
+    );
+    let mut breakdowns: [BTreeMap<String, i64>; 3] = Default::default();
+    for mut row in fetch(conn, &sql, "computing the attendance breakdowns")? {
+        let kind: usize = take(&mut row, 0)?;
+        let value = take_opt_string(&mut row, 1)?.unwrap_or_else(|| UNKNOWN.to_string());
+        let count: i64 = take(&mut row, 2)?;
+        if let Some(map) = breakdowns.get_mut(kind) {
+            *map.entry(value).or_default() += count;
+        }
+    }
+    let [by_device, by_country, by_department] = breakdowns;
+    Ok(Attendance {
+        unique_viewers: viewers,
+        sessions,
+        total_watch_seconds: floor_seconds(watch_ms),
+        average_watch_seconds: average_seconds_1dp(watch_ms, viewers).unwrap_or(0.0),
+        peak_concurrent_viewers: peak,
+        by_device,
+        by_country,
+        by_department,
+    })
+}
+
+/// A reported poll as `PollCreated` defined it.
+struct PollDim {
+    poll_id: String,
+    question: String,
+    multiple_choice: bool,
+    closed_at_ms: Option<i64>,
+    /// (optionId, text), in `PollCreated` order.
+    options: Vec<(String, String)>,
+}
+
+impl PollDim {
+    /// The position of the first option with this id: a vote naming the id
+    /// counts for every option carrying it, and they all get the same count.
+    fn first_position(&self, option_id: &str) -> usize {
+        self.options
+            .iter()
+            .position(|(id, _)| id == option_id)
+            .unwrap_or(0)
+    }
+}
+
+/// The reported polls of one presentation with their options, ordered by
+/// creation time then pollId.
+fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, AnalyticsError> {
+    let sql = format!(
+        "SELECT d.poll_id, d.question, d.multiple_choice, d.closed_at_ms, o.option_id, o.text \
+         FROM dim_presentation p \
+         JOIN dim_poll d ON d.presentation_key = p.presentation_key \
+         LEFT JOIN dim_poll_option o ON o.presentation_key = d.presentation_key \
+           AND o.poll_id = d.poll_id AND o.created_version = d.created_version \
+         WHERE {} AND d.created_version IS NOT NULL \
+         ORDER BY d.created_at_ms, {}, o.position",
+        scope.condition,
+        bytes("d.poll_id")
+    );
+    let mut polls: Vec<PollDim> = Vec::new();
+    for mut row in fetch(conn, &sql, "reading polls")? {
+        let poll_id = take_string(&mut row, 0)?;
+        if polls.last().is_none_or(|p| p.poll_id != poll_id) {
+            polls.push(PollDim {
+                poll_id,
+                question: take_string(&mut row, 1)?,
+                multiple_choice: take::<Option<bool>>(&mut row, 2)?.unwrap_or(false),
+                closed_at_ms: take(&mut row, 3)?,
+                options: Vec::new(),
+            });
+        }
+        if let Some(option_id) = take_opt_string(&mut row, 4)? {
+            let text = take_string(&mut row, 5)?;
+            if let Some(poll) = polls.last_mut() {
+                poll.options.push((option_id, text));
+            }
+        }
+    }
+    Ok(polls)
+}
+
+/// `CAST('text' AS BINARY)`.
+fn bytes_literal(text: &str) -> String {
+    bytes(&str_literal(text))
+}
+
+/// `CASE CAST(expr AS BINARY) WHEN … THEN … END` over (text, SQL value) arms:
+/// an exact, literal lookup table (NULL when nothing matches).
+fn case_of(expr: &str, arms: impl IntoIterator<Item = (String, String)>) -> String {
+    let mut sql = format!("CASE {}", bytes(expr));
+    let mut any = false;
+    for (when, then) in arms {
+        any = true;
+        let _ = write!(sql, " WHEN {} THEN {then}", bytes_literal(&when));
+    }
+    if !any {
+        return "NULL".into();
+    }
+    sql.push_str(" END");
+    sql
+}
+
+/// The CTEs ending in `counted` for the reported `polls` of presentation
+/// `key`: the (poll, viewer, option position) triples that count, with
+/// `first_row` = 1 on exactly one row per respondent (poll, viewer).
+///
+/// The polls' definitions (close time, kind, option ids) are few and already
+/// read, so they are inlined as literal lookup tables; the statement then
+/// only reads the votes: `eff`, each viewer's effective vote (the highest
+/// version at or before closing, grouped in index order); `opt`, its option
+/// ids mapped to the position of the poll option with that id (NULL when
+/// the poll has none); `ranked`, each valid option's first occurrence in the
+/// vote (`dup` = 1) and the vote's first valid position. A multiple-choice
+/// vote counts every valid option once, a single-choice vote only the first.
+fn counted_ctes(polls: &[PollDim], key: u64) -> String {
+    let mut ids = String::new();
+    for (i, poll) in polls.iter().enumerate() {
+        if i > 0 {
+            ids.push(',');
+        }
+        push_str_literal(&mut ids, &poll.poll_id);
+    }
+    let closes = case_of(
+        "v.poll_id",
+        polls.iter().map(|p| {
+            let until = p.closed_at_ms.unwrap_or(i64::MAX);
+            (p.poll_id.clone(), until.to_string())
+        }),
+    );
+    let positions = case_of(
+        "e.poll_id",
+        polls.iter().map(|p| {
+            let arms = p
+                .options
+                .iter()
+                .map(|(id, _)| (id.clone(), p.first_position(id).to_string()));
+            (p.poll_id.clone(), case_of("vo.option_id", arms))
+        }),
+    );
+    let multiple = case_of(
+        "poll_id",
+        polls
+            .iter()
+            .filter(|p| p.multiple_choice)
+            .map(|p| (p.poll_id.clone(), "1".to_string())),
+    );
+    format!(
+        "eff AS (\
+           SELECT v.poll_id, v.viewer_key, MAX(v.version) AS version \
+           FROM fact_poll_vote v \
+           WHERE v.presentation_key = {key} AND v.poll_id IN ({ids}) AND v.occurred_at_ms <= {closes} \
+           GROUP BY v.poll_id, v.viewer_key), \
+         opt AS (\
+           SELECT STRAIGHT_JOIN e.poll_id, e.viewer_key, e.version, vo.position AS vpos, {positions} AS opos \
+           FROM eff e JOIN fact_poll_vote_option vo ON vo.presentation_key = {key} AND vo.version = e.version), \
+         ranked AS (\
+           SELECT poll_id, viewer_key, opos, vpos, \
+             ROW_NUMBER() OVER (PARTITION BY version, opos ORDER BY vpos) AS dup, \
+             MIN(vpos) OVER (PARTITION BY version) AS first_vpos \
+           FROM opt WHERE opos IS NOT NULL), \
+         counted AS (\
+           SELECT poll_id, viewer_key, opos AS option_position, \
+             CASE WHEN vpos = first_vpos THEN 1 ELSE 0 END AS first_row \
+           FROM ranked WHERE dup = 1 AND (COALESCE({multiple}, 0) = 1 OR vpos = first_vpos))"
+    )
+}
+
+fn polls(
+    conn: &mut impl Queryable,
+    scope: &Scope,
+    key: u64,
+) -> Result<Vec<PollReport>, AnalyticsError> {
+    let dims = poll_dims(conn, scope)?;
+    let mut counts: HashMap<(String, usize), (i64, i64)> = HashMap::new();
+    if !dims.is_empty() {
+        let sql = format!(
+            "WITH {} \
+             SELECT poll_id, option_position, COUNT(*), SUM(first_row) \
+             FROM counted GROUP BY poll_id, option_position",
+            counted_ctes(&dims, key)
+        );
+        for mut row in fetch(conn, &sql, "counting votes")? {
+            let poll_id = take_string(&mut row, 0)?;
+            let position: usize = take(&mut row, 1)?;
+            let votes: i64 = take(&mut row, 2)?;
+            let firsts = i64::try_from(take_big(&mut row, 3)?).unwrap_or(i64::MAX);
+            counts.insert((poll_id, position), (votes, firsts));
+        }
+    }
+    Ok(dims
+        .into_iter()
+        .map(|poll| {
+            let mut respondents = 0;
+            let options = poll
+                .options
+                .iter()
+                .enumerate()
+                .map(|(position, (id, text))| {
+                    let first = poll.first_position(id);
+                    let (votes, firsts) = counts
+                        .get(&(poll.poll_id.clone(), first))
+                        .copied()
+                        .unwrap_or((0, 0));
+                    if first == position {
+                        respondents += firsts;
+                    }
+                    PollOption {
+                        option_id: id.clone(),
+                        text: text.clone(),
+                        votes,
+                    }
+                })
+                .collect();
+            PollReport {
+                poll_id: poll.poll_id,
+                question: poll.question,
+                multiple_choice: poll.multiple_choice,
+                closed_at: format_time_opt(poll.closed_at_ms),
+                respondents,
+                options,
+            }
+        })
+        .collect())
+}
+
+/// An option of a choice question.
+struct ChoiceDim {
+    position: i64,
+    option_id: String,
+    text: String,
+}
+
+struct QuestionDim {
+    position: i64,
+    question_id: String,
+    kind: String,
+    text: String,
+    scale: i64,
+}
+
+fn surveys(
+    conn: &mut impl Queryable,
+    scope: &Scope,
+    key: u64,
+) -> Result<Vec<SurveyReport>, AnalyticsError> {
+    let ctes = survey_ctes(scope);
+    let sql = format!(
+        "WITH {ctes} \
+         SELECT d.survey_id, d.title, COALESCE(r.n, 0) \
+         FROM sv JOIN dim_survey d ON d.presentation_key = sv.presentation_key AND d.survey_id = sv.survey_id \
+         LEFT JOIN (SELECT survey_id, COUNT(*) AS n FROM resp GROUP BY survey_id) r \
+           ON r.survey_id = d.survey_id \
+         ORDER BY d.created_at_ms, {}",
+        bytes("d.survey_id")
+    );
+    let mut surveys = Vec::new();
+    for mut row in fetch(conn, &sql, "computing surveys")? {
+        surveys.push((
+            SurveyReport {
+                survey_id: take_string(&mut row, 0)?,
+                title: take_string(&mut row, 1)?,
+                responses: take(&mut row, 2)?,
+                questions: Vec::new(),
+            },
+            Vec::<QuestionDim>::new(),
+        ));
+    }
+    if surveys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let index: HashMap<String, usize> = surveys
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| (s.survey_id.clone(), i))
+        .collect();
+
+    // The questions, in SurveyCreated order.
+    let sql = format!(
+        "SELECT d.survey_id, q.position, q.question_id, q.kind, q.text, q.scale \
+         FROM dim_presentation p \
+         JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+         JOIN dim_survey_question q ON q.presentation_key = d.presentation_key \
+           AND q.survey_id = d.survey_id AND q.created_version = d.created_version \
+         WHERE {} AND d.created_version IS NOT NULL \
+         ORDER BY {}, q.position",
+        scope.condition,
+        bytes("d.survey_id")
+    );
+    let (mut any_choice, mut any_other) = (false, false);
+    for mut row in fetch(conn, &sql, "reading survey questions")? {
+        let survey_id = take_string(&mut row, 0)?;
+        let question = QuestionDim {
+            position: take(&mut row, 1)?,
+            question_id: take_string(&mut row, 2)?,
+            kind: take_string(&mut row, 3)?,
+            text: take_string(&mut row, 4)?,
+            scale: take(&mut row, 5)?,
+        };
+        if question.kind == "choice" {
+            any_choice = true;
+        } else {
+            any_other = true;
+        }
+        if let Some(&i) = index.get(&survey_id) {
+            surveys[i].1.push(question);
+        }
+    }
+
+    // The options of choice questions: (survey, question position) → options.
+    let mut options: HashMap<(String, i64), Vec<ChoiceDim>> = HashMap::new();
+    if any_choice {
+        let sql = format!(
+            "SELECT o.survey_id, o.question_position, o.position, o.option_id, o.text \
+             FROM dim_presentation p \
+             JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+             JOIN dim_survey_question_option o ON o.presentation_key = d.presentation_key \
+               AND o.survey_id = d.survey_id AND o.created_version = d.created_version \
+             WHERE {} AND d.created_version IS NOT NULL \
+             ORDER BY {}, o.question_position, o.position",
+            scope.condition,
+            bytes("o.survey_id")
+        );
+        for mut row in fetch(conn, &sql, "reading survey options")? {
+            let survey_id = take_string(&mut row, 0)?;
+            let position: i64 = take(&mut row, 1)?;
+            let option = ChoiceDim {
+                position: take(&mut row, 2)?,
+                option_id: take_string(&mut row, 3)?,
+                text: take_string(&mut row, 4)?,
+            };
+            options
+                .entry((survey_id, position))
+                .or_default()
+                .push(option);
+        }
+    }
+
+    // `first_ans`: each effective response's first answer to each question.
+    // Rows ('v', survey, question, value, n, NULL): valid ratings by value
+    // and valid text answers (value NULL); rows ('o', survey, question,
+    // option position, n, firsts): responses choosing the option, and how
+    // many responses have it as their first valid option (summed: answered).
+    let mut branches = Vec::new();
+    if any_other {
+        branches.push(format!(
+            "SELECT 'v' AS tag, f.survey_id, f.qpos, \
+               CASE WHEN f.kind = 'rating' THEN a.rating END AS v, COUNT(*) AS n, 0 AS firsts \
+             FROM first_ans f JOIN fact_survey_answer a ON a.presentation_key = {key} \
+               AND a.version = f.version AND a.position = f.apos \
+             WHERE (f.kind = 'rating' AND a.rating >= 1 AND a.rating <= f.scale) \
+               OR (f.kind = 'text' AND {}) \
+             GROUP BY f.survey_id, f.qpos, v",
+            non_blank("a.text_answer")
+        ));
+    }
+    if any_choice {
+        branches.push(format!(
+            "SELECT 'o', survey_id, qpos, opos, COUNT(*), SUM(CASE WHEN k = 1 THEN 1 ELSE 0 END) \
+             FROM (SELECT survey_id, qpos, opos, \
+                     ROW_NUMBER() OVER (PARTITION BY survey_id, qpos, version ORDER BY opos) AS k \
+                   FROM (SELECT f.survey_id, f.qpos, f.version, o.position AS opos \
+                         FROM first_ans f \
+                         JOIN fact_survey_answer_option ao ON ao.presentation_key = {key} \
+                           AND ao.version = f.version AND ao.answer_position = f.apos \
+                         JOIN dim_survey_question_option o ON o.presentation_key = {key} \
+                           AND o.survey_id = f.survey_id AND o.created_version = f.created_version \
+                           AND o.question_position = f.qpos AND {} = {} \
+                         WHERE f.kind = 'choice' \
+                         GROUP BY f.survey_id, f.qpos, f.version, o.position) chosen) ranked \
+             GROUP BY survey_id, qpos, opos",
+            bytes("o.option_id"),
+            bytes("ao.option_id"),
+        ));
+    }
+    let sql = format!(
+        "WITH {ctes}, \
+         first_ans AS (\
+           SELECT e.survey_id, sv.created_version, q.position AS qpos, q.kind, q.scale, e.version, \
+             MIN(a.position) AS apos \
+           FROM resp e \
+           JOIN sv ON sv.survey_id = e.survey_id \
+           JOIN fact_survey_answer a ON a.presentation_key = sv.presentation_key AND a.version = e.version \
+           JOIN dim_survey_question q ON q.presentation_key = sv.presentation_key AND q.survey_id = sv.survey_id \
+             AND q.created_version = sv.created_version AND {} = {} \
+           GROUP BY e.survey_id, sv.created_version, q.position, q.kind, q.scale, e.version) \
+         {}",
+        bytes("q.question_id"),
+        bytes("a.question_id"),
+        branches.join(" UNION ALL "),
+    );
+    #[derive(Default)]
+    struct Figures {
+        ratings: BTreeMap<i64, i64>,
+        option_counts: HashMap<i64, i64>,
+        answered: i64,
+    }
+    let mut figures: HashMap<(String, i64), Figures> = HashMap::new();
+    for mut row in fetch(conn, &sql, "computing survey answers")? {
+        let tag = take_string(&mut row, 0)?;
+        let survey_id = take_string(&mut row, 1)?;
+        let position: i64 = take(&mut row, 2)?;
+        let value: Option<i64> = take(&mut row, 3)?;
+        let n: i64 = take(&mut row, 4)?;
+        let firsts = i64::try_from(take_big(&mut row, 5)?).unwrap_or(i64::MAX);
+        let f = figures.entry((survey_id, position)).or_default();
+        match (tag.as_str(), value) {
+            ("v", Some(rating)) => {
+                f.ratings.insert(rating, n);
+            }
+            ("v", None) => f.answered = n,
+            ("o", Some(option)) => {
+                f.option_counts.insert(option, n);
+                f.answered += firsts;
+            }
+            _ => {}
+        }
+    }
+
+    let mut reports = Vec::with_capacity(surveys.len());
+    for (mut survey, questions) in surveys {
+        for q in questions {
+            let key = (survey.survey_id.clone(), q.position);
+            let f = figures.remove(&key).unwrap_or_default();
+            let (answered, detail) = match q.kind.as_str() {
+                "rating" => {
+                    let mut distribution: BTreeMap<i64, i64> =
+                        (1..=q.scale.min(MAX_DISTRIBUTION_KEYS))
+                            .map(|k| (k, 0))
+                            .collect();
+                    let (mut n, mut sum) = (0i64, 0i128);
+                    for (rating, count) in f.ratings {
+                        n += count;
+                        sum += i128::from(rating) * i128::from(count);
+                        distribution.insert(rating, count);
+                    }
+                    let detail = SurveyQuestionDetail::Rating {
+                        average_rating: average_2dp(sum, n),
+                        distribution,
+                    };
+                    (n, detail)
+                }
+                "choice" => {
+                    let options = options
+                        .get(&key)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(|o| SurveyOptionCount {
+                            option_id: o.option_id.clone(),
+                            text: o.text.clone(),
+                            count: f.option_counts.get(&o.position).copied().unwrap_or(0),
+                        })
+                        .collect();
+                    (f.answered, SurveyQuestionDetail::Choice { options })
+                }
+                _ => (f.answered, SurveyQuestionDetail::Text),
+            };
+            survey.questions.push(SurveyQuestionReport {
+                question_id: q.question_id,
+                text: q.text,
+                answered,
+                detail,
+            });
+        }
+        reports.push(survey);
+    }
+    Ok(reports)
+}
+
+fn qna(conn: &mut impl Queryable, scope: &Scope) -> Result<QnaReport, AnalyticsError> {
+    let sql = format!(
+        "SELECT COUNT(*), \
+           COALESCE(SUM(CASE WHEN q.status IS NULL THEN 1 ELSE 0 END), 0), \
+           COALESCE(SUM(CASE WHEN q.status = 'answered' THEN 1 ELSE 0 END), 0), \
+           COALESCE(SUM(CASE WHEN q.status = 'dismissed' THEN 1 ELSE 0 END), 0), \
+           SUM(CASE WHEN q.status = 'answered' AND q.first_answered_at_ms IS NOT NULL \
+                 THEN GREATEST(CAST(q.first_answered_at_ms AS DECIMAL(20,0)) - q.asked_at_ms, 0) END), \
+           COALESCE(SUM(CASE WHEN q.status = 'answered' AND q.first_answered_at_ms IS NOT NULL \
+                 THEN 1 ELSE 0 END), 0), \
+           (SELECT COUNT(*) FROM dim_presentation p \
+              JOIN dim_question q2 ON q2.presentation_key = p.presentation_key \
+              JOIN fact_question_upvote u ON u.presentation_key = q2.presentation_key AND u.question_id = q2.question_id \
+              WHERE {c} AND q2.asked_version IS NOT NULL AND u.upvoted) \
+         FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
+         WHERE {c} AND q.asked_version IS NOT NULL",
+        c = scope.condition
+    );
+    let mut rows = fetch(conn, &sql, "computing Q&A")?;
+    let mut row = rows
+        .pop()
+        .ok_or_else(|| AnalyticsError::Database("Q&A returned no row".into()))?;
+    let mut report = QnaReport {
+        asked: take(&mut row, 0)?,
+        open: take_big(&mut row, 1)? as i64,
+        answered: take_big(&mut row, 2)? as i64,
+        dismissed: take_big(&mut row, 3)? as i64,
+        ..QnaReport::default()
+    };
+    let answer_ms = take_big(&mut row, 4)?;
+    let answered_n = take_big(&mut row, 5)? as i64;
+    report.upvotes = take(&mut row, 6)?;
+    report.average_seconds_to_answer = average_seconds_1dp(answer_ms, answered_n);
+
+    let sql = format!(
+        "SELECT q.question_id, q.text, v.viewer_id, q.status, COALESCE(u.n, 0) AS upvotes \
+         FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
+         LEFT JOIN (SELECT u.question_id, COUNT(*) AS n FROM dim_presentation p \
+                    JOIN fact_question_upvote u ON u.presentation_key = p.presentation_key \
+                    WHERE {c} AND u.upvoted GROUP BY u.question_id) u ON u.question_id = q.question_id \
+         LEFT JOIN dim_viewer v ON v.viewer_key = q.asker_viewer_key \
+         WHERE {c} AND q.asked_version IS NOT NULL \
+         ORDER BY upvotes DESC, q.asked_at_ms, {} LIMIT {TOP_QUESTIONS}",
+        bytes("q.question_id"),
+        c = scope.condition
+    );
+    for mut row in fetch(conn, &sql, "ranking questions")? {
+        let question_id = take_string(&mut row, 0)?;
+        let text = take_string(&mut row, 1)?;
+        let asked_by = take_opt_string(&mut row, 2)?;
+        let status = match take_opt_string(&mut row, 3)?.as_deref() {
+            Some("answered") => QuestionStatus::Answered,
+            Some("dismissed") => QuestionStatus::Dismissed,
+            _ => QuestionStatus::Open,
+        };
+        report.top.push(TopQuestion {
+            question_id,
+            text,
+            asked_by,
+            upvotes: take(&mut row, 4)?,
+            status,
+        });
+    }
+    Ok(report)
+}
+
+// ---------------------------------------------------------------------------
+// 2. Viewer list
+// ---------------------------------------------------------------------------
+
+/// One page of the viewers of a presentation (ANALYTICS.md §2).
+pub fn viewer_list(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    query: &ViewerQuery,
+) -> Result<ViewerList, AnalyticsError> {
+    check_limit(query.limit)?;
+    let dim = find_presentation(conn, tenant_id, presentation_id, false)?;
+    let scope = Scope::one(tenant_id, dim.key);
+    let polls = poll_dims(conn, &scope)?;
+    let polls_answered = if polls.is_empty() {
+        "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
+    } else {
+        format!(
+            "{}, pa AS (SELECT viewer_key, SUM(first_row) AS n FROM counted GROUP BY viewer_key)",
+            counted_ctes(&polls, dim.key)
+        )
+    };
+    let base = format!(
+        "WITH {sess}, {polls_answered}, \
+         agg AS (SELECT viewer_key, COUNT(*) AS sessions, SUM({DURATION_MS}) AS watch_ms, \
+                   MIN(start_ms) AS first_ms, MAX(end_ms) AS last_ms \
+                 FROM sess GROUP BY viewer_key), \
+         sa AS (SELECT r.viewer_key, COUNT(DISTINCT r.survey_id) AS n \
+                FROM dim_presentation p \
+                JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+                JOIN fact_survey_response r ON r.presentation_key = d.presentation_key AND r.survey_id = d.survey_id \
+                WHERE {c} AND d.created_version IS NOT NULL GROUP BY r.viewer_key), \
+         qa AS (SELECT q.asker_viewer_key AS viewer_key, COUNT(*) AS n \
+                FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
+                WHERE {c} AND q.asked_version IS NOT NULL AND q.asker_viewer_key IS NOT NULL \
+                GROUP BY q.asker_viewer_key), \
+         vrows AS (SELECT dv.viewer_id, fpv.name, fpv.email, fpv.department, \
+                 COALESCE(fpv.country, 'unknown') AS country, COALESCE(fpv.device, 'unknown') AS device, \
+                 agg.sessions, agg.watch_ms, FLOOR(agg.watch_ms / 1000) AS watch_s, \
+                 agg.first_ms, agg.last_ms, \
+                 COALESCE(pa.n, 0) AS polls, COALESCE(sa.n, 0) AS surveys, COALESCE(qa.n, 0) AS questions \
+               FROM agg \
+               JOIN dim_viewer dv ON dv.viewer_key = agg.viewer_key \
+               LEFT JOIN fact_presentation_viewer fpv ON fpv.presentation_key = {key} AND fpv.viewer_key = agg.viewer_key \
+               LEFT JOIN pa ON pa.viewer_key = agg.viewer_key \
+               LEFT JOIN sa ON sa.viewer_key = agg.viewer_key \
+               LEFT JOIN qa ON qa.viewer_key = agg.viewer_key)",
+        sess = sessions_cte(&scope),
+        c = scope.condition,
+        key = dim.key,
+    );
+
+    let mut filters = vec!["TRUE".to_string()];
+    if let Some(department) = &query.department {
+        filters.push(exact_eq("COALESCE(department, 'unknown')", department));
+    }
+    if let Some(country) = &query.country {
+        filters.push(format!(
+            "{} = {}",
+            bytes("LOWER(country)"),
+            bytes(&format!("LOWER({})", str_literal(country)))
+        ));
+    }
+    if let Some(device) = &query.device {
+        filters.push(exact_eq("device", device));
+    }
+    if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
+        filters.push(format!(
+            "({} OR {})",
+            contains_ci("name", search),
+            contains_ci("email", search)
+        ));
+    }
+    let filters = filters.join(" AND ");
+    let order = match query.sort {
+        ViewerSort::Watch => "watch_s DESC".to_string(),
+        ViewerSort::Name => format!("name IS NULL, {}", bytes("LOWER(name)")),
+        ViewerSort::Joined => "first_ms".to_string(),
+        ViewerSort::Engagement => "(polls + surveys + questions) DESC".to_string(),
+    };
+    let sql = format!(
+        "{base} SELECT viewer_id, name, email, department, country, device, sessions, watch_ms, \
+           first_ms, last_ms, polls, surveys, questions, COUNT(*) OVER () AS total \
+         FROM vrows WHERE {filters} ORDER BY {order}, {} LIMIT {} OFFSET {}",
+        bytes("viewer_id"),
+        query.limit,
+        query.offset
+    );
+    let mut total = None;
+    let mut viewers = Vec::new();
+    for mut row in fetch(conn, &sql, "listing viewers")? {
+        viewers.push(ViewerRow {
+            viewer_id: take_string(&mut row, 0)?,
+            name: take_opt_string(&mut row, 1)?,
+            email: take_opt_string(&mut row, 2)?,
+            department: take_opt_string(&mut row, 3)?,
+            country: take_string(&mut row, 4)?,
+            device: take_string(&mut row, 5)?,
+            sessions: take(&mut row, 6)?,
+            watch_seconds: floor_seconds(take_big(&mut row, 7)?),
+            first_joined_at: format_time(take(&mut row, 8)?),
+            last_seen_at: format_time(take(&mut row, 9)?),
+            polls_answered: take(&mut row, 10)?,
+            surveys_submitted: take(&mut row, 11)?,
+            questions_asked: take(&mut row, 12)?,
+        });
+        total = Some(take::<i64>(&mut row, 13)?);
+    }
+    let total = match total {
+        Some(total) => total,
+        // An empty page: count separately (an offset past the end still
+        // reports how many rows match).
+        None if query.offset > 0 => {
+            let sql = format!("{base} SELECT COUNT(*) FROM vrows WHERE {filters}");
+            let mut rows = fetch(conn, &sql, "counting viewers")?;
+            match rows.pop() {
+                Some(mut row) => take(&mut row, 0)?,
+                None => 0,
+            }
+        }
+        None => 0,
+    };
+    Ok(ViewerList {
+        presentation_id: presentation_id.to_string(),
+        total,
+        viewers,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 3. Presentation list and its summaries
+// ---------------------------------------------------------------------------
+
+/// One page of a tenant's presentations (ANALYTICS.md §3). Refreshes the
+/// tenant's stale summaries first (see [`refresh_summaries`]), then filters,
+/// sorts and pages in SQL. It writes the summaries: give it a connection to
+/// the primary, outside any transaction of the caller's.
+pub fn presentation_list(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    query: &PresentationQuery,
+) -> Result<PresentationList, AnalyticsError> {
+    check_limit(query.limit)?;
+    if let (Some(from), Some(to)) = (query.from, query.to) {
+        if from > to {
+            return Err(bad_request(format!(
+                "from ({}) is after to ({}): no presentation can be scheduled in between",
+                format_time(from),
+                format_time(to)
+            )));
+        }
+    }
+    refresh_summaries(conn, tenant_id)?;
+
+    let mut filters = vec![exact_eq("p.tenant_id", tenant_id)];
+    if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
+        filters.push(contains_ci("p.title", search));
+    }
+    if let Some(from) = query.from {
+        filters.push(format!("p.scheduled_start_ms >= {from}"));
+    }
+    if let Some(to) = query.to {
+        filters.push(format!("p.scheduled_start_ms <= {to}"));
+    }
+    // scheduledStart comes from PresentationCreated only.
+    if query.from.is_some() || query.to.is_some() {
+        filters.push("p.created_version IS NOT NULL".into());
+    }
+    let filters = filters.join(" AND ");
+    let order = match query.sort {
+        PresentationSort::Started => "p.started_at_ms IS NULL, p.started_at_ms DESC".to_string(),
+        PresentationSort::Viewers => "viewers_n DESC".to_string(),
+        PresentationSort::Title => format!("p.title IS NULL, {}", bytes("LOWER(p.title)")),
+    };
+    let from_where = format!(
+        "FROM dim_presentation p \
+         LEFT JOIN agg_presentation a ON a.presentation_key = p.presentation_key \
+         WHERE {filters}"
+    );
+    let sql = format!(
+        "SELECT p.presentation_id, p.title, \
+           CASE WHEN p.created_version IS NULL THEN NULL ELSE p.scheduled_start_ms END, \
+           p.started_at_ms, p.ended_at_ms, \
+           COALESCE(a.unique_viewers, 0) AS viewers_n, COALESCE(a.peak_concurrent_viewers, 0), \
+           COALESCE(a.total_watch_seconds, 0), COALESCE(a.polls, 0), COALESCE(a.surveys, 0), \
+           COALESCE(a.questions, 0), COUNT(*) OVER () AS total \
+         {from_where} ORDER BY {order}, {} LIMIT {} OFFSET {}",
+        bytes("p.presentation_id"),
+        query.limit,
+        query.offset
+    );
+    let mut total = None;
+    let mut presentations = Vec::new();
+    for mut row in fetch(conn, &sql, "listing presentations")? {
+        presentations.push(PresentationRow {
+            presentation_id: take_string(&mut row, 0)?,
+            title: take_opt_string(&mut row, 1)?,
+            scheduled_start: format_time_opt(take(&mut row, 2)?),
+            started_at: format_time_opt(take(&mut row, 3)?),
+            ended_at: format_time_opt(take(&mut row, 4)?),
+            unique_viewers: take(&mut row, 5)?,
+            peak_concurrent_viewers: take(&mut row, 6)?,
+            total_watch_seconds: take(&mut row, 7)?,
+            polls: take(&mut row, 8)?,
+            surveys: take(&mut row, 9)?,
+            questions: take(&mut row, 10)?,
+        });
+        total = Some(take::<i64>(&mut row, 11)?);
+    }
+    let total = match total {
+        Some(total) => total,
+        None if query.offset > 0 => {
+            let mut rows = fetch(
+                conn,
+                &format!("SELECT COUNT(*) {from_where}"),
+                "counting presentations",
+            )?;
+            match rows.pop() {
+                Some(mut row) => take(&mut row, 0)?,
+                None => 0,
+            }
+        }
+        None => 0,
+    };
+    Ok(PresentationList {
+        tenant_id: tenant_id.to_string(),
+        total,
+        presentations,
+    })
+}
+
+/// The list figures of one presentation, as computed from one snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Summary {
+    key: u64,
+    revision: u64,
+    unique_viewers: i64,
+    peak_concurrent_viewers: i64,
+    total_watch_seconds: i64,
+    polls: i64,
+    surveys: i64,
+    questions: i64,
+}
+
+/// Recomputes the tenant's stale summaries (missing, computed from a
+/// revision below the presentation's current one, or by another
+/// [`FORMAT_VERSION`]) and returns how many were written.
+///
+/// Each chunk of presentations is computed by one `SELECT`: InnoDB reads a
+/// whole statement from one consistent snapshot (its read view), so each
+/// summary's figures and the `revision` stored with them describe the same
+/// committed state, whatever loads commit meanwhile; inside a caller's
+/// REPEATABLE READ transaction the snapshot is the transaction's. The write
+/// merges with "higher source revision wins" (then higher format version),
+/// so concurrent refreshes never
+/// replace a newer summary by an older one, and a load committing after the
+/// snapshot leaves the summary stale, to be refreshed by the next list.
+pub fn refresh_summaries(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+) -> Result<usize, AnalyticsError> {
+    let sql = format!(
+        "SELECT p.presentation_key FROM dim_presentation p \
+         LEFT JOIN agg_presentation a ON a.presentation_key = p.presentation_key \
+         WHERE {} AND (a.presentation_key IS NULL OR a.source_revision < p.revision \
+           OR a.format_version <> {FORMAT_VERSION}) \
+         ORDER BY p.presentation_key",
+        exact_eq("p.tenant_id", tenant_id)
+    );
+    let stale: Vec<u64> = conn
+        .query(sql)
+        .map_err(|e| AnalyticsError::Database(format!("finding stale summaries: {e}")))?;
+    let mut written = 0;
+    for chunk in stale.chunks(REFRESH_CHUNK) {
+        let summaries = compute_summaries(conn, &Scope::keys(tenant_id, chunk))?;
+        write_summaries(conn, &summaries)?;
+        written += summaries.len();
+    }
+    Ok(written)
+}
+
+fn compute_summaries(
+    conn: &mut impl Queryable,
+    scope: &Scope,
+) -> Result<Vec<Summary>, AnalyticsError> {
+    let count_of = |name: &str, table: &str, created: &str| {
+        format!(
+            "{name} AS (SELECT d.presentation_key, COUNT(*) AS n FROM dim_presentation p \
+               JOIN {table} d ON d.presentation_key = p.presentation_key \
+               WHERE {} AND d.{created} IS NOT NULL GROUP BY d.presentation_key)",
+            scope.condition
+        )
+    };
+    let sql = format!(
+        "WITH {sess}, {PEAK_CTES}, \
+         att AS (SELECT presentation_key, COUNT(DISTINCT viewer_key) AS viewers, \
+                   SUM({DURATION_MS}) AS watch_ms FROM sess GROUP BY presentation_key), \
+         {polls}, {surveys}, {questions} \
+         SELECT p.presentation_key, p.revision, COALESCE(att.viewers, 0), att.watch_ms, \
+           COALESCE(peak.peak, 0), COALESCE(pc.n, 0), COALESCE(sc.n, 0), COALESCE(qc.n, 0) \
+         FROM dim_presentation p \
+         LEFT JOIN att ON att.presentation_key = p.presentation_key \
+         LEFT JOIN peak ON peak.presentation_key = p.presentation_key \
+         LEFT JOIN pc ON pc.presentation_key = p.presentation_key \
+         LEFT JOIN sc ON sc.presentation_key = p.presentation_key \
+         LEFT JOIN qc ON qc.presentation_key = p.presentation_key \
+         WHERE {c} ORDER BY p.presentation_key",
+        sess = sessions_cte(scope),
+        polls = count_of("pc", "dim_poll", "created_version"),
+        surveys = count_of("sc", "dim_survey", "created_version"),
+        questions = count_of("qc", "dim_question", "asked_version"),
+        c = scope.condition,
+    );
+    let mut summaries = Vec::new();
+    for mut row in fetch(conn, &sql, "computing presentation summaries")? {
+        summaries.push(Summary {
+            key: take(&mut row, 0)?,
+            revision: take(&mut row, 1)?,
+            unique_viewers: take(&mut row, 2)?,
+            total_watch_seconds: floor_seconds(take_big(&mut row, 3)?),
+            peak_concurrent_viewers: take(&mut row, 4)?,
+            polls: take(&mut row, 5)?,
+            surveys: take(&mut row, 6)?,
+            questions: take(&mut row, 7)?,
+        });
+    }
+    Ok(summaries)
+}
+
+fn write_summaries(conn: &mut impl Queryable, summaries: &[Summary]) -> Result<(), AnalyticsError> {
+    const FIGURES: [&str; 6] = [
+        "unique_viewers",
+        "peak_concurrent_viewers",
+        "total_watch_seconds",
+        "polls",
+        "surveys",
+        "questions",
+    ];
+    let mut columns = vec!["presentation_key", "source_revision", "format_version"];
+    columns.extend(FIGURES);
+    let mut rows = Vec::with_capacity(summaries.len());
+    for s in summaries {
+        let mut row = SqlRow::default();
+        row.uint(s.key)
+            .uint(s.revision)
+            .uint(u64::from(FORMAT_VERSION))
+            .int(s.unique_viewers)
+            .int(s.peak_concurrent_viewers)
+            .int(s.total_watch_seconds)
+            .int(s.polls)
+            .int(s.surveys)
+            .int(s.questions);
+        rows.push(row);
+    }
+    // Refreshers inserting the same new rows at once may deadlock on gap
+    // locks; the statement is idempotent, so it is simply run again.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut upsert = Upsert::new("agg_presentation", &columns, &newer_wins(&FIGURES));
+        let outcome = rows
+            .iter()
+            .try_for_each(|row| upsert.push(conn, row))
+            .and_then(|()| upsert.flush(conn));
+        match outcome {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && crate::db::is_transient(&e) => {
+                std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+            }
+            Err(e) => {
+                return Err(AnalyticsError::Database(format!(
+                    "writing presentation summaries: {e}"
+                )))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sorts() {
+        assert_eq!(ViewerSort::parse("watch"), Ok(ViewerSort::Watch));
+        assert_eq!(ViewerSort::parse(" Name "), Ok(ViewerSort::Name));
+        assert_eq!(ViewerSort::parse("JOINED"), Ok(ViewerSort::Joined));
+        assert_eq!(
+            "engagement".parse::<ViewerSort>(),
+            Ok(ViewerSort::Engagement)
+        );
+        let err = ViewerSort::parse("views").unwrap_err();
+        assert!(
+            matches!(&err, AnalyticsError::BadRequest(m) if m.contains("\"views\"") && m.contains("engagement")),
+            "{err}"
+        );
+        assert_eq!(
+            PresentationSort::parse("started"),
+            Ok(PresentationSort::Started)
+        );
+        assert_eq!(
+            PresentationSort::parse("Viewers"),
+            Ok(PresentationSort::Viewers)
+        );
+        assert_eq!(
+            PresentationSort::parse("title"),
+            Ok(PresentationSort::Title)
+        );
+        assert!(matches!(
+            PresentationSort::parse(""),
+            Err(AnalyticsError::BadRequest(_))
+        ));
+        for s in ViewerSort::ALL {
+            assert_eq!(ViewerSort::parse(&s.to_string()), Ok(s));
+        }
+        for s in PresentationSort::ALL {
+            assert_eq!(PresentationSort::parse(&s.to_string()), Ok(s));
+        }
+    }
+
+    #[test]
+    fn parses_limits_and_offsets() {
+        assert_eq!(parse_limit(None), Ok(50));
+        assert_eq!(parse_limit(Some("")), Ok(50));
+        assert_eq!(parse_limit(Some("1")), Ok(1));
+        assert_eq!(parse_limit(Some(" 1000 ")), Ok(1000));
+        for bad in ["0", "1001", "-1", "ten", "1.5", "99999999999999999999999"] {
+            let err = parse_limit(Some(bad)).unwrap_err();
+            assert!(
+                matches!(&err, AnalyticsError::BadRequest(m) if m.contains("1000") || m.contains("at least 1")),
+                "{bad}: {err}"
+            );
+        }
+        assert_eq!(parse_offset(None), Ok(0));
+        assert_eq!(parse_offset(Some("250")), Ok(250));
+        assert!(
+            matches!(parse_offset(Some("-3")), Err(AnalyticsError::BadRequest(m)) if m.contains("0 or more"))
+        );
+        assert!(matches!(
+            parse_offset(Some("x")),
+            Err(AnalyticsError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_offset(Some("99999999999999999999999")),
+            Err(AnalyticsError::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn parses_dates() {
+        assert_eq!(parse_date("2021-09-10"), Ok(1_631_232_000_000));
+        assert_eq!(parse_date_to("2021-09-10"), Ok(1_631_318_399_999));
+        assert_eq!(
+            parse_date("2021-09-10T12:45:01.123Z"),
+            Ok(1_631_277_901_123)
+        );
+        assert_eq!(
+            parse_date_to("2021-09-10T14:45:01.123+02:00"),
+            Ok(1_631_277_901_123)
+        );
+        assert_eq!(parse_date("1970-01-01"), Ok(0));
+        assert_eq!(parse_date("2000-02-29"), Ok(951_782_400_000));
+        for bad in [
+            "",
+            "yesterday",
+            "2021-13-01",
+            "2021-02-30",
+            "2021-9-10",
+            "2021-09-10T12:00:00",
+            "2021-09-10 12:00:00Z",
+            "10/09/2021",
+        ] {
+            let err = parse_date(bad).unwrap_err();
+            assert!(
+                matches!(&err, AnalyticsError::BadRequest(m) if m.contains("malformed date") && m.contains("YYYY-MM-DD")),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn escapes_search_patterns() {
+        assert_eq!(like_pattern("50%_a!b"), r"'%50!%!_a!!b%'");
+        assert_eq!(like_pattern("it's"), r"'%it\'s%'");
+        assert_eq!(
+            exact_eq("p.tenant_id", "acme"),
+            "(p.tenant_id = 'acme' AND CAST(p.tenant_id AS BINARY) = CAST('acme' AS BINARY))"
+        );
+    }
+
+    #[test]
+    fn errors_read_well() {
+        assert_eq!(
+            AnalyticsError::NotFound("p-1".into()).to_string(),
+            "presentation \"p-1\" not found"
+        );
+        assert_eq!(
+            AnalyticsError::BadRequest("limit must be at least 1".into()).to_string(),
+            "limit must be at least 1"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Where an export is read from: a local path or `s3://bucket/key`, opened at
+//! a byte offset of its decompressed content. Plain S3 objects are read with a
+//! ranged GET from the offset, so a resumed run does not fetch what is done;
+//! gzip streams cannot be entered midway and are decompressed from the start.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::export::{decompress_if_gzip, open_local, skip_bytes};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Local(PathBuf),
+    S3 { bucket: String, key: String },
+}
+
+impl Source {
+    pub fn parse(text: &str) -> Result<Source, String> {
+        match text.strip_prefix("s3://") {
+            None => Ok(Source::Local(PathBuf::from(text))),
+            Some(rest) => match rest.split_once('/') {
+                Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Source::S3 {
+                    bucket: bucket.to_string(),
+                    key: key.to_string(),
+                }),
+                _ => Err(format!(
+                    "{text:?} is not an S3 location: write s3://bucket/key"
+                )),
+            },
+        }
+    }
+}
+
+pub struct Opened {
+    pub reader: Box<dyn BufRead + Send>,
+    /// Size of the stored object (compressed size for gzip), for progress.
+    pub total_bytes: Option<u64>,
+    /// Stored bytes read so far, for progress.
+    pub bytes_read: Arc<AtomicU64>,
+}
+
+/// Counts the bytes that pass through.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// A blocking `Read` over chunks an async task receives from S3.
+struct ChannelReader {
+    chunks: std::sync::mpsc::Receiver<io::Result<bytes::Bytes>>,
+    current: bytes::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(Ok(chunk)) => self.current = chunk,
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current[..n]);
+        self.current = self.current.slice(n..);
+        Ok(n)
+    }
+}
+
+pub async fn open_source(
+    source: &Source,
+    s3: Option<&aws_sdk_s3::Client>,
+    offset: u64,
+) -> io::Result<Opened> {
+    match source {
+        Source::Local(path) => {
+            let total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
+            let reader = open_local(path, offset)?;
+            // Local progress is the decompressed offset reached.
+            Ok(Opened {
+                reader,
+                total_bytes,
+                bytes_read: Arc::new(AtomicU64::new(offset)),
+            })
+        }
+        Source::S3 { bucket, key } => {
+            let s3 = s3.ok_or_else(|| io::Error::other("reading from S3 needs an S3 client"))?;
+            let head = get_object(s3, bucket, key, Some("bytes=0-1".into())).await?;
+            // "bytes 0-1/SIZE": the object's size, to know a resume at its end.
+            let size = head
+                .content_range
+                .as_deref()
+                .and_then(|r| r.rsplit('/').next())
+                .and_then(|n| n.parse::<u64>().ok());
+            let magic = head
+                .body
+                .collect()
+                .await
+                .map_err(io::Error::other)?
+                .into_bytes();
+            let is_gzip = magic.as_ref() == [0x1f, 0x8b];
+            if !is_gzip && size.is_some_and(|size| offset >= size) {
+                return Ok(Opened {
+                    reader: Box::new(io::empty()),
+                    total_bytes: size,
+                    bytes_read: Arc::new(AtomicU64::new(offset)),
+                });
+            }
+            let range = (!is_gzip && offset > 0).then(|| format!("bytes={offset}-"));
+            let object = get_object(s3, bucket, key, range).await?;
+            let total_bytes = object
+                .content_length
+                .map(|n| n as u64 + if is_gzip { 0 } else { offset });
+            let bytes_read = Arc::new(AtomicU64::new(if is_gzip { 0 } else { offset }));
+            let (sender, receiver) = std::sync::mpsc::sync_channel(16);
+            let mut body = object.body;
+            tokio::spawn(async move {
+                loop {
+                    match body.next().await {
+                        Some(Ok(chunk)) => {
+                            if sender.send(Ok(chunk)).is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(e)) => {
+                            let _ = sender.send(Err(io::Error::other(e)));
+                            return;
+                        }
+                        None => return,
+                    }
+                }
+            });
+            let raw = Counting {
+                inner: ChannelReader {
+                    chunks: receiver,
+                    current: bytes::Bytes::new(),
+                },
+                count: bytes_read.clone(),
+            };
+            let mut reader: Box<dyn BufRead + Send> = if is_gzip {
+                decompress_if_gzip(raw)?
+            } else {
+                Box::new(BufReader::with_capacity(1 << 20, raw))
+            };
+            if is_gzip {
+                skip_bytes(&mut reader, offset)?;
+            }
+            Ok(Opened {
+                reader,
+                total_bytes,
+                bytes_read,
+            })
+        }
+    }
+}
+
+async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    range: Option<String>,
+) -> io::Result<aws_sdk_s3::operation::get_object::GetObjectOutput> {
+    s3.get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_range(range)
+        .send()
+        .await
+        .map_err(|e| {
+            io::Error::other(format!(
+                "cannot read s3://{bucket}/{key}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(&e)
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s3_locations_and_paths_are_told_apart() {
+        assert_eq!(
+            Source::parse("s3://b/exports/night.jsonl.gz").unwrap(),
+            Source::S3 {
+                bucket: "b".into(),
+                key: "exports/night.jsonl.gz".into()
+            }
+        );
+        assert_eq!(
+            Source::parse("events.jsonl").unwrap(),
+            Source::Local("events.jsonl".into())
+        );
+        assert!(Source::parse("s3://bucket-only")
+            .unwrap_err()
+            .contains("s3://bucket/key"));
+    }
+}

@@ -1,0 +1,383 @@
+//! The backfill against the real MariaDB and moto (S3 and SQS).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shared::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls, Summary};
+use shared::db::Database;
+use shared::event::{parse_event, DataPoint, Event};
+
+use crate::helpers::{self, TestDb};
+use crate::loaders::{sample_lines, snapshot};
+
+async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> Context {
+    let aws = helpers::aws_config().await;
+    Context {
+        db: Arc::new(Database::connect(test.settings(), 2).await.unwrap()),
+        s3: Some(shared::aws::s3_client(&aws)),
+        sqs: Some(aws_sdk_sqs::Client::new(&aws)),
+        queues,
+        batch_lines,
+        on_progress: None,
+    }
+}
+
+fn options(source: &str, mode: Mode) -> BackfillOptions {
+    BackfillOptions {
+        source: source.to_string(),
+        mode,
+        filters: Filters::default(),
+        dry_run: false,
+    }
+}
+
+fn sample_source() -> String {
+    helpers::sample_path().display().to_string()
+}
+
+fn valid_sample_events() -> Vec<Event> {
+    sample_lines()
+        .iter()
+        .filter_map(|l| parse_event(l).ok())
+        .collect()
+}
+
+fn assert_sample_stats(summary: &Summary) {
+    let expected = &helpers::sample_expected()["stats"];
+    assert_eq!(summary.counters.lines, expected["lines"].as_u64().unwrap());
+    assert_eq!(
+        summary.counters.events,
+        expected["events"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.counters.duplicates,
+        expected["duplicates"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.counters.malformed,
+        expected["malformed"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_loaded_directly_gives_its_stats_and_records_bad_lines_with_line_numbers() {
+    let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 1000).await;
+    let summary = backfill::run(&ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    assert!(summary.done);
+    assert_sample_stats(&summary);
+    let lines: Vec<u64> = test
+        .rows("SELECT line_number FROM error_event WHERE kind = 'malformed' ORDER BY line_number");
+    assert_eq!(lines.len(), 8);
+    let sample = std::fs::read_to_string(helpers::sample_path()).unwrap();
+    let all: Vec<&str> = sample.lines().collect();
+    for line in lines {
+        assert!(
+            parse_event(all[line as usize - 1]).is_err(),
+            "line {line} is really malformed"
+        );
+    }
+    // Running it again under another id: everything is a duplicate now.
+    let again = backfill::run(&ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    assert_eq!(again.counters.events, 0);
+    assert_eq!(again.counters.duplicates, 6445 - 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_puts_each_analytics_event_on_its_data_points_queue() {
+    // A fifth of the sample: moto's queues slow down with their length.
+    let lines: Vec<String> = std::fs::read_to_string(helpers::sample_path())
+        .unwrap()
+        .lines()
+        .step_by(5)
+        .map(str::to_string)
+        .collect();
+    let export = std::env::temp_dir().join(format!("enqueue-{:08x}.jsonl", rand::random::<u32>()));
+    std::fs::write(&export, lines.join("\n")).unwrap();
+    let test = TestDb::new();
+    let aws = helpers::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let mut urls = BTreeMap::new();
+    for dp in DataPoint::ALL {
+        urls.insert(dp, helpers::create_queue(&sqs, dp.as_str()).await);
+    }
+    let ctx = context(&test, QueueUrls(urls.clone()), 300).await;
+    let summary = backfill::run(
+        &ctx,
+        &options(&export.display().to_string(), Mode::Enqueue),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(&export).unwrap();
+    assert!(summary.done);
+    let mut expected: BTreeMap<DataPoint, usize> = BTreeMap::new();
+    let mut malformed = 0;
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        match parse_event(line) {
+            Ok(event) => {
+                if let Some(dp) = event.data_point() {
+                    *expected.entry(dp).or_default() += 1;
+                }
+            }
+            Err(_) => malformed += 1,
+        }
+    }
+    for (dp, url) in &urls {
+        assert_eq!(
+            helpers::queue_length(&sqs, url).await,
+            expected.get(dp).copied().unwrap_or(0),
+            "{dp} queue"
+        );
+        let some = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .unwrap()
+            .messages
+            .unwrap_or_default();
+        for message in &some {
+            let event = parse_event(message.body.as_deref().unwrap()).unwrap();
+            assert_eq!(event.data_point(), Some(*dp));
+            let attribute = &message.message_attributes.as_ref().unwrap()["type"];
+            assert_eq!(
+                attribute.string_value.as_deref(),
+                Some(event.event_type.as_str())
+            );
+        }
+    }
+    assert_eq!(summary.counters.malformed, malformed);
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'") as u64,
+        malformed
+    );
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM event_ledger"),
+        0,
+        "enqueue loads nothing itself"
+    );
+}
+
+/// Runs `options` in invocations that each stop after about one batch,
+/// as a killed or timed-out run would, until the run is done.
+async fn run_in_pieces(ctx: &Context, options: &BackfillOptions, run_id: &str) -> (Summary, usize) {
+    let mut pieces = 0;
+    loop {
+        pieces += 1;
+        let summary = backfill::run(ctx, options, Some(run_id.to_string()), Some(Instant::now()))
+            .await
+            .unwrap();
+        if summary.done {
+            return (summary, pieces);
+        }
+        assert!(pieces < 1000, "the run makes progress");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one() {
+    let whole = TestDb::new();
+    let ctx = context(&whole, QueueUrls::default(), 400).await;
+    let uninterrupted = backfill::run(&ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+
+    let pieces_db = TestDb::new();
+    let ctx = context(&pieces_db, QueueUrls::default(), 400).await;
+    let (resumed, pieces) = run_in_pieces(
+        &ctx,
+        &options(&sample_source(), Mode::Direct),
+        "resume-test",
+    )
+    .await;
+    assert!(pieces > 10, "stopped {pieces} times");
+    assert_eq!(resumed.counters, uninterrupted.counters);
+    assert_eq!(snapshot(&pieces_db), snapshot(&whole));
+    // A finished run re-invoked does nothing more.
+    let after = backfill::run(
+        &ctx,
+        &options(&sample_source(), Mode::Direct),
+        Some("resume-test".into()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(after.done);
+    assert_eq!(after.counters, uninterrupted.counters);
+    // The same id with other options is refused, with the way out.
+    let mut other = options(&sample_source(), Mode::Direct);
+    other.dry_run = false;
+    other.filters.tenants = vec!["acme".into()];
+    let err = backfill::run(&ctx, &other, Some("resume-test".into()), None)
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("other options"), "{err}");
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
+    let _ = s3.create_bucket().bucket(bucket).send().await;
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .expect("upload to moto S3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_export_on_s3_loads_and_a_plain_one_resumes_with_ranged_reads() {
+    let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 1000).await;
+    let s3 = ctx.s3.clone().unwrap();
+    let bucket = format!("exports-{:08x}", rand::random::<u32>());
+    let sample = std::fs::read(helpers::sample_path()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&sample).unwrap();
+    // No .gz suffix: detection is by content.
+    upload(&s3, &bucket, "night/events", gz.finish().unwrap()).await;
+    let summary = backfill::run(
+        &ctx,
+        &options(&format!("s3://{bucket}/night/events"), Mode::Direct),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_sample_stats(&summary);
+
+    let plain_db = TestDb::new();
+    let ctx = context(&plain_db, QueueUrls::default(), 1000).await;
+    upload(&s3, &bucket, "plain.jsonl", sample).await;
+    let (resumed, pieces) = run_in_pieces(
+        &ctx,
+        &options(&format!("s3://{bucket}/plain.jsonl"), Mode::Direct),
+        "s3-plain",
+    )
+    .await;
+    assert!(pieces > 2);
+    assert_sample_stats(&resumed);
+    assert_eq!(snapshot(&plain_db), snapshot(&test));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_select_exactly_what_they_say() {
+    let events = valid_sample_events();
+    let distinct = |keep: &dyn Fn(&Event) -> bool| {
+        let mut ids: Vec<(String, i64)> = events
+            .iter()
+            .filter(|e| keep(e))
+            .map(|e| (e.stream_id.clone(), e.version))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    let from = shared::ejson::parse_rfc3339("2021-09-14T14:10:00Z").unwrap();
+    let to = shared::ejson::parse_rfc3339("2021-09-14T14:20:00Z").unwrap();
+    let cases: Vec<(Filters, Vec<(String, i64)>)> = vec![
+        (
+            Filters {
+                tenants: vec!["acme".into()],
+                ..Filters::default()
+            },
+            distinct(&|e| e.tenant_id == "acme"),
+        ),
+        (
+            Filters {
+                presentations: vec!["prs-acm-0002".into()],
+                ..Filters::default()
+            },
+            distinct(&|e| e.stream_id == "prs-acm-0002"),
+        ),
+        (
+            Filters {
+                from_ms: Some(from),
+                to_ms: Some(to),
+                ..Filters::default()
+            },
+            distinct(&|e| e.occurred_at >= from && e.occurred_at <= to),
+        ),
+        (
+            Filters {
+                data_points: vec![DataPoint::Polls, DataPoint::Qna],
+                ..Filters::default()
+            },
+            distinct(&|e| matches!(e.data_point(), Some(DataPoint::Polls | DataPoint::Qna))),
+        ),
+    ];
+    for (filters, expected) in cases {
+        assert!(
+            !expected.is_empty() && expected.len() < 5852,
+            "a filter that selects something: {filters:?}"
+        );
+        let test = TestDb::new();
+        let ctx = context(&test, QueueUrls::default(), 1000).await;
+        let mut opts = options(&sample_source(), Mode::Direct);
+        opts.filters = filters.clone();
+        let summary = backfill::run(&ctx, &opts, None, None).await.unwrap();
+        let loaded: Vec<(String, i64)> =
+            test.rows("SELECT stream_id, version FROM event_ledger ORDER BY stream_id, version");
+        assert_eq!(loaded, expected, "{filters:?}");
+        assert_eq!(summary.counters.events as usize, expected.len());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_counts_and_writes_nothing() {
+    let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 1000).await;
+    let mut opts = options(&sample_source(), Mode::Direct);
+    opts.dry_run = true;
+    let summary = backfill::run(&ctx, &opts, None, None).await.unwrap();
+    assert_eq!(summary.counters.lines, 6445);
+    assert_eq!(summary.counters.malformed, 8);
+    assert_eq!(summary.counters.events, 6445 - 8);
+    assert_eq!(test.count("SELECT COUNT(*) FROM event_ledger"), 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM backfill_run"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_returns_not_done_near_its_deadline_and_finishes_when_invoked_again() {
+    let test = TestDb::new();
+    let function = shared::lambda::BackfillFunction {
+        context: context(&test, QueueUrls::default(), 300).await,
+    };
+    let payload =
+        serde_json::json!({"source": sample_source(), "mode": "direct", "runId": "lambda-run"});
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        let mut context = lambda_runtime::Context::default();
+        // Inside the margin already: each invocation does one batch and returns.
+        context.deadline = (std::time::SystemTime::now() + Duration::from_secs(1))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let request = serde_json::from_value(payload.clone()).unwrap();
+        let summary = function
+            .handle(lambda_runtime::LambdaEvent::new(request, context))
+            .await
+            .unwrap();
+        let response = serde_json::to_value(&summary).unwrap();
+        assert_eq!(response["runId"], "lambda-run");
+        if response["done"] == true {
+            assert_eq!(response["events"], 5852);
+            break;
+        }
+        assert!(response["nextOffset"].as_u64().unwrap() > 0);
+        assert!(invocations < 100);
+    }
+    assert!(invocations > 2);
+}
