@@ -301,7 +301,7 @@ pub async fn reconcile(
     let mut conn = db.conn()?;
     let sql = format!(
         "SELECT stream_id, version DIV {BLOCK_VERSIONS} AS block, COUNT(*), CAST(SUM(version) AS CHAR), \
-         CAST(SUM(CONV(HEX(SUBSTRING(content_hash, 1, 7)), 16, 10)) AS CHAR) \
+         CAST(SUM(CAST(CONV(HEX(SUBSTRING(content_hash, 1, 7)), 16, 10) AS UNSIGNED)) AS CHAR) \
          FROM event_ledger WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' \
          GROUP BY stream_id, block"
     );

@@ -7,4 +7,5 @@ mod api;
 mod backfill;
 mod loaders;
 mod migrate;
+mod reconcile;
 mod template;

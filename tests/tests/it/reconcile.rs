@@ -1,0 +1,261 @@
+//! Reconciliation against the real MariaDB: it finds exactly what was
+//! removed, added or altered, and its repair brings the answers back.
+
+use std::sync::Arc;
+
+use mysql::prelude::Queryable;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use shared::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
+use shared::db::Database;
+use shared::reconcile::{self, Kind, ReconcileOptions, Repair};
+
+use crate::helpers::{self, TestDb};
+
+async fn loaded_sample(test: &TestDb) -> Context {
+    let aws = helpers::aws_config().await;
+    let ctx = Context {
+        db: Arc::new(Database::connect(test.settings(), 2).await.unwrap()),
+        s3: Some(shared::aws::s3_client(&aws)),
+        sqs: Some(aws_sdk_sqs::Client::new(&aws)),
+        queues: QueueUrls::default(),
+        batch_lines: 2000,
+        on_progress: None,
+    };
+    let options = BackfillOptions {
+        source: helpers::sample_path().display().to_string(),
+        mode: Mode::Direct,
+        filters: Filters::default(),
+        dry_run: false,
+    };
+    backfill::run(&ctx, &options, None, None).await.unwrap();
+    ctx
+}
+
+fn options(repair: Option<Repair>) -> ReconcileOptions {
+    ReconcileOptions {
+        source: helpers::sample_path().display().to_string(),
+        from_ms: None,
+        to_ms: None,
+        repair,
+    }
+}
+
+/// Removes events from the warehouse as if they had never arrived: their
+/// ledger rows and the fact rows keyed by them.
+fn remove_events(test: &TestDb, identities: &[(String, i64)]) {
+    let mut conn = test.conn();
+    for (stream, version) in identities {
+        for table in [
+            "fact_poll_vote",
+            "fact_poll_vote_option",
+            "fact_survey_response",
+            "fact_survey_answer",
+        ] {
+            conn.exec_drop(
+                format!(
+                    "DELETE t FROM {table} t JOIN dim_presentation p USING (presentation_key) WHERE p.presentation_id = ? AND t.version = ?"
+                ),
+                (stream, version),
+            )
+            .unwrap();
+        }
+        conn.exec_drop(
+            "DELETE FROM event_ledger WHERE stream_id = ? AND version = ?",
+            (stream, version),
+        )
+        .unwrap();
+    }
+}
+
+fn report_json(test: &TestDb, tenant: &str, presentation: &str) -> serde_json::Value {
+    let report =
+        shared::analytics::presentation_report(&mut test.conn(), tenant, presentation).unwrap();
+    serde_json::to_value(report).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_differs_after_a_clean_load() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let (summary, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        summary.totals.compared,
+        5852 - 52,
+        "every distinct analytics event is compared"
+    );
+    assert_eq!(summary.blocks_differing, 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM reconcile_run"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let mut identities: Vec<(String, i64)> =
+        test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point <> 'none' ORDER BY stream_id, version");
+    identities.shuffle(&mut rand::rngs::StdRng::seed_from_u64(11));
+    let removed: Vec<(String, i64)> = identities[..25].to_vec();
+    remove_events(&test, &removed);
+    let (conflict_stream, conflict_version) = identities[30].clone();
+    test.conn()
+        .exec_drop(
+            "UPDATE event_ledger SET content_hash = UNHEX(SHA2('tampered', 256)) WHERE stream_id = ? AND version = ?",
+            (&conflict_stream, conflict_version),
+        )
+        .unwrap();
+    // An event the store never had, inside the export's window.
+    test.conn()
+        .query_drop(
+            "INSERT INTO event_ledger (stream_id, version, tenant_id, data_point, event_type, occurred_at_ms, content_hash, load_id) \
+             SELECT stream_id, 999999, tenant_id, data_point, event_type, occurred_at_ms, content_hash, 1 FROM event_ledger \
+             WHERE stream_id = 'prs-glo-0001' AND data_point = 'attendance' LIMIT 1",
+        )
+        .unwrap();
+
+    let (summary, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+        .await
+        .unwrap();
+    let mut missing: Vec<(String, i64)> = found
+        .iter()
+        .filter(|d| d.kind == Kind::Missing)
+        .map(|d| (d.stream_id.clone(), d.version))
+        .collect();
+    missing.sort();
+    let mut expected_missing = removed.clone();
+    expected_missing.sort();
+    assert_eq!(missing, expected_missing);
+    let unexpected: Vec<(String, i64)> = found
+        .iter()
+        .filter(|d| d.kind == Kind::Unexpected)
+        .map(|d| (d.stream_id.clone(), d.version))
+        .collect();
+    assert_eq!(unexpected, vec![("prs-glo-0001".to_string(), 999999)]);
+    let conflicting: Vec<(String, i64)> = found
+        .iter()
+        .filter(|d| d.kind == Kind::Conflicting)
+        .map(|d| (d.stream_id.clone(), d.version))
+        .collect();
+    assert_eq!(conflicting, vec![(conflict_stream, conflict_version)]);
+    assert_eq!(
+        (
+            summary.totals.missing,
+            summary.totals.unexpected,
+            summary.totals.conflicting
+        ),
+        (25, 1, 1)
+    );
+    let by_dp: u64 = summary.by_data_point.values().map(|c| c.missing).sum();
+    assert_eq!(by_dp, 25);
+    assert_eq!(
+        test.count(&format!(
+            "SELECT COUNT(*) FROM reconcile_discrepancy WHERE run_id = {}",
+            summary.run_id
+        )),
+        27
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_repair_brings_the_next_run_to_zero_and_the_answers_back() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let expected = helpers::sample_expected();
+    let mut identities: Vec<(String, i64)> =
+        test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point IN ('polls', 'surveys', 'attendance')");
+    identities.shuffle(&mut rand::rngs::StdRng::seed_from_u64(5));
+    remove_events(&test, &identities[..40]);
+    let (first, _) =
+        reconcile::reconcile(&ctx.db, None, Some(&ctx), &options(Some(Repair::Direct)))
+            .await
+            .unwrap();
+    assert_eq!(first.totals.missing, 40);
+    assert_eq!(first.repaired, 40);
+    let (second, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+        .await
+        .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(
+        second.totals.missing + second.totals.unexpected + second.totals.conflicting,
+        0
+    );
+    for (tenant, presentation) in [
+        ("acme", "prs-acm-0000"),
+        ("acme", "prs-acm-0002"),
+        ("globex", "prs-glo-0001"),
+    ] {
+        assert_eq!(
+            report_json(&test, tenant, presentation),
+            expected["reports"][presentation],
+            "{presentation}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_repair_redrives_missing_events_to_their_queues() {
+    let test = TestDb::new();
+    let mut ctx = loaded_sample(&test).await;
+    let sqs = ctx.sqs.clone().unwrap();
+    let mut urls = std::collections::BTreeMap::new();
+    for dp in shared::event::DataPoint::ALL {
+        urls.insert(dp, helpers::create_queue(&sqs, dp.as_str()).await);
+    }
+    ctx.queues = QueueUrls(urls.clone());
+    let removed: Vec<(String, i64)> =
+        test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point = 'qna' ORDER BY version LIMIT 7");
+    remove_events(&test, &removed);
+    let (summary, _) =
+        reconcile::reconcile(&ctx.db, None, Some(&ctx), &options(Some(Repair::Queue)))
+            .await
+            .unwrap();
+    assert_eq!(summary.totals.missing, 7);
+    let on_queue = helpers::drain_queue(&sqs, &urls[&shared::event::DataPoint::Qna]).await;
+    let mut redriven: Vec<(String, i64)> = on_queue
+        .iter()
+        .map(|m| {
+            let event = shared::event::parse_event(m.body.as_deref().unwrap()).unwrap();
+            (event.stream_id, event.version)
+        })
+        .collect();
+    redriven.sort();
+    let mut removed = removed;
+    removed.sort();
+    assert_eq!(redriven, removed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_are_valid_embedded_metric_format() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let (summary, _) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+        .await
+        .unwrap();
+    let documents = reconcile::emf_documents(&summary, 1_700_000_000_000);
+    assert_eq!(documents.len(), 5 * 3 + 1);
+    for document in &documents {
+        let directive = &document["_aws"];
+        assert!(directive["Timestamp"].is_i64());
+        let metrics = directive["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(metrics.len(), 1);
+        assert_eq!(metrics[0]["Namespace"], "Warehouse");
+        for dimension_set in metrics[0]["Dimensions"].as_array().unwrap() {
+            for dimension in dimension_set.as_array().unwrap() {
+                assert!(
+                    document[dimension.as_str().unwrap()].is_string(),
+                    "dimension {dimension} has a value"
+                );
+            }
+        }
+        for metric in metrics[0]["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            assert!(document[name].is_u64(), "metric {name} has a value");
+            assert_eq!(metric["Unit"], "Count");
+        }
+    }
+    let compared = documents.last().unwrap();
+    assert_eq!(compared["EventsCompared"], summary.totals.compared);
+}
