@@ -47,6 +47,34 @@ enum Command {
     Presentations(analytics_commands::PresentationsArgs),
     /// The analytics API's rollout flags per tenant and data point: set, list.
     Flags(analytics_commands::FlagsArgs),
+    /// Compare an export (the source of truth) with the warehouse ledger and
+    /// report what is missing, unexpected or conflicting; optionally repair.
+    Reconcile {
+        /// A local path, s3://bucket/key, or s3://bucket/prefix/ for every object under it.
+        #[arg(long)]
+        source: String,
+        /// Window start on occurredAt (RFC 3339); defaults to the export's first event.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end on occurredAt (RFC 3339); defaults to the export's last event.
+        #[arg(long)]
+        to: Option<String>,
+        /// Re-drive missing events to their queues (QUEUE_URL_*) or load them directly.
+        #[arg(long, value_parser = ["queue", "direct"])]
+        repair: Option<String>,
+    },
+    /// Release check: replay a diagonal slice of presentations from the export
+    /// the old way and compare each report with the warehouse's, field by field.
+    Verify {
+        /// The export the warehouse was loaded from (path or s3://).
+        #[arg(long)]
+        source: String,
+        /// How many presentations to check.
+        #[arg(long, default_value_t = 10)]
+        sample: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Write a synthetic export made to the contract (for benchmarks and load tests).
     Generate {
         /// Where to write (stdout when absent).
@@ -270,6 +298,72 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Viewers(args) => analytics_commands::viewers(args)?,
         Command::Presentations(args) => analytics_commands::presentations(args)?,
         Command::Flags(args) => analytics_commands::flags(args)?,
+        Command::Reconcile {
+            source,
+            from,
+            to,
+            repair,
+        } => {
+            let options = shared::reconcile::ReconcileOptions {
+                source,
+                from_ms: from.as_deref().map(parse_time).transpose()?,
+                to_ms: to.as_deref().map(parse_time).transpose()?,
+                repair: repair
+                    .as_deref()
+                    .map(shared::reconcile::Repair::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let summary = runtime()?.block_on(async {
+                let aws = shared::aws::sdk_config().await;
+                let queue_repair = options.repair == Some(shared::reconcile::Repair::Queue);
+                let queues = if queue_repair {
+                    QueueUrls::from_env()?
+                } else {
+                    QueueUrls::default()
+                };
+                let ctx = backfill_context(
+                    database(2)?,
+                    Some(shared::aws::s3_client(&aws)),
+                    Some(shared::aws::sqs_client(&aws)),
+                    queues,
+                    backfill::DEFAULT_BATCH_LINES,
+                );
+                let (summary, _) =
+                    shared::reconcile::reconcile(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)
+                        .await?;
+                Ok::<_, anyhow::Error>(summary)
+            })?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+        }
+        Command::Verify {
+            source,
+            sample,
+            seed,
+        } => {
+            let report = runtime()?.block_on(async {
+                let aws = shared::aws::sdk_config().await;
+                let db = database(1)?;
+                let s3 = shared::aws::s3_client(&aws);
+                Ok::<_, anyhow::Error>(
+                    shared::verify::verify(&db, Some(&s3), &source, sample, seed).await?,
+                )
+            })?;
+            for (presentation, fields) in &report.differences {
+                eprintln!("{presentation} differs from the replay:");
+                for field in fields {
+                    eprintln!("  {field}");
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if !report.passed() {
+                anyhow::bail!(
+                    "{} of {} presentations differ from the old computation (fields listed above)",
+                    report.differences.len(),
+                    report.checked.len()
+                );
+            }
+        }
         Command::Generate {
             out,
             presentations,

@@ -22,3 +22,4 @@ pub mod source;
 pub mod sql;
 pub mod sqs_loader;
 pub mod telemetry;
+pub mod verify;

@@ -252,6 +252,17 @@ async fn for_each_event(
     Ok(())
 }
 
+/// Streams every valid event of an export (a file, an S3 object or an S3
+/// prefix) to `visit`.
+pub async fn each_export_event(
+    source: &str,
+    s3: Option<&aws_sdk_s3::Client>,
+    mut visit: impl FnMut(Event) + Send,
+) -> Result<(), DbError> {
+    let sources = expand_sources(source, s3).await?;
+    for_each_event(&sources, s3, |event, _| visit(event)).await
+}
+
 /// Reconciles, records the run and its discrepancies, and repairs if asked.
 pub async fn reconcile(
     db: &Database,

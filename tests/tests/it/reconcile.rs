@@ -259,3 +259,66 @@ async fn the_metrics_are_valid_embedded_metric_format() {
     let compared = documents.last().unwrap();
     assert_eq!(compared["EventsCompared"], summary.totals.compared);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_passes_on_a_correct_load_and_names_the_field_that_differs() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let source = helpers::sample_path().display().to_string();
+    let report = shared::verify::verify(&ctx.db, None, &source, 10, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.checked.len(),
+        3,
+        "the sample has three presentations"
+    );
+    assert!(report.passed(), "{:?}", report.differences);
+    test.conn()
+        .query_drop(
+            "UPDATE dim_presentation SET title = 'Tampered', revision = revision + 1 WHERE presentation_id = 'prs-glo-0001'",
+        )
+        .unwrap();
+    test.conn()
+        .query_drop(
+            "UPDATE fact_session s JOIN dim_presentation p USING (presentation_key) SET s.device = 'tv', p.revision = p.revision + 1 \
+             WHERE p.presentation_id = 'prs-acm-0000' AND s.device = 'desktop'",
+        )
+        .unwrap();
+    let report = shared::verify::verify(&ctx.db, None, &source, 10, 3)
+        .await
+        .unwrap();
+    assert!(!report.passed());
+    assert_eq!(
+        report.differences["prs-glo-0001"],
+        vec!["title: warehouse \"Tampered\" ≠ replay \"Security Briefing\"".to_string()]
+    );
+    assert!(
+        report.differences["prs-acm-0000"]
+            .iter()
+            .any(|d| d.starts_with("attendance.byDevice.desktop")),
+        "{:?}",
+        report.differences
+    );
+    assert!(!report.differences.contains_key("prs-acm-0002"));
+}
+
+#[test]
+fn the_slice_is_deterministic_and_covers_sizes_and_tenants() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let test = TestDb::new();
+    runtime.block_on(loaded_sample(&test));
+    let first = shared::verify::choose_slice(&mut test.conn(), 2, 9).unwrap();
+    assert_eq!(
+        first,
+        shared::verify::choose_slice(&mut test.conn(), 2, 9).unwrap()
+    );
+    assert_eq!(first.len(), 2);
+    let all = shared::verify::choose_slice(&mut test.conn(), 10, 9).unwrap();
+    let tenants: std::collections::BTreeSet<&str> = all.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(tenants.len(), 2);
+}

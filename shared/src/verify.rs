@@ -1,0 +1,202 @@
+//! The release check: a diagonal slice of presentations (across tenants,
+//! sizes, data points and ages) whose warehouse reports are compared field by
+//! field with the old computation, replaying their events from the export.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use mysql::prelude::Queryable;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::db::{Database, DbError};
+use crate::replay::Replay;
+
+/// A presentation as the slice chooses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Candidate {
+    tenant_id: String,
+    presentation_id: String,
+    events: u64,
+    data_points: BTreeSet<String>,
+    /// `scheduledStart` or `startedAt`, for age.
+    when_ms: Option<i64>,
+}
+
+/// Chooses up to `n` presentations deterministically for `seed`: the
+/// smallest, the median and the largest; then one per tenant, per data point
+/// present and the oldest and newest; then seeded random picks.
+pub fn choose_slice(
+    conn: &mut impl Queryable,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<(String, String)>, DbError> {
+    let rows: Vec<(String, String, String, u64, Option<i64>)> = conn
+        .query(
+            "SELECT p.tenant_id, p.presentation_id, l.data_point, COUNT(*), COALESCE(p.scheduled_start_ms, p.started_at_ms) \
+             FROM event_ledger l JOIN dim_presentation p ON p.presentation_id = l.stream_id \
+             WHERE l.data_point <> 'none' GROUP BY p.tenant_id, p.presentation_id, l.data_point, p.scheduled_start_ms, p.started_at_ms",
+        )
+        .map_err(|e| DbError(format!("cannot list presentations: {e}")))?;
+    let mut by_id: BTreeMap<String, Candidate> = BTreeMap::new();
+    for (tenant_id, presentation_id, data_point, events, when_ms) in rows {
+        let candidate = by_id
+            .entry(presentation_id.clone())
+            .or_insert_with(|| Candidate {
+                tenant_id,
+                presentation_id,
+                events: 0,
+                data_points: BTreeSet::new(),
+                when_ms,
+            });
+        candidate.events += events;
+        candidate.data_points.insert(data_point);
+    }
+    let mut all: Vec<Candidate> = by_id.into_values().collect();
+    all.sort_by(|a, b| (a.events, &a.presentation_id).cmp(&(b.events, &b.presentation_id)));
+    let mut chosen: Vec<usize> = Vec::new();
+    let mut take = |index: usize| {
+        if chosen.len() < n && !chosen.contains(&index) {
+            chosen.push(index);
+        }
+    };
+    if !all.is_empty() {
+        take(0);
+        take(all.len() / 2);
+        take(all.len() - 1);
+    }
+    let tenants: BTreeSet<&String> = all.iter().map(|c| &c.tenant_id).collect();
+    for tenant in tenants {
+        if let Some(index) = all.iter().rposition(|c| &c.tenant_id == tenant) {
+            take(index);
+        }
+    }
+    let data_points: BTreeSet<&String> = all.iter().flat_map(|c| c.data_points.iter()).collect();
+    for dp in data_points {
+        if let Some(index) = all.iter().rposition(|c| c.data_points.contains(dp)) {
+            take(index);
+        }
+    }
+    let mut by_age: Vec<usize> = (0..all.len())
+        .filter(|&i| all[i].when_ms.is_some())
+        .collect();
+    by_age.sort_by_key(|&i| (all[i].when_ms, all[i].presentation_id.clone()));
+    if let (Some(&oldest), Some(&newest)) = (by_age.first(), by_age.last()) {
+        take(oldest);
+        take(newest);
+    }
+    let mut rest: Vec<usize> = (0..all.len()).collect();
+    rest.shuffle(&mut StdRng::seed_from_u64(seed));
+    for index in rest {
+        take(index);
+    }
+    Ok(chosen
+        .into_iter()
+        .map(|i| (all[i].tenant_id.clone(), all[i].presentation_id.clone()))
+        .collect())
+}
+
+/// Where two JSON values differ, as `path: warehouse ≠ replay` lines.
+pub fn differences(warehouse: &serde_json::Value, replay: &serde_json::Value) -> Vec<String> {
+    let mut out = Vec::new();
+    diff(warehouse, replay, "", &mut out);
+    out
+}
+
+fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for key in keys {
+                let child = format!("{path}.{key}");
+                diff(
+                    x.get(key).unwrap_or(&Value::Null),
+                    y.get(key).unwrap_or(&Value::Null),
+                    &child,
+                    out,
+                );
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                diff(u, v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a != b => out.push(format!(
+            "{}: warehouse {a} ≠ replay {b}",
+            path.trim_start_matches('.')
+        )),
+        _ => {}
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyReport {
+    pub checked: Vec<String>,
+    /// presentation id → the differing fields.
+    pub differences: BTreeMap<String, Vec<String>>,
+}
+
+impl VerifyReport {
+    pub fn passed(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// Replays the slice's presentations from the export and compares reports.
+pub async fn verify(
+    db: &Database,
+    s3: Option<&aws_sdk_s3::Client>,
+    source: &str,
+    n: usize,
+    seed: u64,
+) -> Result<VerifyReport, DbError> {
+    let slice = tokio::task::block_in_place(|| choose_slice(&mut db.conn()?, n, seed))?;
+    let wanted: BTreeSet<&str> = slice.iter().map(|(_, p)| p.as_str()).collect();
+    let mut replay = Replay::new();
+    crate::reconcile::each_export_event(source, s3, |event| {
+        if wanted.contains(event.stream_id.as_str()) {
+            replay.add(&event);
+        }
+    })
+    .await?;
+    let mut report = VerifyReport {
+        checked: Vec::new(),
+        differences: BTreeMap::new(),
+    };
+    for (tenant, presentation) in &slice {
+        report.checked.push(presentation.clone());
+        let warehouse = tokio::task::block_in_place(|| {
+            crate::analytics::presentation_report(&mut db.conn()?, tenant, presentation)
+                .map_err(|e| DbError(e.to_string()))
+        })?;
+        let warehouse = serde_json::to_value(warehouse).expect("reports serialise");
+        let old =
+            serde_json::to_value(replay.report(tenant, presentation)).expect("reports serialise");
+        let found = differences(&warehouse, &old);
+        if !found.is_empty() {
+            report.differences.insert(presentation.clone(), found);
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn differences_name_the_field() {
+        let a = json!({"attendance": {"sessions": 3, "byDevice": {"tv": 1}}, "polls": [{"respondents": 2}]});
+        let b = json!({"attendance": {"sessions": 4, "byDevice": {"tv": 1}}, "polls": [{"respondents": 2}]});
+        assert_eq!(
+            differences(&a, &b),
+            vec!["attendance.sessions: warehouse 3 ≠ replay 4".to_string()]
+        );
+        assert!(differences(&a, &a).is_empty());
+    }
+}
