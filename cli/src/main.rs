@@ -379,6 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 heartbeats,
                 seed,
                 shuffle: true,
+                first_presentation: 0,
             };
             let summary = match out {
                 Some(path) => {

@@ -22,6 +22,8 @@ pub struct GenerateOptions {
     pub seed: u64,
     /// Shuffle each presentation's events (delivery order is arbitrary).
     pub shuffle: bool,
+    /// Number of the first presentation, so that several exports can be combined.
+    pub first_presentation: u32,
 }
 
 impl Default for GenerateOptions {
@@ -33,6 +35,7 @@ impl Default for GenerateOptions {
             heartbeats: 20,
             seed: 1,
             shuffle: true,
+            first_presentation: 0,
         }
     }
 }
@@ -60,7 +63,7 @@ pub fn generate(options: &GenerateOptions, out: &mut dyn Write) -> io::Result<Ge
     let mut rng = StdRng::seed_from_u64(options.seed);
     let mut summary = GenerateSummary::default();
     let mut object_id: u64 = 0;
-    for p in 0..options.presentations {
+    for p in options.first_presentation..options.first_presentation + options.presentations {
         let tenant = format!("tenant-{}", p % options.tenants.max(1));
         let stream = format!("prs-{p:06}");
         let start = BASE_MS + i64::from(p) * 86_400_000;

@@ -67,12 +67,14 @@ fn events_by_data_point(quick: bool) -> BTreeMap<DataPoint, Vec<String>> {
         heartbeats: 4,
         seed: 7,
         shuffle: true,
+        first_presentation: 0,
     };
     generate(&options, &mut export).unwrap();
     // The presentation loader needs many presentations to fill big batches.
     let presentations_only = GenerateOptions {
         presentations: 3000,
         viewers: 0,
+        first_presentation: 4,
         ..options
     };
     generate(&presentations_only, &mut export).unwrap();
