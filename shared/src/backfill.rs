@@ -522,10 +522,7 @@ async fn apply_batch(
             .collect();
         let far = Instant::now() + Duration::from_secs(300);
         let (counted, _) = with_retry(&db, far, |conn| {
-            let mut tx = conn.start_transaction(
-                mysql::TxOpts::default()
-                    .set_isolation_level(Some(mysql::IsolationLevel::ReadCommitted)),
-            )?;
+            let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
             let mut next = checkpoint.clone();
             if mode == Mode::Direct {
                 let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;

@@ -288,6 +288,7 @@ fn build_opts(
             "SET SESSION time_zone = '+00:00'".to_string(),
             format!("SET SESSION sql_mode = '{}'", crate::sql::SESSION_SQL_MODE),
             format!("SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout_seconds}"),
+            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
         ])
         .into())
 }

@@ -138,20 +138,29 @@ pub fn load_batch(
         let (ea, eb) = (&items[a].event, &items[b].event);
         (&ea.stream_id, ea.version).cmp(&(&eb.stream_id, eb.version))
     });
-    insert_ledger(tx, load_id, items, &candidates)?;
-    let stored = read_ledger(tx, items, &candidates)?;
+    let inserted = insert_ledger(tx, load_id, items, &candidates)?;
     let mut new_items = Vec::new();
-    for &index in &candidates {
-        let event = &items[index].event;
-        match stored.get(&(event.stream_id.clone(), event.version)) {
-            Some((hash, owner)) if *owner == load_id && *hash == event.content_hash => {
-                dispositions[index] = Disposition::Loaded;
-                new_items.push(index);
+    if inserted == candidates.len() as u64 {
+        // Every identity was inserted now (a duplicate left unchanged counts 0
+        // affected rows): all are new, no need to read them back.
+        for &index in &candidates {
+            dispositions[index] = Disposition::Loaded;
+            new_items.push(index);
+        }
+    } else {
+        let stored = read_ledger(tx, items, &candidates)?;
+        for &index in &candidates {
+            let event = &items[index].event;
+            match stored.get(&(event.stream_id.clone(), event.version)) {
+                Some((hash, owner)) if *owner == load_id && *hash == event.content_hash => {
+                    dispositions[index] = Disposition::Loaded;
+                    new_items.push(index);
+                }
+                Some((hash, _)) if *hash == event.content_hash => {
+                    dispositions[index] = Disposition::Duplicate
+                }
+                _ => dispositions[index] = Disposition::Conflict,
             }
-            Some((hash, _)) if *hash == event.content_hash => {
-                dispositions[index] = Disposition::Duplicate
-            }
-            _ => dispositions[index] = Disposition::Conflict,
         }
     }
 
@@ -234,12 +243,10 @@ pub fn commit_batch(
     let mut attempts = 0;
     let (outcome, _) = with_retry(db, deadline, |conn| {
         attempts += 1;
-        // READ COMMITTED: the merges need no snapshot, and it takes fewer gap
-        // locks than REPEATABLE READ, so concurrent loaders deadlock less.
-        let mut tx = conn.start_transaction(
-            mysql::TxOpts::default()
-                .set_isolation_level(Some(mysql::IsolationLevel::ReadCommitted)),
-        )?;
+        // READ COMMITTED (every session's level, see db.rs): the merges need
+        // no snapshot, and it takes fewer gap locks than REPEATABLE READ, so
+        // concurrent loaders deadlock less.
+        let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
         let outcome = load_batch(&mut tx, source, items, rejects, attempts)?;
         tx.commit()?;
         Ok(outcome)
@@ -247,12 +254,13 @@ pub fn commit_batch(
     Ok(outcome)
 }
 
+/// Inserts the ledger rows; returns how many were new.
 fn insert_ledger(
     tx: &mut impl Queryable,
     load_id: u64,
     items: &[Item],
     indexes: &[usize],
-) -> Result<(), mysql::Error> {
+) -> Result<u64, mysql::Error> {
     let mut upsert = Upsert::new(
         "event_ledger",
         &[
@@ -280,7 +288,8 @@ fn insert_ledger(
             .uint(load_id);
         upsert.push(tx, &row)?;
     }
-    upsert.flush(tx)
+    upsert.flush(tx)?;
+    Ok(upsert.affected_rows)
 }
 
 type LedgerEntries = HashMap<(String, i64), ([u8; 32], u64)>;
@@ -454,6 +463,8 @@ fn upsert_presentations(
             merge::least("started_at_ms"),
             merge::greatest("ended_at_ms"),
             "revision = revision + 1".to_string(),
+            // Hands the key back in the OK packet (see below).
+            "presentation_key = LAST_INSERT_ID(presentation_key)".to_string(),
         ]
         .join(", "),
     );
@@ -522,6 +533,16 @@ fn upsert_presentations(
     upsert.flush(tx)?;
 
     let mut keys = HashMap::with_capacity(touched.len());
+    // One presentation in one statement (the usual batch): its key is the
+    // statement's LAST_INSERT_ID, whether the row was inserted or updated.
+    if let ([(stream, _)], 1, Some(key)) = (
+        touched.iter().collect::<Vec<_>>().as_slice(),
+        upsert.statements_sent,
+        upsert.last_insert_id.filter(|k| *k > 0),
+    ) {
+        keys.insert(stream.to_string(), key);
+        return Ok(keys);
+    }
     let ids: Vec<&str> = touched.keys().copied().collect();
     for chunk in ids.chunks(1000) {
         let mut sql = String::from(

@@ -140,6 +140,11 @@ pub struct Upsert {
     statement: String,
     rows_in_statement: usize,
     pub statements_sent: usize,
+    /// Rows the server reports as affected, over all statements: 1 per
+    /// inserted row, 2 per updated one, 0 per duplicate left unchanged.
+    pub affected_rows: u64,
+    /// `LAST_INSERT_ID()` after the last statement.
+    pub last_insert_id: Option<u64>,
 }
 
 impl Upsert {
@@ -152,6 +157,8 @@ impl Upsert {
             statement: String::new(),
             rows_in_statement: 0,
             statements_sent: 0,
+            affected_rows: 0,
+            last_insert_id: None,
         }
     }
 
@@ -179,7 +186,10 @@ impl Upsert {
             return Ok(());
         }
         self.statement.push_str(&self.tail);
-        conn.query_drop(&self.statement)?;
+        let result = conn.query_iter(&self.statement)?;
+        self.affected_rows += result.affected_rows();
+        self.last_insert_id = result.last_insert_id();
+        drop(result);
         self.rows_in_statement = 0;
         self.statements_sent += 1;
         Ok(())
