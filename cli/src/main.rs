@@ -35,6 +35,10 @@ enum Command {
         /// The export to load (defaults to the sample beside the repository).
         #[arg(long)]
         source: Option<PathBuf>,
+        /// Drop and recreate the database of DATABASE_URL first, so the run
+        /// starts from an empty warehouse.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Load a mongoexport JSON Lines export (plain or gzip, local or s3://),
     /// resumably: re-run with the same --run-id to continue.
@@ -222,8 +226,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::json!({"applied": report.applied, "alreadyApplied": report.already_applied})
             );
         }
-        Command::Pipeline { source } => {
+        Command::Pipeline { source, fresh } => {
             let source = source.unwrap_or_else(default_sample);
+            if fresh {
+                shared::db::drop_database(&DatabaseSettings::from_env()?)?;
+            }
             shared::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
             let db = database(2)?;
             shared::migrate::run(&db)?;
@@ -233,19 +240,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 filters: Filters::default(),
                 dry_run: false,
             };
-            let summary = runtime()?.block_on(backfill::run(
-                &backfill_context(
-                    db,
-                    None,
-                    None,
-                    QueueUrls::default(),
-                    backfill::DEFAULT_BATCH_LINES,
-                ),
-                &options,
+            let ctx = backfill_context(
+                db,
                 None,
                 None,
+                QueueUrls::default(),
+                backfill::DEFAULT_BATCH_LINES,
+            );
+            let runtime = runtime()?;
+            let loaded = runtime.block_on(backfill::run(&ctx, &options, None, None))?;
+            let reconcile_options = shared::reconcile::ReconcileOptions {
+                source: options.source.clone(),
+                from_ms: None,
+                to_ms: None,
+                repair: None,
+            };
+            let (reconciled, _) = runtime.block_on(shared::reconcile::reconcile(
+                &ctx.db,
+                None,
+                None,
+                &reconcile_options,
             ))?;
-            println!("{}", serde_json::to_string_pretty(&summary)?);
+            // The report of the presentation with the most viewers.
+            let mut conn = ctx.db.conn()?;
+            let busiest: Option<(String, String)> = mysql::prelude::Queryable::query_first(
+                &mut conn,
+                "SELECT p.tenant_id, p.presentation_id FROM dim_presentation p \
+                 LEFT JOIN fact_session s ON s.presentation_key = p.presentation_key AND s.join_version IS NOT NULL \
+                 GROUP BY p.presentation_key, p.tenant_id, p.presentation_id ORDER BY COUNT(s.session_id) DESC, p.presentation_id LIMIT 1",
+            )?;
+            let report = match busiest {
+                Some((tenant, presentation)) => serde_json::to_value(
+                    shared::analytics::presentation_report(&mut conn, &tenant, &presentation)?,
+                )?,
+                None => serde_json::Value::Null,
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({
+                    "backfill": loaded,
+                    "reconciliation": reconciled,
+                    "report": report,
+                }))?
+            );
         }
         Command::Backfill(args) => {
             let filters = Filters {

@@ -374,9 +374,31 @@ pub fn ping(db: &Database) -> Result<(), DbError> {
         .map_err(|e| DbError(format!("the database does not answer: {e}")))
 }
 
+/// Drops the database a `DATABASE_URL` names (local use: `pipeline --fresh`).
+pub fn drop_database(settings: &DatabaseSettings) -> Result<(), DbError> {
+    with_server(settings, |conn, name| {
+        conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
+            .map_err(|e| DbError(format!("cannot drop database {name}: {e}")))
+    })
+}
+
 /// Creates the database a `DATABASE_URL` names when it does not exist yet
 /// (local use; on RDS the database is provisioned with the instance).
 pub fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), DbError> {
+    with_server(settings, |conn, name| {
+        conn.query_drop(format!(
+            "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+        ))
+        .map_err(|e| DbError(format!("cannot create database {name}: {e}")))
+    })
+}
+
+/// Runs `work` on a connection to the server of a `DATABASE_URL`, outside
+/// its database, with the database's name; does nothing for RDS settings.
+fn with_server(
+    settings: &DatabaseSettings,
+    work: impl FnOnce(&mut mysql::Conn, &str) -> Result<(), DbError>,
+) -> Result<(), DbError> {
     let DatabaseSettings::Url(url) = settings else {
         return Ok(());
     };
@@ -399,8 +421,5 @@ pub fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), DbE
     let server = OptsBuilder::from_opts(opts).db_name(None::<String>);
     let mut conn =
         mysql::Conn::new(server).map_err(|e| DbError(connect_error_message(settings, &e)))?;
-    conn.query_drop(format!(
-        "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
-    ))
-    .map_err(|e| DbError(format!("cannot create database {name}: {e}")))
+    work(&mut conn, &name)
 }
