@@ -7,7 +7,7 @@
 //! into a bare table, batched the same way, with no logic.
 //!
 //! Run: `cargo bench -p integration-tests --bench loaders` (add `-- quick` for
-//! a smaller run).
+//! a smaller run, `-- heavy-joins` for sessions of 4 heartbeats instead of 20).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,12 +59,15 @@ fn main() {
 /// Generated events grouped by data point, as their queues would carry them.
 fn events_by_data_point(quick: bool) -> BTreeMap<DataPoint, Vec<String>> {
     let mut export = Vec::new();
-    let viewers = if quick { 1500 } else { 6000 };
+    // The generator's default session: a join, 20 heartbeats (ten minutes)
+    // and a leave. `heavy-joins` uses 4 heartbeats, five times the joins.
+    let heartbeats = if std::env::args().any(|a| a == "heavy-joins") { 4 } else { 20 };
+    let viewers = (if quick { 6_000 } else { 24_000 }) / (heartbeats + 2);
     let options = GenerateOptions {
         tenants: 2,
         presentations: 4,
         viewers,
-        heartbeats: 4,
+        heartbeats,
         seed: 7,
         shuffle: true,
         first_presentation: 0,
