@@ -150,6 +150,15 @@ fn database(max_connections: usize) -> anyhow::Result<Database> {
     Ok(Database::connect_blocking(settings, max_connections)?)
 }
 
+/// AWS configuration, loaded only when a command uses S3 or SQS (loading it
+/// otherwise would look for credentials and a region for nothing).
+async fn aws_if(needed: bool) -> Option<aws_config::SdkConfig> {
+    match needed {
+        true => Some(shared::aws::sdk_config().await),
+        false => None,
+    }
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -310,9 +319,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let runtime = runtime()?;
             let summary = runtime.block_on(async {
-                let aws = shared::aws::sdk_config().await;
                 let needs_s3 = options.source.starts_with("s3://");
                 let enqueue = options.mode == Mode::Enqueue && !options.dry_run;
+                let aws = aws_if(needs_s3 || enqueue).await;
                 let queues = if enqueue {
                     QueueUrls::from_env()?
                 } else {
@@ -321,8 +330,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let db = database(2)?;
                 let ctx = backfill_context(
                     db,
-                    needs_s3.then(|| shared::aws::s3_client(&aws)),
-                    enqueue.then(|| shared::aws::sqs_client(&aws)),
+                    aws.as_ref()
+                        .filter(|_| needs_s3)
+                        .map(shared::aws::s3_client),
+                    aws.as_ref()
+                        .filter(|_| enqueue)
+                        .map(shared::aws::sqs_client),
                     queues,
                     args.batch_lines,
                 );
@@ -352,8 +365,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map_err(anyhow::Error::msg)?,
             };
             let summary = runtime()?.block_on(async {
-                let aws = shared::aws::sdk_config().await;
                 let queue_repair = options.repair == Some(shared::reconcile::Repair::Queue);
+                let uses_s3 = options.source.starts_with("s3://");
+                let aws = aws_if(uses_s3 || queue_repair).await;
                 let queues = if queue_repair {
                     QueueUrls::from_env()?
                 } else {
@@ -361,8 +375,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let ctx = backfill_context(
                     database(2)?,
-                    Some(shared::aws::s3_client(&aws)),
-                    Some(shared::aws::sqs_client(&aws)),
+                    aws.as_ref().filter(|_| uses_s3).map(shared::aws::s3_client),
+                    aws.as_ref()
+                        .filter(|_| queue_repair)
+                        .map(shared::aws::sqs_client),
                     queues,
                     backfill::DEFAULT_BATCH_LINES,
                 );
@@ -379,11 +395,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
         } => {
             let report = runtime()?.block_on(async {
-                let aws = shared::aws::sdk_config().await;
+                let aws = aws_if(source.starts_with("s3://")).await;
+                let s3 = aws.as_ref().map(shared::aws::s3_client);
                 let db = database(1)?;
-                let s3 = shared::aws::s3_client(&aws);
                 Ok::<_, anyhow::Error>(
-                    shared::verify::verify(&db, Some(&s3), &source, sample, seed).await?,
+                    shared::verify::verify(&db, s3.as_ref(), &source, sample, seed).await?,
                 )
             })?;
             for (presentation, fields) in &report.differences {

@@ -345,27 +345,16 @@ pub async fn reconcile(
     }
     drop(matched);
 
-    // Pass 2, only where blocks differ: the details on both sides.
+    // Pass 2, only where blocks differ: the ledger's details of those blocks
+    // first (small), then the export again, comparing each event as it
+    // passes; only missing events are kept (for the repair).
     let mut discrepancies = Vec::new();
     if !differing.is_empty() {
-        let mut source_events: HashMap<(String, i64), (Event, Vec<u8>)> = HashMap::new();
-        for_each_event(&sources, s3, |event, raw| {
-            if event.data_point().is_none() || !in_window(&event, from, to) {
-                return;
-            }
-            let block = event.version.div_euclid(BLOCK_VERSIONS);
-            if differing.contains(&(event.stream_id.clone(), block)) {
-                source_events
-                    .entry((event.stream_id.clone(), event.version))
-                    .or_insert_with(|| (event, raw.to_vec()));
-            }
-        })
-        .await?;
         let mut by_stream: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
         for (stream, block) in &differing {
             by_stream.entry(stream).or_default().push(*block);
         }
-        let mut ledger: HashMap<(String, i64), ([u8; 32], String, String)> = HashMap::new();
+        let mut ledger: HashMap<(String, i64), LedgerDetail> = HashMap::new();
         tokio::task::block_in_place(|| {
             for (stream, blocks) in &by_stream {
                 for chunk in blocks.chunks(200) {
@@ -383,25 +372,48 @@ pub async fn reconcile(
                         if hash.len() == 32 {
                             content_hash.copy_from_slice(&hash);
                         }
-                        ledger.insert((stream, version), (content_hash, dp, tenant));
+                        ledger.insert((stream, version), (content_hash, dp, tenant, false));
                     })?;
                 }
             }
             Ok::<_, mysql::Error>(())
         })
         .map_err(|e| DbError(format!("cannot read the ledger: {e}")))?;
-        for ((stream, version), (event, _)) in &source_events {
-            let dp = event.data_point().expect("analytics events only");
-            match ledger.get(&(stream.clone(), *version)) {
-                None => discrepancies.push(discrepancy(Kind::Missing, event, dp)),
-                Some((hash, _, _)) if *hash != event.content_hash => {
-                    discrepancies.push(discrepancy(Kind::Conflicting, event, dp))
-                }
-                Some(_) => {}
+        let mut missing_events: HashMap<(String, i64), (Event, Vec<u8>)> = HashMap::new();
+        for_each_event(&sources, s3, |event, raw| {
+            if event.data_point().is_none() || !in_window(&event, from, to) {
+                return;
             }
+            let block = event.version.div_euclid(BLOCK_VERSIONS);
+            if !differing.contains(&(event.stream_id.clone(), block)) {
+                return;
+            }
+            let key = (event.stream_id.clone(), event.version);
+            match ledger.get_mut(&key) {
+                Some((hash, _, _, seen)) => {
+                    // The export's repeats are compared once.
+                    if !*seen {
+                        *seen = true;
+                        if *hash != event.content_hash {
+                            let dp = event.data_point().expect("analytics events only");
+                            discrepancies.push(discrepancy(Kind::Conflicting, &event, dp));
+                        }
+                    }
+                }
+                None => {
+                    missing_events
+                        .entry(key)
+                        .or_insert_with(|| (event, raw.to_vec()));
+                }
+            }
+        })
+        .await?;
+        for (event, _) in missing_events.values() {
+            let dp = event.data_point().expect("analytics events only");
+            discrepancies.push(discrepancy(Kind::Missing, event, dp));
         }
-        for ((stream, version), (_, dp, tenant)) in &ledger {
-            if !source_events.contains_key(&(stream.clone(), *version)) {
+        for ((stream, version), (_, dp, tenant, seen)) in &ledger {
+            if !seen {
                 discrepancies.push(Discrepancy {
                     kind: Kind::Unexpected,
                     stream_id: stream.clone(),
@@ -417,11 +429,7 @@ pub async fn reconcile(
 
         // Repair: the missing events, through the backfill's code.
         if let (Some(mode), Some(ctx)) = (options.repair, repair) {
-            let missing: Vec<&(Event, Vec<u8>)> = discrepancies
-                .iter()
-                .filter(|d| d.kind == Kind::Missing)
-                .filter_map(|d| source_events.get(&(d.stream_id.clone(), d.version)))
-                .collect();
+            let missing: Vec<&(Event, Vec<u8>)> = missing_events.values().collect();
             let repaired = crate::backfill::redrive(ctx, mode, &missing).await?;
             tracing::info!(repaired, "missing events re-driven");
         }
@@ -462,6 +470,10 @@ pub async fn reconcile(
     summary.run_id = tokio::task::block_in_place(|| record(db, &summary, &discrepancies))?;
     Ok((summary, discrepancies))
 }
+
+/// A ledger row of a differing block: content hash, data point, tenant, and
+/// whether the export's second pass has seen the event.
+type LedgerDetail = ([u8; 32], String, String, bool);
 
 fn discrepancy(kind: Kind, event: &Event, dp: DataPoint) -> Discrepancy {
     Discrepancy {

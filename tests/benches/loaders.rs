@@ -61,7 +61,11 @@ fn events_by_data_point(quick: bool) -> BTreeMap<DataPoint, Vec<String>> {
     let mut export = Vec::new();
     // The generator's default session: a join, 20 heartbeats (ten minutes)
     // and a leave. `heavy-joins` uses 4 heartbeats, five times the joins.
-    let heartbeats = if std::env::args().any(|a| a == "heavy-joins") { 4 } else { 20 };
+    let heartbeats = if std::env::args().any(|a| a == "heavy-joins") {
+        4
+    } else {
+        20
+    };
     let viewers = (if quick { 6_000 } else { 24_000 }) / (heartbeats + 2);
     let options = GenerateOptions {
         tenants: 2,
