@@ -3,12 +3,12 @@
 //! ranged GET from the offset, so a resumed run does not fetch what is done;
 //! gzip streams cannot be entered midway and are decompressed from the start.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::export::{decompress_if_gzip, open_local, skip_bytes};
+use crate::export::{decompress_if_gzip, skip_bytes};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -84,13 +84,34 @@ pub async fn open_source(
 ) -> io::Result<Opened> {
     match source {
         Source::Local(path) => {
-            let total_bytes = std::fs::metadata(path).ok().map(|m| m.len());
-            let reader = open_local(path, offset)?;
-            // Local progress is the decompressed offset reached.
+            let mut file = std::fs::File::open(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open the export {}: {e}", path.display()),
+                )
+            })?;
+            let total_bytes = file.metadata().ok().map(|m| m.len());
+            let mut magic = [0u8; 2];
+            let is_gzip = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
+            let start = if is_gzip { 0 } else { offset };
+            file.seek(io::SeekFrom::Start(start))?;
+            let bytes_read = Arc::new(AtomicU64::new(start));
+            let raw = Counting {
+                inner: file,
+                count: bytes_read.clone(),
+            };
+            let mut reader: Box<dyn BufRead + Send> = if is_gzip {
+                decompress_if_gzip(raw)?
+            } else {
+                Box::new(BufReader::with_capacity(1 << 20, raw))
+            };
+            if is_gzip {
+                skip_bytes(&mut reader, offset)?;
+            }
             Ok(Opened {
                 reader,
                 total_bytes,
-                bytes_read: Arc::new(AtomicU64::new(offset)),
+                bytes_read,
             })
         }
         Source::S3 { bucket, key } => {
