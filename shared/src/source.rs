@@ -96,23 +96,7 @@ pub async fn open_source(
             let start = if is_gzip { 0 } else { offset };
             file.seek(io::SeekFrom::Start(start))?;
             let bytes_read = Arc::new(AtomicU64::new(start));
-            let raw = Counting {
-                inner: file,
-                count: bytes_read.clone(),
-            };
-            let mut reader: Box<dyn BufRead + Send> = if is_gzip {
-                decompress_if_gzip(raw)?
-            } else {
-                Box::new(BufReader::with_capacity(1 << 20, raw))
-            };
-            if is_gzip {
-                skip_bytes(&mut reader, offset)?;
-            }
-            Ok(Opened {
-                reader,
-                total_bytes,
-                bytes_read,
-            })
+            opened(file, is_gzip, offset, total_bytes, bytes_read)
         }
         Source::S3 { bucket, key } => {
             let s3 = s3.ok_or_else(|| io::Error::other("reading from S3 needs an S3 client"))?;
@@ -161,28 +145,40 @@ pub async fn open_source(
                     }
                 }
             });
-            let raw = Counting {
-                inner: ChannelReader {
-                    chunks: receiver,
-                    current: bytes::Bytes::new(),
-                },
-                count: bytes_read.clone(),
+            let chunks = ChannelReader {
+                chunks: receiver,
+                current: bytes::Bytes::new(),
             };
-            let mut reader: Box<dyn BufRead + Send> = if is_gzip {
-                decompress_if_gzip(raw)?
-            } else {
-                Box::new(BufReader::with_capacity(1 << 20, raw))
-            };
-            if is_gzip {
-                skip_bytes(&mut reader, offset)?;
-            }
-            Ok(Opened {
-                reader,
-                total_bytes,
-                bytes_read,
-            })
+            opened(chunks, is_gzip, offset, total_bytes, bytes_read)
         }
     }
+}
+
+/// The reader over stored bytes `raw` (already positioned at `offset` when
+/// plain): counted for progress, decompressed and skipped to `offset` when gzip.
+fn opened(
+    raw: impl Read + Send + 'static,
+    is_gzip: bool,
+    offset: u64,
+    total_bytes: Option<u64>,
+    bytes_read: Arc<AtomicU64>,
+) -> io::Result<Opened> {
+    let counted = Counting {
+        inner: raw,
+        count: bytes_read.clone(),
+    };
+    let reader: Box<dyn BufRead + Send> = if is_gzip {
+        let mut reader = decompress_if_gzip(counted)?;
+        skip_bytes(&mut reader, offset)?;
+        reader
+    } else {
+        Box::new(BufReader::with_capacity(1 << 20, counted))
+    };
+    Ok(Opened {
+        reader,
+        total_bytes,
+        bytes_read,
+    })
 }
 
 async fn get_object(
