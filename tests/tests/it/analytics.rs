@@ -4,7 +4,6 @@
 //! sets, all loaded through the real SQS loader handlers.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use proptest::prelude::*;
@@ -178,22 +177,14 @@ async fn the_sample_gives_the_golden_answers() {
         );
     }
 
-    // How long a report takes on the sample, computed and cached.
+    // A cached report is the computed one.
     let id = "prs-glo-0001";
-    let started = Instant::now();
-    for _ in 0..10 {
-        conn.query_drop("DELETE FROM agg_presentation_report")
-            .unwrap();
-        presentation_report(&mut conn, "globex", id).expect("report");
-    }
-    let computed = started.elapsed() / 10;
-    let started = Instant::now();
-    for _ in 0..10 {
-        presentation_report(&mut conn, "globex", id).expect("report");
-    }
-    eprintln!(
-        "report of {id} (38 viewers): computed {computed:?}, cached {:?}",
-        started.elapsed() / 10
+    let cached = presentation_report(&mut conn, "globex", id).expect("report");
+    conn.query_drop("DELETE FROM agg_presentation_report")
+        .unwrap();
+    assert_eq!(
+        presentation_report(&mut conn, "globex", id).expect("report"),
+        cached
     );
 }
 
@@ -1220,7 +1211,7 @@ fn write_large_presentation(test: &TestDb, viewers: u64) {
 }
 
 #[test]
-fn a_report_of_20000_viewers_is_fast() {
+fn the_answers_hold_at_20000_viewers() {
     let test = TestDb::new();
     write_large_presentation(&test, 20_000);
     let mut conn = test.conn();
@@ -1235,47 +1226,26 @@ fn a_report_of_20000_viewers_is_fast() {
     assert_eq!(report.qna.upvotes, 20_000);
     assert_eq!(report.qna.average_seconds_to_answer, Some(60.0));
 
-    let runs = 5;
-    let timed = |f: &mut dyn FnMut()| {
-        let started = Instant::now();
-        for _ in 0..runs {
-            f();
-        }
-        started.elapsed() / runs
-    };
-    let computed = timed(&mut || {
-        conn.query_drop("DELETE FROM agg_presentation_report")
-            .unwrap();
-        presentation_report(&mut conn, "bigcorp", "big").unwrap();
-    });
-    let cached = timed(&mut || {
-        assert_eq!(
-            presentation_report(&mut conn, "bigcorp", "big").unwrap(),
-            report
-        );
-    });
-    let page_time = timed(&mut || {
-        let query = ViewerQuery {
-            sort: ViewerSort::Name,
-            search: Some("viewer 1".into()),
-            ..ViewerQuery::default()
-        };
-        let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
-        assert_eq!(list.viewers.len(), 50);
-    });
-    let list_time = timed(&mut || {
-        conn.query_drop("DELETE FROM agg_presentation").unwrap();
-        let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
-        assert_eq!(list.presentations[0].unique_viewers, 20_000);
-    });
-    eprintln!(
-        "20,000 viewers: report computed {computed:?}, cached {cached:?}; \
-         viewer page {page_time:?}; list with refresh {list_time:?}"
+    // Cached and computed agree; the page and the list work at this size.
+    // (Latency is measured by `cargo bench --bench analytics`, not here.)
+    conn.query_drop("DELETE FROM agg_presentation_report")
+        .unwrap();
+    assert_eq!(
+        presentation_report(&mut conn, "bigcorp", "big").unwrap(),
+        report
     );
-    // Generous bounds for a loaded 2-core CI machine; the target is < 50 ms
-    // for the (cached) report.
-    assert!(cached < Duration::from_millis(50), "{cached:?}");
-    assert!(computed < Duration::from_secs(5), "{computed:?}");
-    assert!(page_time < Duration::from_secs(5), "{page_time:?}");
-    assert!(list_time < Duration::from_secs(5), "{list_time:?}");
+    assert_eq!(
+        presentation_report(&mut conn, "bigcorp", "big").unwrap(),
+        report
+    );
+    let query = ViewerQuery {
+        sort: ViewerSort::Name,
+        search: Some("viewer 1".into()),
+        ..ViewerQuery::default()
+    };
+    let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
+    assert_eq!(list.viewers.len(), 50);
+    conn.query_drop("DELETE FROM agg_presentation").unwrap();
+    let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
+    assert_eq!(list.presentations[0].unique_viewers, 20_000);
 }
