@@ -314,19 +314,22 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// The (year, month, day) of a number of days since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
+/// Days since 1970-01-01 → proleptic Gregorian (year, month 1..=12, day
+/// 1..=31) (Howard Hinnant's `civil_from_days`). Total for any `i64`.
 pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    // i128 inside: no overflow even for days near i64::MAX.
+    let z = i128::from(days) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097); // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11]
+    let day = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
+    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
+    let year = yoe + era * 400 + i128::from(month <= 2);
+    let year = i64::try_from(year).unwrap_or(if year < 0 { i64::MIN } else { i64::MAX });
+    // month and day are within 1..=31 by construction.
+    (year, month as u32, day as u32)
 }
 
 pub fn is_leap_year(year: i64) -> bool {
@@ -345,19 +348,27 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
 
 /// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`; `None` outside years 0 to 9999.
 pub fn format_rfc3339_millis(ms: i64) -> Option<String> {
+    let (year, _, _) = civil_from_days(ms.div_euclid(86_400_000));
+    (0..=9999).contains(&year).then(|| format_millis(ms))
+}
+
+/// Milliseconds since the Unix epoch (UTC) as RFC 3339 with milliseconds:
+/// `2021-09-10T12:45:01.123Z`. Total over `i64`: years outside 0..=9999 are
+/// printed with as many digits as needed (and a `-` sign before year 0).
+pub fn format_millis(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    Some(format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000
-    ))
+    let hour = in_day / 3_600_000;
+    let minute = in_day / 60_000 % 60;
+    let second = in_day / 1000 % 60;
+    let milli = in_day % 1000;
+    let year = if year < 0 {
+        format!("-{:04}", year.unsigned_abs())
+    } else {
+        format!("{year:04}")
+    };
+    format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
 }
 
 /// An RFC 3339 date-time (`2021-09-10T12:45:01.123Z`, `...+02:00`, with 0 to

@@ -402,7 +402,7 @@ pub fn record_rejects<'r>(
 
 fn date_key(ms: i64) -> i64 {
     let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = crate::report::civil_from_days(days);
+    let (y, m, d) = crate::ejson::civil_from_days(days);
     y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 

@@ -272,43 +272,9 @@ pub fn count(n: usize) -> i64 {
 // Time
 // ---------------------------------------------------------------------------
 
-/// Milliseconds since the Unix epoch (UTC) as RFC 3339 with milliseconds:
-/// `2021-09-10T12:45:01.123Z`. Total over `i64`: years outside 0..=9999 are
-/// printed with as many digits as needed (and a `-` sign before year 0).
-pub fn format_time(ms: i64) -> String {
-    let days = ms.div_euclid(86_400_000);
-    let in_day = ms.rem_euclid(86_400_000);
-    let (year, month, day) = civil_from_days(days);
-    let hour = in_day / 3_600_000;
-    let minute = in_day / 60_000 % 60;
-    let second = in_day / 1000 % 60;
-    let milli = in_day % 1000;
-    let year = if year < 0 {
-        format!("-{:04}", year.unsigned_abs())
-    } else {
-        format!("{year:04}")
-    };
-    format!("{year}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{milli:03}Z")
-}
-
-/// Days since 1970-01-01 → proleptic Gregorian (year, month 1..=12, day 1..=31)
-/// (Howard Hinnant's `civil_from_days`). Total for any day count that comes
-/// from an `i64` of milliseconds.
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    // i128 inside: no overflow even for days near i64::MAX.
-    let z = i128::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let day = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let month = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    let year = yoe + era * 400 + i128::from(month <= 2);
-    let year = i64::try_from(year).unwrap_or(if year < 0 { i64::MIN } else { i64::MAX });
-    // month and day are within 1..=31 by construction.
-    (year, month as u32, day as u32)
-}
+/// Milliseconds since the Unix epoch (UTC) as the contract prints times:
+/// `2021-09-10T12:45:01.123Z` (total over `i64`).
+pub use crate::ejson::format_millis as format_time;
 
 /// [`format_time`] of an optional time.
 pub fn format_time_opt(ms: Option<i64>) -> Option<String> {
@@ -441,10 +407,10 @@ mod tests {
         assert_eq!(format_time(i64::MAX), "292278994-08-17T07:12:55.807Z");
         assert_eq!(format_time(i64::MIN), "-292275055-05-16T16:47:04.192Z");
         assert_eq!(
-            civil_from_days(i64::MAX).1,
-            civil_from_days(i64::MAX).1.clamp(1, 12)
+            crate::ejson::civil_from_days(i64::MAX).1,
+            crate::ejson::civil_from_days(i64::MAX).1.clamp(1, 12)
         );
-        let _ = civil_from_days(i64::MIN);
+        let _ = crate::ejson::civil_from_days(i64::MIN);
     }
 
     #[test]
