@@ -97,39 +97,74 @@ pub fn choose_slice(
         .collect())
 }
 
-/// Where two JSON values differ, as `path: warehouse ≠ replay` lines.
-pub fn differences(warehouse: &serde_json::Value, replay: &serde_json::Value) -> Vec<String> {
+/// One field where two JSON documents differ; `None` is a field one side lacks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDifference {
+    /// `attendance.byDevice.tv`, `polls[0].options[1].votes`.
+    pub path: String,
+    pub left: Option<serde_json::Value>,
+    pub right: Option<serde_json::Value>,
+}
+
+impl FieldDifference {
+    /// `path: <left_name> X ≠ <right_name> Y`.
+    pub fn describe(&self, left_name: &str, right_name: &str) -> String {
+        let show = |v: &Option<serde_json::Value>| {
+            v.as_ref().map_or("(absent)".to_string(), |v| v.to_string())
+        };
+        format!(
+            "{}: {left_name} {} ≠ {right_name} {}",
+            self.path,
+            show(&self.left),
+            show(&self.right)
+        )
+    }
+}
+
+/// Every leaf where two JSON documents differ, in document order.
+pub fn differing_fields(
+    left: &serde_json::Value,
+    right: &serde_json::Value,
+) -> Vec<FieldDifference> {
     let mut out = Vec::new();
-    diff(warehouse, replay, "", &mut out);
+    walk(Some(left), Some(right), "", &mut out);
     out
 }
 
-fn diff(a: &serde_json::Value, b: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+fn walk(
+    a: Option<&serde_json::Value>,
+    b: Option<&serde_json::Value>,
+    path: &str,
+    out: &mut Vec<FieldDifference>,
+) {
     use serde_json::Value;
     match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
+        (Some(Value::Object(x)), Some(Value::Object(y))) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for key in keys {
-                let child = format!("{path}.{key}");
-                diff(
-                    x.get(key).unwrap_or(&Value::Null),
-                    y.get(key).unwrap_or(&Value::Null),
-                    &child,
-                    out,
-                );
+                walk(x.get(key), y.get(key), &format!("{path}.{key}"), out);
             }
         }
-        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
-            for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                diff(u, v, &format!("{path}[{i}]"), out);
+        (Some(Value::Array(x)), Some(Value::Array(y))) => {
+            for i in 0..x.len().max(y.len()) {
+                walk(x.get(i), y.get(i), &format!("{path}[{i}]"), out);
             }
         }
-        _ if a != b => out.push(format!(
-            "{}: warehouse {a} ≠ replay {b}",
-            path.trim_start_matches('.')
-        )),
+        _ if a != b => out.push(FieldDifference {
+            path: path.trim_start_matches('.').to_string(),
+            left: a.cloned(),
+            right: b.cloned(),
+        }),
         _ => {}
     }
+}
+
+/// Where the warehouse's report differs from the replay's, one line a field.
+pub fn differences(warehouse: &serde_json::Value, replay: &serde_json::Value) -> Vec<String> {
+    differing_fields(warehouse, replay)
+        .iter()
+        .map(|d| d.describe("warehouse", "replay"))
+        .collect()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -198,5 +233,18 @@ mod tests {
             vec!["attendance.sessions: warehouse 3 ≠ replay 4".to_string()]
         );
         assert!(differences(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn a_missing_field_differs_from_a_null_one() {
+        let with_null = json!({"endedAt": null, "polls": [1, 2]});
+        let without = json!({"polls": [1]});
+        assert_eq!(
+            differences(&with_null, &without),
+            vec![
+                "endedAt: warehouse null ≠ replay (absent)".to_string(),
+                "polls[1]: warehouse 2 ≠ replay (absent)".to_string()
+            ]
+        );
     }
 }

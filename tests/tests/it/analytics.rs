@@ -26,36 +26,13 @@ use crate::loaders::{sample_lines, Loaders};
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The first path where two JSON values differ, with both sides.
-fn first_difference(path: &str, a: &Value, b: &Value) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            keys.into_iter().find_map(|k| {
-                let p = format!("{path}.{k}");
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => first_difference(&p, u, v),
-                    (u, v) => Some(format!("{p}: actual {u:?}, expected {v:?}")),
-                }
-            })
-        }
-        (Value::Array(x), Value::Array(y)) => x
-            .iter()
-            .zip(y)
-            .enumerate()
-            .find_map(|(i, (u, v))| first_difference(&format!("{path}[{i}]"), u, v))
-            .or_else(|| {
-                (x.len() != y.len())
-                    .then(|| format!("{path}: actual length {}, expected {}", x.len(), y.len()))
-            }),
-        _ => (a != b).then(|| format!("{path}: actual {a}, expected {b}")),
-    }
-}
-
 fn assert_json_eq(what: &str, actual: &Value, expected: &Value) {
-    if let Some(diff) = first_difference(what, actual, expected) {
-        panic!("mismatch at {diff}");
-    }
+    let found = shared::verify::differing_fields(actual, expected);
+    let lines: Vec<String> = found
+        .iter()
+        .map(|d| d.describe("actual", "expected"))
+        .collect();
+    assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 
 fn all_viewers(conn: &mut impl Queryable, tenant: &str, id: &str) -> Vec<ViewerRow> {
