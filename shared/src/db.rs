@@ -367,13 +367,6 @@ pub fn with_retry<T>(
     }
 }
 
-/// `SELECT 1`, for readiness checks.
-pub fn ping(db: &Database) -> Result<(), DbError> {
-    let mut conn = db.conn()?;
-    conn.query_drop("SELECT 1")
-        .map_err(|e| DbError(format!("the database does not answer: {e}")))
-}
-
 /// Drops the database a `DATABASE_URL` names (local use: `pipeline --fresh`).
 pub fn drop_database(settings: &DatabaseSettings) -> Result<(), DbError> {
     with_server(settings, |conn, name| {

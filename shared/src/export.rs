@@ -2,13 +2,11 @@
 //! (detected by the content's magic bytes, not the name), line by line with
 //! line numbers and byte offsets, in constant memory.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
+use std::io::{self, BufRead, BufReader, Read};
 
 use flate2::read::MultiGzDecoder;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 const BUFFER_BYTES: usize = 1 << 20;
 
 /// One line of an export, without its line terminator.
@@ -94,29 +92,6 @@ pub fn decompress_if_gzip<R: Read + Send + 'static>(
     }
 }
 
-/// Opens a local export for reading from `offset` (of the decompressed
-/// stream). A plain file seeks there; a gzip file must be decompressed from
-/// its start and the first `offset` bytes skipped.
-pub fn open_local(path: &Path, offset: u64) -> io::Result<Box<dyn BufRead + Send>> {
-    let mut file = File::open(path).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot open the export {}: {e}", path.display()),
-        )
-    })?;
-    let mut magic = [0u8; 2];
-    let is_gzip = file.read(&mut magic)? == 2 && magic == GZIP_MAGIC;
-    file.seek(SeekFrom::Start(0))?;
-    if is_gzip {
-        let mut reader = decompress_if_gzip(file)?;
-        skip_bytes(&mut reader, offset)?;
-        Ok(reader)
-    } else {
-        file.seek(SeekFrom::Start(offset))?;
-        Ok(Box::new(BufReader::with_capacity(BUFFER_BYTES, file)))
-    }
-}
-
 /// Discards `count` bytes of a stream.
 pub fn skip_bytes(reader: &mut dyn BufRead, count: u64) -> io::Result<()> {
     let skipped = io::copy(&mut reader.take(count), &mut io::sink())?;
@@ -166,11 +141,15 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(b"one\ntwo\nthree\n").unwrap();
         std::fs::write(&path, encoder.finish().unwrap()).unwrap();
-        let all = lines_of(open_local(&path, 0).unwrap());
+        let all = lines_of(crate::source::open_local(&path, 0).unwrap().reader);
         assert_eq!(all.len(), 3);
-        let rest = LineReader::new(open_local(&path, all[0].1).unwrap(), 1, all[0].1)
-            .map(|l| l.unwrap().bytes)
-            .collect::<Vec<_>>();
+        let rest = LineReader::new(
+            crate::source::open_local(&path, all[0].1).unwrap().reader,
+            1,
+            all[0].1,
+        )
+        .map(|l| l.unwrap().bytes)
+        .collect::<Vec<_>>();
         assert_eq!(rest, vec![b"two".to_vec(), b"three".to_vec()]);
         std::fs::remove_dir_all(dir).unwrap();
     }

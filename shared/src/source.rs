@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::export::{decompress_if_gzip, skip_bytes};
+use crate::export::{decompress_if_gzip, skip_bytes, GZIP_MAGIC};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -77,27 +77,36 @@ impl Read for ChannelReader {
     }
 }
 
+/// Opens a local export at `offset` of its decompressed content: a plain
+/// file seeks there; a gzip file is decompressed from its start and skipped.
+pub fn open_local(path: &std::path::Path, offset: u64) -> io::Result<Opened> {
+    let mut file = std::fs::File::open(path).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open the export {}: {e}", path.display()),
+        )
+    })?;
+    let total_bytes = file.metadata().ok().map(|m| m.len());
+    let mut magic = [0u8; 2];
+    let is_gzip = file.read(&mut magic)? == 2 && magic == GZIP_MAGIC;
+    let start = if is_gzip { 0 } else { offset };
+    file.seek(io::SeekFrom::Start(start))?;
+    opened(
+        file,
+        is_gzip,
+        offset,
+        total_bytes,
+        Arc::new(AtomicU64::new(start)),
+    )
+}
+
 pub async fn open_source(
     source: &Source,
     s3: Option<&aws_sdk_s3::Client>,
     offset: u64,
 ) -> io::Result<Opened> {
     match source {
-        Source::Local(path) => {
-            let mut file = std::fs::File::open(path).map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot open the export {}: {e}", path.display()),
-                )
-            })?;
-            let total_bytes = file.metadata().ok().map(|m| m.len());
-            let mut magic = [0u8; 2];
-            let is_gzip = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
-            let start = if is_gzip { 0 } else { offset };
-            file.seek(io::SeekFrom::Start(start))?;
-            let bytes_read = Arc::new(AtomicU64::new(start));
-            opened(file, is_gzip, offset, total_bytes, bytes_read)
-        }
+        Source::Local(path) => open_local(path, offset),
         Source::S3 { bucket, key } => {
             let s3 = s3.ok_or_else(|| io::Error::other("reading from S3 needs an S3 client"))?;
             let head = get_object(s3, bucket, key, Some("bytes=0-1".into())).await?;
@@ -113,7 +122,7 @@ pub async fn open_source(
                 .await
                 .map_err(io::Error::other)?
                 .into_bytes();
-            let is_gzip = magic.as_ref() == [0x1f, 0x8b];
+            let is_gzip = magic.as_ref() == GZIP_MAGIC;
             if !is_gzip && size.is_some_and(|size| offset >= size) {
                 return Ok(Opened {
                     reader: Box::new(io::empty()),

@@ -106,7 +106,7 @@ fn main() {
     // The old way: read the export, keep this presentation's events, replay.
     let replay = repeat_n(3, || {
         let mut replay = Replay::new();
-        let reader = shared::export::open_local(&export, 0).unwrap();
+        let reader = shared::source::open_local(&export, 0).unwrap().reader;
         for line in shared::export::LineReader::new(reader, 0, 0) {
             let line = line.unwrap();
             if let Ok(event) = backfill::parse_line(&line.bytes) {
