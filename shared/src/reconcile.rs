@@ -149,7 +149,6 @@ fn hash56(hash: &[u8; 32]) -> u64 {
 
 #[derive(Default)]
 struct StreamState {
-    tenant_id: String,
     /// One bit per version seen, to count the export's repeats once.
     seen: Vec<u64>,
     blocks: HashMap<i64, Checksum>,
@@ -285,12 +284,13 @@ pub async fn reconcile(
         if event.data_point().is_none() || !in_window(&event, from, to) {
             return;
         }
-        let state = streams.entry(event.stream_id.clone()).or_default();
+        // Look up before inserting: most events belong to a stream already seen.
+        if !streams.contains_key(&event.stream_id) {
+            streams.insert(event.stream_id.clone(), StreamState::default());
+        }
+        let state = streams.get_mut(&event.stream_id).expect("just ensured");
         if !state.first_sighting(event.version) {
             return;
-        }
-        if state.tenant_id.is_empty() {
-            state.tenant_id = event.tenant_id.clone();
         }
         span = (span.0.min(event.occurred_at), span.1.max(event.occurred_at));
         compared_source += 1;
@@ -306,8 +306,10 @@ pub async fn reconcile(
         options.to_ms.unwrap_or(span.1),
     );
 
-    // The ledger's blocks in the window, compared as they stream in.
-    let mut differing: HashSet<(String, i64)> = HashSet::new();
+    // The ledger's blocks in the window, compared as they stream in; each
+    // compared block leaves the export's map, so what remains there afterwards
+    // is in the export only.
+    let mut differing: HashMap<String, HashSet<i64>> = HashMap::new();
     let mut blocks_compared = 0u64;
     let mut conn = db.conn()?;
     let sql = format!(
@@ -316,7 +318,6 @@ pub async fn reconcile(
          FROM event_ledger WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' \
          GROUP BY stream_id, block"
     );
-    let mut matched: HashSet<(String, i64)> = HashSet::new();
     tokio::task::block_in_place(|| {
         conn.query_iter(&sql)?.try_for_each(|row| {
             let (stream, block, count, version_sum, hash_sum): (String, i64, u64, String, String) =
@@ -327,33 +328,35 @@ pub async fn reconcile(
                 version_sum: version_sum.parse().unwrap_or(0),
                 hash_sum: hash_sum.parse().unwrap_or(0),
             };
-            let source = streams.get(&stream).and_then(|s| s.blocks.get(&block));
-            if source != Some(&ledger) {
-                differing.insert((stream.clone(), block));
+            let source = streams
+                .get_mut(&stream)
+                .and_then(|s| s.blocks.remove(&block));
+            if source != Some(ledger) {
+                differing.entry(stream).or_default().insert(block);
             }
-            matched.insert((stream, block));
             Ok::<_, mysql::Error>(())
         })
     })
     .map_err(|e| DbError(format!("cannot read the ledger: {e}")))?;
-    for (stream, state) in &streams {
-        for block in state.blocks.keys() {
-            if !matched.contains(&(stream.clone(), *block)) {
-                differing.insert((stream.clone(), *block));
-            }
+    for (stream, state) in streams {
+        if !state.blocks.is_empty() {
+            differing
+                .entry(stream)
+                .or_default()
+                .extend(state.blocks.into_keys());
         }
     }
-    drop(matched);
+    let blocks_differing: usize = differing.values().map(HashSet::len).sum();
 
     // Pass 2, only where blocks differ: the ledger's details of those blocks
     // first (small), then the export again, comparing each event as it
     // passes; only missing events are kept (for the repair).
     let mut discrepancies = Vec::new();
     if !differing.is_empty() {
-        let mut by_stream: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for (stream, block) in &differing {
-            by_stream.entry(stream).or_default().push(*block);
-        }
+        let by_stream: BTreeMap<&str, Vec<i64>> = differing
+            .iter()
+            .map(|(stream, blocks)| (stream.as_str(), blocks.iter().copied().collect()))
+            .collect();
         let mut ledger: HashMap<(String, i64), LedgerDetail> = HashMap::new();
         tokio::task::block_in_place(|| {
             for (stream, blocks) in &by_stream {
@@ -385,7 +388,10 @@ pub async fn reconcile(
                 return;
             }
             let block = event.version.div_euclid(BLOCK_VERSIONS);
-            if !differing.contains(&(event.stream_id.clone(), block)) {
+            if !differing
+                .get(&event.stream_id)
+                .is_some_and(|blocks| blocks.contains(&block))
+            {
                 return;
             }
             let key = (event.stream_id.clone(), event.version);
@@ -457,7 +463,7 @@ pub async fn reconcile(
         totals,
         by_data_point,
         blocks_compared,
-        blocks_differing: differing.len() as u64,
+        blocks_differing: blocks_differing as u64,
         repaired,
         repair: options.repair,
         elapsed_seconds: elapsed,
