@@ -30,7 +30,11 @@ enum Command {
         #[arg(long)]
         create_database: bool,
     },
-    /// The whole pipeline locally: migrate, load an export, print its summary.
+    /// The whole pipeline locally on the real function binaries: moto queues
+    /// with dead-letter queues, the functions under `cargo lambda watch`'s
+    /// control plane, an event source mapping per queue; the backfill
+    /// function enqueues the export, the loaders drain the queues, the
+    /// reconcile function compares, the analytics API answers a report.
     Pipeline {
         /// The export to load (defaults to the sample beside the repository).
         #[arg(long)]
@@ -39,6 +43,12 @@ enum Command {
         /// starts from an empty warehouse.
         #[arg(long)]
         fresh: bool,
+        /// Most messages per loader invocation.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Give up when the queues are not empty after this many seconds.
+        #[arg(long, default_value_t = 900)]
+        drain_seconds: u64,
     },
     /// Load a mongoexport JSON Lines export (plain or gzip, local or s3://),
     /// resumably: re-run with the same --run-id to continue.
@@ -219,6 +229,17 @@ fn backfill_context(
     }
 }
 
+/// The presentation with the most viewers, for the pipeline's report.
+fn busiest_presentation(db: &Database) -> anyhow::Result<Option<(String, String)>> {
+    let mut conn = db.conn()?;
+    Ok(mysql::prelude::Queryable::query_first(
+        &mut conn,
+        "SELECT p.tenant_id, p.presentation_id FROM dim_presentation p \
+         LEFT JOIN fact_session s ON s.presentation_key = p.presentation_key AND s.join_version IS NOT NULL \
+         GROUP BY p.presentation_key, p.tenant_id, p.presentation_id ORDER BY COUNT(s.session_id) DESC, p.presentation_id LIMIT 1",
+    )?)
+}
+
 fn default_sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/events.jsonl")
 }
@@ -235,63 +256,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::json!({"applied": report.applied, "alreadyApplied": report.already_applied})
             );
         }
-        Command::Pipeline { source, fresh } => {
+        Command::Pipeline {
+            source,
+            fresh,
+            batch_size,
+            drain_seconds,
+        } => {
             let source = source.unwrap_or_else(default_sample);
+            let source = std::fs::canonicalize(&source)
+                .map_err(|e| anyhow::anyhow!("cannot read the export {}: {e}", source.display()))?;
+            let settings = DatabaseSettings::from_env()?;
+            let DatabaseSettings::Url(database_url) = settings.clone() else {
+                anyhow::bail!("the local pipeline needs DATABASE_URL (mysql://root@127.0.0.1:3306/warehouse_pipeline), not the RDS settings");
+            };
             if fresh {
-                shared::db::drop_database(&DatabaseSettings::from_env()?)?;
+                shared::db::drop_database(&settings)?;
             }
-            shared::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
-            let db = database(2)?;
+            shared::db::create_database_if_missing(&settings)?;
+            let db = database(1)?;
             shared::migrate::run(&db)?;
-            let options = BackfillOptions {
-                source: source.display().to_string(),
-                mode: Mode::Direct,
-                filters: Filters::default(),
-                dry_run: false,
-            };
-            let ctx = backfill_context(
-                db,
-                None,
-                None,
-                QueueUrls::default(),
-                backfill::DEFAULT_BATCH_LINES,
-            );
-            let runtime = runtime()?;
-            let loaded = runtime.block_on(backfill::run(&ctx, &options, None, None))?;
-            let reconcile_options = shared::reconcile::ReconcileOptions {
-                source: options.source.clone(),
-                from_ms: None,
-                to_ms: None,
-                repair: None,
-            };
-            let (reconciled, _) = runtime.block_on(shared::reconcile::reconcile(
-                &ctx.db,
-                None,
-                None,
-                &reconcile_options,
-            ))?;
-            // The report of the presentation with the most viewers.
-            let mut conn = ctx.db.conn()?;
-            let busiest: Option<(String, String)> = mysql::prelude::Queryable::query_first(
-                &mut conn,
-                "SELECT p.tenant_id, p.presentation_id FROM dim_presentation p \
-                 LEFT JOIN fact_session s ON s.presentation_key = p.presentation_key AND s.join_version IS NOT NULL \
-                 GROUP BY p.presentation_key, p.tenant_id, p.presentation_id ORDER BY COUNT(s.session_id) DESC, p.presentation_id LIMIT 1",
-            )?;
-            let report = match busiest {
-                Some((tenant, presentation)) => serde_json::to_value(
-                    shared::analytics::presentation_report(&mut conn, &tenant, &presentation)?,
-                )?,
-                None => serde_json::Value::Null,
-            };
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({
-                    "backfill": loaded,
-                    "reconciliation": reconciled,
-                    "report": report,
-                }))?
-            );
+            let summary = runtime()?.block_on(async {
+                let mut stack = warehouse_cli::local::LocalStack::start(warehouse_cli::local::LocalOptions {
+                    database_url,
+                    batch_size,
+                    visibility_timeout: std::time::Duration::from_secs(30),
+                    queue_prefix: "warehouse".into(),
+                    moto_endpoint: None,
+                })
+                .await?;
+                warehouse_cli::local::run_pipeline(
+                    &mut stack,
+                    &source.display().to_string(),
+                    std::time::Duration::from_secs(drain_seconds),
+                    || busiest_presentation(&db),
+                )
+                .await
+            })?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Command::Backfill(args) => {
             let filters = Filters {

@@ -38,6 +38,10 @@ pub struct BackfillRequest {
     #[serde(flatten)]
     pub options: crate::backfill::BackfillOptions,
     pub run_id: Option<String>,
+    /// This invocation's own time budget, shorter than the function's: it
+    /// checkpoints after the first batch that ends past it (0: one batch per
+    /// invocation), so a caller can pace a run, e.g. to let the queues drain.
+    pub max_seconds: Option<u64>,
 }
 
 /// Time kept back from the invocation's deadline: the batch in progress
@@ -58,13 +62,19 @@ impl BackfillFunction {
         let aws = crate::aws::sdk_config().await;
         // Queue URLs are only needed by enqueue runs; their absence is reported then.
         let queues = crate::backfill::QueueUrls::from_env().unwrap_or_default();
+        let batch_lines = match crate::config::env_lookup("BACKFILL_BATCH_LINES") {
+            None => crate::backfill::DEFAULT_BATCH_LINES,
+            Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                format!("BACKFILL_BATCH_LINES must be a positive number of lines per transaction, got {text:?}")
+            })?,
+        };
         Ok(BackfillFunction {
             context: crate::backfill::Context {
                 db,
                 s3: Some(crate::aws::s3_client(&aws)),
                 sqs: Some(crate::aws::sqs_client(&aws)),
                 queues,
-                batch_lines: crate::backfill::DEFAULT_BATCH_LINES,
+                batch_lines,
                 on_progress: None,
             },
         })
@@ -82,9 +92,12 @@ impl BackfillFunction {
             return Err("enqueue mode needs QUEUE_URL_PRESENTATION, QUEUE_URL_ATTENDANCE, QUEUE_URL_POLLS, QUEUE_URL_SURVEYS and QUEUE_URL_QNA in the function's environment".into());
         }
         let deadline = crate::sqs_loader::deadline_instant(event.context.deadline);
-        let stop_at = deadline
+        let mut stop_at = deadline
             .checked_sub(BACKFILL_DEADLINE_MARGIN)
             .unwrap_or_else(std::time::Instant::now);
+        if let Some(seconds) = request.max_seconds {
+            stop_at = stop_at.min(std::time::Instant::now() + std::time::Duration::from_secs(seconds));
+        }
         let summary = crate::backfill::run(
             &self.context,
             &request.options,
