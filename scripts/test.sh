@@ -7,4 +7,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+# The local pipeline's end-to-end test runs the function binaries themselves.
+cargo build --workspace --bins
 cargo test --workspace

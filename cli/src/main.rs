@@ -141,6 +141,11 @@ struct BackfillArgs {
     /// Lines per transaction.
     #[arg(long, default_value_t = shared::backfill::DEFAULT_BATCH_LINES)]
     batch_lines: usize,
+    /// Run it in this deployed backfill function (name or ARN) instead of
+    /// here, invoking it again with the returned runId until it is done
+    /// (the function's BACKFILL_BATCH_LINES replaces --batch-lines there).
+    #[arg(long, value_name = "FUNCTION")]
+    via_lambda: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -319,6 +324,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 dry_run: args.dry_run,
             };
             let runtime = runtime()?;
+            if let Some(function) = args.via_lambda {
+                let mut payload = serde_json::to_value(&options)?;
+                payload["runId"] = serde_json::json!(args.run_id);
+                let summary = runtime.block_on(async {
+                    let aws = shared::aws::sdk_config().await;
+                    warehouse_cli::invoke::invoke_until_done(
+                        &aws_sdk_lambda::Client::new(&aws),
+                        &function,
+                        payload,
+                        |answer| {
+                            eprintln!(
+                                "backfill: {function}: {} lines so far, next offset {}",
+                                answer["lines"], answer["nextOffset"]
+                            )
+                        },
+                    )
+                    .await
+                })?;
+                println!("{}", serde_json::to_string_pretty(&summary)?);
+                return Ok(());
+            }
             let summary = runtime.block_on(async {
                 let needs_s3 = options.source.starts_with("s3://");
                 let enqueue = options.mode == Mode::Enqueue && !options.dry_run;

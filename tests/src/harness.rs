@@ -170,3 +170,70 @@ pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
     }
     snapshot
 }
+
+/// Fails naming every field where `actual` and `expected` differ.
+pub fn assert_json_eq(what: &str, actual: &serde_json::Value, expected: &serde_json::Value) {
+    let found = shared::verify::differing_fields(actual, expected);
+    let lines: Vec<String> = found
+        .iter()
+        .map(|d| d.describe("actual", "expected"))
+        .collect();
+    assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("serialisable")
+}
+
+/// Every answer of `../shared/samples/expected.json` (each report, each full
+/// viewer list, each tenant's presentation list) equals the warehouse's.
+pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
+    use shared::analytics::{
+        presentation_list, presentation_report, viewer_list, PresentationQuery, ViewerQuery,
+    };
+    let expected = helpers::sample_expected();
+    let mut tenants = std::collections::BTreeSet::new();
+    for (id, report) in expected["reports"].as_object().expect("reports") {
+        let tenant = report["tenantId"].as_str().expect("tenantId");
+        tenants.insert(tenant.to_string());
+        let actual = presentation_report(conn, tenant, id).expect("report");
+        assert_json_eq(&format!("reports.{id}"), &to_json(&actual), report);
+        let query = ViewerQuery {
+            limit: 1000,
+            ..ViewerQuery::default()
+        };
+        let list = viewer_list(conn, tenant, id, &query).expect("viewer list");
+        assert_eq!(list.total, list.viewers.len() as i64, "{id}: one page holds all");
+        let mut viewers = list.viewers;
+        viewers.sort_by(|a, b| a.viewer_id.cmp(&b.viewer_id));
+        assert_json_eq(
+            &format!("viewers.{id}"),
+            &to_json(&viewers),
+            &expected["viewers"][id],
+        );
+    }
+    for tenant in &tenants {
+        let mut rows = expected["presentations"][tenant]
+            .as_array()
+            .expect("rows")
+            .clone();
+        rows.sort_by(|a, b| {
+            a["presentationId"]
+                .as_str()
+                .cmp(&b["presentationId"].as_str())
+        });
+        let query = PresentationQuery {
+            limit: 1000,
+            ..PresentationQuery::default()
+        };
+        let list = presentation_list(conn, tenant, &query).expect("presentation list");
+        assert_eq!(list.total, list.presentations.len() as i64);
+        let mut actual = list.presentations;
+        actual.sort_by(|a, b| a.presentation_id.cmp(&b.presentation_id));
+        assert_json_eq(
+            &format!("presentations.{tenant}"),
+            &to_json(&actual),
+            &serde_json::Value::Array(rows),
+        );
+    }
+}

@@ -2,11 +2,8 @@
 //! (dropped afterwards, kept and named when the test fails) and one moto
 //! server per test binary on a free loopback port.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use rand::Rng;
@@ -106,61 +103,24 @@ impl Drop for TestDb {
 /// `MOTO_ENDPOINT` when set, otherwise starts `moto_server` from the project
 /// virtualenv on a free port; it stops when this process exits.
 pub fn moto_endpoint() -> &'static str {
-    static ENDPOINT: OnceLock<String> = OnceLock::new();
-    ENDPOINT.get_or_init(|| {
-        if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
-            return endpoint;
-        }
-        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let venv = std::env::var("WAREHOUSE_VENV")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace.join(".venv"));
-        let server = venv.join("bin/moto_server");
-        assert!(
-            server.exists(),
-            "moto is not installed at {}: run scripts/setup.sh (it creates .venv with moto[server])",
-            server.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        // A watchdog shell stops moto once this test process is gone.
-        let script = format!(
-            "{} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; while kill -0 {} 2>/dev/null; do sleep 0.5; done; kill $m",
-            server.display(),
-            std::process::id()
-        );
-        // Not waited for: the watchdog outlives this call by design.
-        #[allow(clippy::zombie_processes)]
-        Command::new("bash")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let started = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto_server did not listen on {endpoint} within 30s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        endpoint
-    })
+    static MOTO: OnceLock<(String, Option<warehouse_cli::processes::Supervised>)> =
+        OnceLock::new();
+    &MOTO
+        .get_or_init(|| {
+            if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {
+                return (endpoint, None);
+            }
+            // Never dropped: its watchdog stops it when the test binary exits.
+            let (endpoint, process) = warehouse_cli::processes::start_moto()
+                .unwrap_or_else(|e| panic!("cannot start moto: {e:#}"));
+            (endpoint, Some(process))
+        })
+        .0
 }
 
 /// AWS configuration pointing at moto, with dummy credentials.
 pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto_endpoint())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "moto",
-        ))
-        .load()
-        .await
+    warehouse_cli::local::local_aws_config(moto_endpoint()).await
 }
 
 /// A uniquely named queue on moto, returning its URL.

@@ -7,5 +7,6 @@ mod api;
 mod backfill;
 mod loaders;
 mod migrate;
+mod pipeline;
 mod reconcile;
 mod template;

@@ -1,0 +1,109 @@
+//! The local pipeline end to end on the real function binaries (built by
+//! `cargo build --workspace --bins`): moto queues with dead-letter queues,
+//! the functions under `cargo lambda watch`'s control plane, an event source
+//! mapping per queue, the backfill function enqueueing the sample, the
+//! reconcile function, the analytics API function.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use integration_tests::harness::{assert_golden_answers, assert_json_eq};
+use rand::Rng;
+use shared::event::DataPoint;
+use warehouse_cli::local::{run_pipeline, LocalOptions, LocalStack};
+
+use crate::helpers::{self, TestDb};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
+    let test = TestDb::new();
+    let prefix = format!("e2e-{:08x}", rand::rng().random::<u32>());
+    let mut stack = LocalStack::start(LocalOptions {
+        database_url: shared::config::Secret::new(test.url.clone()),
+        batch_size: 100,
+        visibility_timeout: Duration::from_secs(30),
+        queue_prefix: prefix,
+        moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Poison sent straight to two queues, as a broken publisher would.
+    let poison: [(DataPoint, &str); 3] = [
+        (DataPoint::Attendance, "this is not json"),
+        (DataPoint::Attendance, r#"{"streamId": "p-1", "version": "one"}"#),
+        (DataPoint::Polls, "{\"truncated\": "),
+    ];
+    for (data_point, body) in poison {
+        stack
+            .sqs
+            .send_message()
+            .queue_url(&stack.queues[&data_point].url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let sample = helpers::sample_path().display().to_string();
+    let db = &test.db;
+    let summary = run_pipeline(&mut stack, &sample, Duration::from_secs(600), || {
+        let mut conn = db.conn()?;
+        Ok(mysql::prelude::Queryable::query_first(
+            &mut conn,
+            "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
+        )?)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    // Backfill: the sample's stats, its malformed lines in the error table.
+    let stats = &helpers::sample_expected()["stats"];
+    assert_eq!(summary.backfill["lines"], stats["lines"]);
+    assert_eq!(summary.backfill["malformed"], stats["malformed"]);
+    assert!(summary.backfill_invocations > 1, "the run was paced");
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed' AND line_number > 0"),
+        stats["malformed"].as_i64().unwrap()
+    );
+
+    // The poison: recorded by the loader that got it and in its queue's DLQ.
+    let poison_rows: Vec<(String, Vec<u8>)> = test.rows(
+        "SELECT source, raw_body FROM error_event WHERE line_number = 0 ORDER BY source, raw_body",
+    );
+    let mut expected_rows: Vec<(String, Vec<u8>)> = poison
+        .iter()
+        .map(|(dp, body)| {
+            (
+                warehouse_cli::local::loader_function(*dp).to_string(),
+                body.as_bytes().to_vec(),
+            )
+        })
+        .collect();
+    expected_rows.sort();
+    assert_eq!(poison_rows, expected_rows);
+    let mut expected_dead = BTreeMap::from_iter(DataPoint::ALL.map(|dp| (dp, 0)));
+    expected_dead.insert(DataPoint::Attendance, 2);
+    expected_dead.insert(DataPoint::Polls, 1);
+    assert_eq!(summary.dead_letters, expected_dead);
+    for (data_point, totals) in &summary.event_source_mappings {
+        assert_eq!(totals.deleted, totals.messages, "{data_point}: {totals:?}");
+        assert_eq!(totals.failed_invocations, 0, "{data_point}: {totals:?}");
+    }
+
+    // Reconciliation finds nothing to repair.
+    for kind in ["missing", "unexpected", "conflicting"] {
+        assert_eq!(summary.reconciliation[kind], 0, "{kind}: {}", summary.reconciliation);
+    }
+    assert!(summary.reconciliation["compared"].as_u64().unwrap() > 5000);
+
+    // Every golden answer, and the API function's report.
+    let mut conn = test.conn();
+    assert_golden_answers(&mut conn);
+    let (_, id) = summary.presentation.clone().expect("a presentation");
+    assert_json_eq(
+        "the analytics API's report",
+        &summary.report,
+        &helpers::sample_expected()["reports"][&id],
+    );
+}
