@@ -79,6 +79,8 @@ pub struct LocalStack {
     pub aws: aws_config::SdkConfig,
     pub sqs: aws_sdk_sqs::Client,
     pub lambda: aws_sdk_lambda::Client,
+    /// The control plane's address (`127.0.0.1:PORT`).
+    pub control_plane: String,
     pub queues: BTreeMap<DataPoint, QueuePair>,
     stop: tokio::sync::watch::Sender<bool>,
     mappings: Vec<(DataPoint, tokio::task::JoinHandle<MappingTotals>)>,
@@ -180,6 +182,7 @@ impl LocalStack {
             aws,
             sqs,
             lambda,
+            control_plane: control_plane_address,
             queues,
             stop,
             mappings,
@@ -298,7 +301,9 @@ async fn create_queue(
         .send()
         .await
         .with_context(|| format!("cannot create the queue {name} on moto"))?;
-    output.queue_url.context("moto created a queue without a URL")
+    output
+        .queue_url
+        .context("moto created a queue without a URL")
 }
 
 async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<String> {
@@ -407,22 +412,27 @@ impl EventSourceMapping {
         let event = sqs_event(&messages, &self.queue_arn);
         totals.invocations += 1;
         totals.messages += messages.len() as u64;
-        let failed: HashSet<String> =
-            match invoke::invoke_json(&self.lambda, &self.function, &event).await {
-                Ok(answer) => match batch_item_failures(&answer, &messages) {
-                    Some(failed) => failed,
-                    None => {
-                        // As on AWS: an answer naming unknown messages fails the whole batch.
-                        tracing::warn!(function = %self.function, answer = %answer, "the function's batch response is not valid; the whole batch comes back");
-                        all_ids(&messages)
-                    }
-                },
-                Err(error) => {
-                    totals.failed_invocations += 1;
-                    tracing::warn!(function = %self.function, error = %format!("{error:#}"), "invocation failed; the whole batch comes back");
+        let failed: HashSet<String> = match invoke::invoke_json(
+            &self.lambda,
+            &self.function,
+            &event,
+        )
+        .await
+        {
+            Ok(answer) => match batch_item_failures(&answer, &messages) {
+                Some(failed) => failed,
+                None => {
+                    // As on AWS: an answer naming unknown messages fails the whole batch.
+                    tracing::warn!(function = %self.function, answer = %answer, "the function's batch response is not valid; the whole batch comes back");
                     all_ids(&messages)
                 }
-            };
+            },
+            Err(error) => {
+                totals.failed_invocations += 1;
+                tracing::warn!(function = %self.function, error = %format!("{error:#}"), "invocation failed; the whole batch comes back");
+                all_ids(&messages)
+            }
+        };
         totals.reported_failures += failed.len() as u64;
         let done: Vec<_> = messages
             .iter()
@@ -568,7 +578,9 @@ pub async fn run_pipeline(
         if done {
             break answer;
         }
-        stack.wait_until_shorter_than(PACING_QUEUE_LENGTH, drain_within).await?;
+        stack
+            .wait_until_shorter_than(PACING_QUEUE_LENGTH, drain_within)
+            .await?;
     };
     let backfill_invocations = run.invocations as usize;
     stack.drain(drain_within).await?;
@@ -643,4 +655,64 @@ pub fn report_request(tenant: &str, presentation: &str) -> serde_json::Value {
         },
         "isBase64Encoded": false
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_sqs::types::{Message, MessageAttributeValue};
+
+    fn message(id: &str) -> Message {
+        Message::builder()
+            .message_id(id)
+            .receipt_handle(format!("handle-{id}"))
+            .body(format!("{{\"id\":\"{id}\"}}"))
+            .md5_of_body("0123")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "1")
+            .message_attributes(
+                "type",
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value("ViewerJoined")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+    }
+
+    #[test]
+    fn the_event_is_what_lambda_delivers() {
+        let event = sqs_event(&[message("a"), message("b")], "arn:aws:sqs:us-east-1:1:q");
+        let parsed: aws_lambda_events::event::sqs::SqsEvent =
+            serde_json::from_value(event.clone()).expect("an SqsEvent");
+        assert_eq!(parsed.records.len(), 2);
+        let first = &parsed.records[0];
+        assert_eq!(first.message_id.as_deref(), Some("a"));
+        assert_eq!(first.body.as_deref(), Some("{\"id\":\"a\"}"));
+        assert_eq!(first.event_source.as_deref(), Some("aws:sqs"));
+        assert_eq!(first.attributes["ApproximateReceiveCount"], "1");
+        assert_eq!(
+            first.message_attributes["type"].string_value.as_deref(),
+            Some("ViewerJoined")
+        );
+    }
+
+    #[test]
+    fn only_listed_messages_fail_and_unknown_ids_fail_the_batch() {
+        let messages = [message("a"), message("b")];
+        let none = batch_item_failures(&serde_json::json!({"batchItemFailures": []}), &messages);
+        assert_eq!(none, Some(HashSet::new()));
+        let one = batch_item_failures(
+            &serde_json::json!({"batchItemFailures": [{"itemIdentifier": "b"}]}),
+            &messages,
+        );
+        assert_eq!(one, Some(HashSet::from(["b".to_string()])));
+        let unknown = batch_item_failures(
+            &serde_json::json!({"batchItemFailures": [{"itemIdentifier": "zzz"}]}),
+            &messages,
+        );
+        assert_eq!(unknown, None);
+        let garbage = batch_item_failures(&serde_json::json!({"batchItemFailures": 3}), &messages);
+        assert_eq!(garbage, None);
+    }
 }

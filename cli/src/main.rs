@@ -281,14 +281,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let db = database(1)?;
             shared::migrate::run(&db)?;
             let summary = runtime()?.block_on(async {
-                let mut stack = warehouse_cli::local::LocalStack::start(warehouse_cli::local::LocalOptions {
-                    database_url,
-                    batch_size,
-                    visibility_timeout: std::time::Duration::from_secs(30),
-                    queue_prefix: "warehouse".into(),
-                    moto_endpoint: None,
-                })
-                .await?;
+                let mut stack =
+                    warehouse_cli::local::LocalStack::start(warehouse_cli::local::LocalOptions {
+                        database_url,
+                        batch_size,
+                        visibility_timeout: std::time::Duration::from_secs(30),
+                        queue_prefix: "warehouse".into(),
+                        moto_endpoint: None,
+                    })
+                    .await?;
                 warehouse_cli::local::run_pipeline(
                     &mut stack,
                     &source.display().to_string(),

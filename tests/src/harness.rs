@@ -203,7 +203,11 @@ pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
             ..ViewerQuery::default()
         };
         let list = viewer_list(conn, tenant, id, &query).expect("viewer list");
-        assert_eq!(list.total, list.viewers.len() as i64, "{id}: one page holds all");
+        assert_eq!(
+            list.total,
+            list.viewers.len() as i64,
+            "{id}: one page holds all"
+        );
         let mut viewers = list.viewers;
         viewers.sort_by(|a, b| a.viewer_id.cmp(&b.viewer_id));
         assert_json_eq(

@@ -103,8 +103,7 @@ impl Drop for TestDb {
 /// `MOTO_ENDPOINT` when set, otherwise starts `moto_server` from the project
 /// virtualenv on a free port; it stops when this process exits.
 pub fn moto_endpoint() -> &'static str {
-    static MOTO: OnceLock<(String, Option<warehouse_cli::processes::Supervised>)> =
-        OnceLock::new();
+    static MOTO: OnceLock<(String, Option<warehouse_cli::processes::Supervised>)> = OnceLock::new();
     &MOTO
         .get_or_init(|| {
             if let Ok(endpoint) = std::env::var("MOTO_ENDPOINT") {

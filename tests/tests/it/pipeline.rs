@@ -31,7 +31,10 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
     // Poison sent straight to two queues, as a broken publisher would.
     let poison: [(DataPoint, &str); 3] = [
         (DataPoint::Attendance, "this is not json"),
-        (DataPoint::Attendance, r#"{"streamId": "p-1", "version": "one"}"#),
+        (
+            DataPoint::Attendance,
+            r#"{"streamId": "p-1", "version": "one"}"#,
+        ),
         (DataPoint::Polls, "{\"truncated\": "),
     ];
     for (data_point, body) in poison {
@@ -93,7 +96,11 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
 
     // Reconciliation finds nothing to repair.
     for kind in ["missing", "unexpected", "conflicting"] {
-        assert_eq!(summary.reconciliation[kind], 0, "{kind}: {}", summary.reconciliation);
+        assert_eq!(
+            summary.reconciliation[kind], 0,
+            "{kind}: {}",
+            summary.reconciliation
+        );
     }
     assert!(summary.reconciliation["compared"].as_u64().unwrap() > 5000);
 
@@ -106,4 +113,60 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
         &summary.report,
         &helpers::sample_expected()["reports"][&id],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_via_lambda_invokes_the_function_until_done() {
+    let test = TestDb::new();
+    let mut stack = LocalStack::start(LocalOptions {
+        database_url: shared::config::Secret::new(test.url.clone()),
+        batch_size: 10,
+        visibility_timeout: Duration::from_secs(30),
+        queue_prefix: format!("via-{:08x}", rand::rng().random::<u32>()),
+        moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let warehouse = warehouse_cli::processes::function_binary("warehouse").unwrap();
+    let control_plane = format!("http://{}", stack.control_plane);
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(warehouse)
+            .args([
+                "backfill",
+                "--mode",
+                "direct",
+                "--via-lambda",
+                "backfill",
+                "--source",
+            ])
+            .arg(helpers::sample_path())
+            // Only the Lambda client goes to the control plane.
+            .env("AWS_ENDPOINT_URL_LAMBDA", control_plane)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env_remove("DATABASE_URL")
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stats = &helpers::sample_expected()["stats"];
+    assert_eq!(summary["done"], true);
+    for field in ["events", "duplicates", "malformed"] {
+        assert_eq!(summary[field], stats[field], "{field}: {summary}");
+    }
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM event_ledger"),
+        stats["events"].as_i64().unwrap(),
+        "the function loaded the events"
+    );
+    assert!(
+        stderr.contains("backfill: backfill:"),
+        "progress per invocation: {stderr}"
+    );
+    stack.stop_mappings().await;
 }
