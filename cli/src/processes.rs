@@ -165,9 +165,9 @@ pub fn start_lambda_control_plane() -> anyhow::Result<(String, Supervised)> {
     Ok((format!("127.0.0.1:{port}"), process))
 }
 
-/// Where the function binaries are: beside the running executable (the
-/// `warehouse` binary, or a test binary one level down in `deps/`).
-pub fn function_binary(name: &str) -> anyhow::Result<PathBuf> {
+/// A binary of the workspace (a function, `warehouse`), found beside the
+/// running executable (`warehouse`, or a test binary one level down in `deps/`).
+pub fn workspace_binary(name: &str) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     if dir.ends_with("deps") {
@@ -190,7 +190,7 @@ pub fn start_function(
     control_plane: &str,
     env: &[(String, String)],
 ) -> anyhow::Result<Supervised> {
-    let program = function_binary(name)?;
+    let program = workspace_binary(name)?;
     let port = control_plane.rsplit(':').next().unwrap_or_default();
     let log = log_dir()?.join(format!("{name}-{port}.log"));
     let mut all = vec![

@@ -127,7 +127,7 @@ async fn backfill_via_lambda_invokes_the_function_until_done() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let warehouse = warehouse_cli::processes::function_binary("warehouse").unwrap();
+    let warehouse = warehouse_cli::processes::workspace_binary("warehouse").unwrap();
     let control_plane = format!("http://{}", stack.control_plane);
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(warehouse)
