@@ -96,7 +96,8 @@ impl BackfillFunction {
             .checked_sub(BACKFILL_DEADLINE_MARGIN)
             .unwrap_or_else(std::time::Instant::now);
         if let Some(seconds) = request.max_seconds {
-            stop_at = stop_at.min(std::time::Instant::now() + std::time::Duration::from_secs(seconds));
+            stop_at =
+                stop_at.min(std::time::Instant::now() + std::time::Duration::from_secs(seconds));
         }
         let summary = crate::backfill::run(
             &self.context,
