@@ -166,6 +166,36 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
     );
 }
 
+/// Invokes the reconcile Lambda with a deadline already inside its margin,
+/// then again with the returned `runId`, until it is done; returns the last
+/// summary and where each unfinished invocation stopped (its `next`).
+async fn invoke_until_done(
+    function: &shared::lambda::ReconcileFunction,
+    mut payload: serde_json::Value,
+) -> (reconcile::ReconcileSummary, Vec<serde_json::Value>) {
+    let mut stopped_in = Vec::new();
+    loop {
+        let mut context = lambda_runtime::Context::default();
+        // Each invocation folds one chunk of the export (or does the step
+        // between the passes) and returns.
+        context.deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(1))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let summary = function
+            .handle(lambda_runtime::LambdaEvent::new(payload.clone(), context))
+            .await
+            .unwrap();
+        let response = serde_json::to_value(&summary).unwrap();
+        if response["done"] == true {
+            return (summary, stopped_in);
+        }
+        stopped_in.push(response["next"].clone());
+        payload = serde_json::json!({"runId": response["runId"]});
+        assert!(stopped_in.len() < 50, "{stopped_in:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one_run_finds() {
     let test = TestDb::new();
@@ -187,31 +217,14 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
         source_template: None,
         default_repair: None,
     };
-    let mut payload =
-        serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
-    let mut stopped_in = Vec::new();
-    let last = loop {
-        let mut context = lambda_runtime::Context::default();
-        // Inside the margin already: each invocation folds one chunk of the
-        // export (or does the step between the passes) and returns.
-        context.deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(1))
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let summary = function
-            .handle(lambda_runtime::LambdaEvent::new(payload.clone(), context))
-            .await
-            .unwrap();
-        let response = serde_json::to_value(&summary).unwrap();
-        if response["done"] == true {
-            break summary;
-        }
-        stopped_in.push(response["next"]["pass"].as_str().unwrap().to_string());
-        payload = serde_json::json!({"runId": response["runId"]});
-        assert!(stopped_in.len() < 50, "{stopped_in:?}");
-    };
+    let payload = serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
+    let (last, stopped_in) = invoke_until_done(&function, payload).await;
+    let passes: Vec<&str> = stopped_in
+        .iter()
+        .map(|n| n["pass"].as_str().unwrap())
+        .collect();
     assert!(
-        stopped_in.contains(&"export".to_string()) && stopped_in.contains(&"details".to_string()),
+        passes.contains(&"export") && passes.contains(&"details"),
         "both passes stopped and continued: {stopped_in:?}"
     );
     let db = &function.context.db;
@@ -238,13 +251,56 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
     // Invoking a finished run again answers its summary.
     let again = function
         .handle(lambda_runtime::LambdaEvent::new(
-            payload,
+            serde_json::json!({"runId": last.run_id}),
             lambda_runtime::Context::default(),
         ))
         .await
         .unwrap();
     assert!(again.done);
     assert_eq!(again.totals, last.totals);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repeats_once() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    damage(&test);
+    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let local = ReconcileOptions {
+        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
+        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
+        ..options(None)
+    };
+    let (_, expected) = reconcile::reconcile(&ctx.db, None, None, &local)
+        .await
+        .unwrap();
+    // The night's prefix holds the sample twice, plain and gzip: every event
+    // is repeated in the second object, and each object spans two chunks.
+    let s3 = ctx.s3.clone().unwrap();
+    let bucket = format!("exports-{:08x}", rand::random::<u32>());
+    let sample = std::fs::read(helpers::sample_path()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &sample).unwrap();
+    crate::backfill::upload(&s3, &bucket, "night/1.jsonl", sample).await;
+    crate::backfill::upload(&s3, &bucket, "night/2.jsonl.gz", gz.finish().unwrap()).await;
+    let function = shared::lambda::ReconcileFunction {
+        context: ctx,
+        source_template: None,
+        default_repair: None,
+    };
+    let payload = serde_json::json!({"detail": {"source": format!("s3://{bucket}/night/"), "from": from, "to": to}});
+    let (last, stopped_in) = invoke_until_done(&function, payload).await;
+    assert!(
+        stopped_in
+            .iter()
+            .any(|n| n["pass"] == "export" && n["sourceIndex"] == 1),
+        "stopped inside the second object: {stopped_in:?}"
+    );
+    assert_eq!(last.totals.compared, 5852 - 52);
+    assert_eq!(
+        reconcile::discrepancies(&function.context.db, last.run_id).unwrap(),
+        expected
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
