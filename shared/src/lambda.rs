@@ -120,10 +120,13 @@ impl BackfillFunction {
 }
 
 /// What a scheduled reconciliation's EventBridge `detail` may name; anything
-/// absent defaults to the previous UTC day and `RECONCILE_SOURCE`.
+/// absent defaults to the previous UTC day and `RECONCILE_SOURCE`. With
+/// `runId`, the invocation continues that unfinished run (which keeps its own
+/// options). See `functions/reconcile/payload.example.json`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ReconcileDetail {
+    pub run_id: Option<u64>,
     pub source: Option<String>,
     /// RFC 3339 bounds of the window on `occurredAt`.
     pub from: Option<String>,
@@ -131,7 +134,14 @@ pub struct ReconcileDetail {
     pub repair: Option<crate::reconcile::Repair>,
 }
 
-/// The nightly reconciliation function.
+/// Time kept back from the invocation's deadline: the chunks in flight are
+/// folded, the discrepancies found so far written and the run's state saved,
+/// then the function answers `done: false`.
+pub const RECONCILE_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The nightly reconciliation function: one invocation works until shortly
+/// before its time runs out; an unfinished run answers `done: false` with its
+/// `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 pub struct ReconcileFunction {
     pub context: crate::backfill::Context,
     /// The export to compare, `{date}` standing for the window's day
@@ -166,6 +176,37 @@ impl ReconcileFunction {
             .unwrap_or(event.payload.clone());
         let detail: ReconcileDetail = serde_json::from_value(detail_value)
             .map_err(|e| format!("the event's detail is not a reconcile request: {e}"))?;
+        let deadline = crate::sqs_loader::deadline_instant(event.context.deadline);
+        let stop_at = deadline
+            .checked_sub(RECONCILE_DEADLINE_MARGIN)
+            .unwrap_or_else(std::time::Instant::now);
+        let options;
+        let start = match detail.run_id {
+            Some(run_id) => crate::reconcile::Start::Continue(run_id),
+            None => {
+                options = self.options(detail)?;
+                crate::reconcile::Start::New(&options)
+            }
+        };
+        let summary = crate::reconcile::run(
+            &self.context.db,
+            self.context.s3.as_ref(),
+            Some(&self.context),
+            start,
+            Some(stop_at),
+        )
+        .await?;
+        if summary.done {
+            crate::reconcile::log_summary(&summary);
+        }
+        Ok(summary)
+    }
+
+    /// A new run's options: the detail's, else the defaults.
+    fn options(
+        &self,
+        detail: ReconcileDetail,
+    ) -> Result<crate::reconcile::ReconcileOptions, lambda_runtime::Error> {
         let parse = |text: &str| {
             crate::ejson::parse_rfc3339(text)
                 .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
@@ -191,20 +232,11 @@ impl ReconcileFunction {
                 return Err("no export to compare: set RECONCILE_SOURCE (e.g. s3://exports/{date}/) or name `source` in the event's detail".into())
             }
         };
-        let options = crate::reconcile::ReconcileOptions {
+        Ok(crate::reconcile::ReconcileOptions {
             source,
             from_ms: Some(from),
             to_ms: Some(to),
             repair: detail.repair.or(self.default_repair),
-        };
-        let (summary, _) = crate::reconcile::reconcile(
-            &self.context.db,
-            self.context.s3.as_ref(),
-            Some(&self.context),
-            &options,
-        )
-        .await?;
-        crate::reconcile::log_summary(&summary);
-        Ok(summary)
+        })
     }
 }

@@ -224,7 +224,7 @@ async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one
     assert!(err.0.contains("other options"), "{err}");
 }
 
-async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
+pub(crate) async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
     let _ = s3.create_bucket().bucket(bucket).send().await;
     s3.put_object()
         .bucket(bucket)

@@ -91,15 +91,15 @@ async fn nothing_differs_after_a_clean_load() {
     assert_eq!(test.count("SELECT COUNT(*) FROM reconcile_run"), 1);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
-    let test = TestDb::new();
-    let ctx = loaded_sample(&test).await;
+/// Damages the loaded sample's warehouse: 25 events removed, one altered
+/// (conflicting) and one the store never had (unexpected, inside the
+/// export's window). Returns the removed and the altered identities.
+fn damage(test: &TestDb) -> (Vec<(String, i64)>, (String, i64)) {
     let mut identities: Vec<(String, i64)> =
         test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point <> 'none' ORDER BY stream_id, version");
     identities.shuffle(&mut rand::rngs::StdRng::seed_from_u64(11));
     let removed: Vec<(String, i64)> = identities[..25].to_vec();
-    remove_events(&test, &removed);
+    remove_events(test, &removed);
     let (conflict_stream, conflict_version) = identities[30].clone();
     test.conn()
         .exec_drop(
@@ -107,7 +107,6 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
             (&conflict_stream, conflict_version),
         )
         .unwrap();
-    // An event the store never had, inside the export's window.
     test.conn()
         .query_drop(
             "INSERT INTO event_ledger (stream_id, version, tenant_id, data_point, event_type, occurred_at_ms, content_hash, load_id) \
@@ -115,6 +114,14 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
              WHERE stream_id = 'prs-glo-0001' AND data_point = 'attendance' LIMIT 1",
         )
         .unwrap();
+    (removed, (conflict_stream, conflict_version))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    let (removed, (conflict_stream, conflict_version)) = damage(&test);
 
     let (summary, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
         .await
@@ -156,6 +163,143 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
             summary.run_id
         )),
         27
+    );
+}
+
+/// Invokes the reconcile Lambda with a deadline already inside its margin,
+/// then again with the returned `runId`, until it is done; returns the last
+/// summary and where each unfinished invocation stopped (its `next`).
+async fn invoke_until_done(
+    function: &shared::lambda::ReconcileFunction,
+    mut payload: serde_json::Value,
+) -> (reconcile::ReconcileSummary, Vec<serde_json::Value>) {
+    let mut stopped_in = Vec::new();
+    loop {
+        let mut context = lambda_runtime::Context::default();
+        // Each invocation folds one chunk of the export (or does the step
+        // between the passes) and returns.
+        context.deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(1))
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let summary = function
+            .handle(lambda_runtime::LambdaEvent::new(payload.clone(), context))
+            .await
+            .unwrap();
+        let response = serde_json::to_value(&summary).unwrap();
+        if response["done"] == true {
+            return (summary, stopped_in);
+        }
+        stopped_in.push(response["next"].clone());
+        payload = serde_json::json!({"runId": response["runId"]});
+        assert!(stopped_in.len() < 50, "{stopped_in:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one_run_finds() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    damage(&test);
+    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let window = ReconcileOptions {
+        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
+        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
+        ..options(None)
+    };
+    let (uninterrupted, expected) = reconcile::reconcile(&ctx.db, None, None, &window)
+        .await
+        .unwrap();
+    assert_eq!(expected.len(), 27);
+
+    let function = shared::lambda::ReconcileFunction {
+        context: ctx,
+        source_template: None,
+        default_repair: None,
+    };
+    let payload = serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
+    let (last, stopped_in) = invoke_until_done(&function, payload).await;
+    let passes: Vec<&str> = stopped_in
+        .iter()
+        .map(|n| n["pass"].as_str().unwrap())
+        .collect();
+    assert!(
+        passes.contains(&"export") && passes.contains(&"details"),
+        "both passes stopped and continued: {stopped_in:?}"
+    );
+    let db = &function.context.db;
+    assert_eq!(reconcile::discrepancies(db, last.run_id).unwrap(), expected);
+    assert_eq!(
+        (
+            &last.totals,
+            &last.by_data_point,
+            last.blocks_compared,
+            last.blocks_differing
+        ),
+        (
+            &uninterrupted.totals,
+            &uninterrupted.by_data_point,
+            uninterrupted.blocks_compared,
+            uninterrupted.blocks_differing
+        )
+    );
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM reconcile_run_stream"),
+        0,
+        "a finished run keeps no state"
+    );
+    // Invoking a finished run again answers its summary.
+    let again = function
+        .handle(lambda_runtime::LambdaEvent::new(
+            serde_json::json!({"runId": last.run_id}),
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap();
+    assert!(again.done);
+    assert_eq!(again.totals, last.totals);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repeats_once() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    damage(&test);
+    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let local = ReconcileOptions {
+        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
+        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
+        ..options(None)
+    };
+    let (_, expected) = reconcile::reconcile(&ctx.db, None, None, &local)
+        .await
+        .unwrap();
+    // The night's prefix holds the sample twice, plain and gzip: every event
+    // is repeated in the second object, and each object spans two chunks.
+    let s3 = ctx.s3.clone().unwrap();
+    let bucket = format!("exports-{:08x}", rand::random::<u32>());
+    let sample = std::fs::read(helpers::sample_path()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &sample).unwrap();
+    crate::backfill::upload(&s3, &bucket, "night/1.jsonl", sample).await;
+    crate::backfill::upload(&s3, &bucket, "night/2.jsonl.gz", gz.finish().unwrap()).await;
+    let function = shared::lambda::ReconcileFunction {
+        context: ctx,
+        source_template: None,
+        default_repair: None,
+    };
+    let payload = serde_json::json!({"detail": {"source": format!("s3://{bucket}/night/"), "from": from, "to": to}});
+    let (last, stopped_in) = invoke_until_done(&function, payload).await;
+    assert!(
+        stopped_in
+            .iter()
+            .any(|n| n["pass"] == "export" && n["sourceIndex"] == 1),
+        "stopped inside the second object: {stopped_in:?}"
+    );
+    assert_eq!(last.totals.compared, 5852 - 52);
+    assert_eq!(
+        reconcile::discrepancies(&function.context.db, last.run_id).unwrap(),
+        expected
     );
 }
 
