@@ -83,7 +83,7 @@ impl Resumable {
 
     /// Invokes once; returns the answer and whether the run is done. Fails
     /// when three invocations in a row make no progress (`nextOffset`
-    /// unchanged).
+    /// or `next` unchanged).
     pub async fn step(
         &mut self,
         client: &aws_sdk_lambda::Client,
@@ -99,7 +99,11 @@ impl Resumable {
             .cloned()
             .with_context(|| format!("{function} answered done: false without a runId"))?;
         self.payload["runId"] = run_id;
-        let offset = answer.get("nextOffset").cloned();
+        // Where the run stands: backfill's `nextOffset`, reconcile's `next`.
+        let offset = answer
+            .get("nextOffset")
+            .or_else(|| answer.get("next"))
+            .cloned();
         self.stalled = if offset == self.last_offset {
             self.stalled + 1
         } else {

@@ -586,15 +586,16 @@ pub async fn run_pipeline(
     stack.drain(drain_within).await?;
     let event_source_mappings = stack.stop_mappings().await;
     let dead_letters = stack.dead_letters().await?;
-    // The whole export, not the scheduled default (yesterday).
+    // The whole export, not the scheduled default (yesterday); given as a
+    // manual invocation's own detail, so the returned runId continues it.
     let reconciliation = invoke::invoke_until_done(
         &stack.lambda,
         RECONCILE_FUNCTION,
-        serde_json::json!({ "detail": {
+        serde_json::json!({
             "source": source,
             "from": "1970-01-01T00:00:00Z",
             "to": "2099-12-31T23:59:59Z",
-        }}),
+        }),
         |_| {},
     )
     .await?;
