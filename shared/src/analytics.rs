@@ -496,9 +496,7 @@ impl Scope {
 fn sessions_cte(scope: &Scope) -> String {
     format!(
         "sess AS (\
-           SELECT s.presentation_key, s.viewer_key, s.start_ms, \
-             CASE WHEN p.ended_at_ms IS NOT NULL AND p.ended_at_ms < COALESCE(s.end_ms, s.start_ms) \
-               THEN p.ended_at_ms ELSE COALESCE(s.end_ms, s.start_ms) END AS end_ms \
+           SELECT s.presentation_key, s.viewer_key, s.start_ms, {SESSION_END} AS end_ms \
            FROM dim_presentation p \
            JOIN fact_session s ON s.presentation_key = p.presentation_key \
            WHERE {} AND s.join_version IS NOT NULL)",
@@ -506,33 +504,15 @@ fn sessions_cte(scope: &Scope) -> String {
     )
 }
 
+/// A session's end on `fact_session s` of `dim_presentation p`: its latest
+/// heartbeat or leave (or its start), clamped to the presentation's end.
+const SESSION_END: &str =
+    "CASE WHEN p.ended_at_ms IS NOT NULL AND p.ended_at_ms < COALESCE(s.end_ms, s.start_ms) \
+     THEN p.ended_at_ms ELSE COALESCE(s.end_ms, s.start_ms) END";
+
 /// A session's `max(0, end − start)` in ms, as an exact DECIMAL.
 const DURATION_MS: &str =
     "CASE WHEN end_ms > start_ms THEN CAST(end_ms AS DECIMAL(20,0)) - start_ms ELSE 0 END";
-
-/// `peak` (presentation_key, peak) from `sess`, in two window passes over the
-/// sessions' starts (+1) and ends (−1), sessions of zero length left out.
-/// First, per viewer and in time order (ends first at equal times, as a
-/// session is present for `start ≤ t < end`), the number of the viewer's
-/// sessions open after each point: the viewer arrives when it becomes 1 and
-/// leaves when it becomes 0. Then the running sum of arrivals (+1) and
-/// departures (−1) over the whole presentation, in the same order, is the
-/// number of distinct viewers present; its maximum is the peak. (Each CTE is
-/// referenced once: MariaDB materialises a CTE again for every reference.)
-const PEAK_CTES: &str = "\
-    peak_pts AS (SELECT s.presentation_key, s.viewer_key, \
-        CASE WHEN k.d = 1 THEN s.start_ms ELSE s.end_ms END AS t, k.d \
-        FROM sess s CROSS JOIN (SELECT 1 AS d UNION ALL SELECT -1 AS d) k \
-        WHERE s.end_ms > s.start_ms), \
-    peak_own AS (SELECT presentation_key, t, d, \
-        SUM(d) OVER (PARTITION BY presentation_key, viewer_key ORDER BY t, d \
-                     ROWS UNBOUNDED PRECEDING) AS n_open \
-        FROM peak_pts), \
-    peak_run AS (SELECT presentation_key, \
-        SUM(CASE WHEN d = 1 AND n_open = 1 THEN 1 WHEN d = -1 AND n_open = 0 THEN -1 ELSE 0 END) \
-          OVER (PARTITION BY presentation_key ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS c \
-        FROM peak_own), \
-    peak AS (SELECT presentation_key, MAX(c) AS peak FROM peak_run GROUP BY presentation_key)";
 
 /// Survey CTEs of one presentation: `sv` (the reported surveys) and `resp`
 /// (each viewer's effective response: the highest-version submission).
@@ -576,9 +556,20 @@ fn non_blank(column: &str) -> String {
 // Reading values
 // ---------------------------------------------------------------------------
 
+/// Runs one query; its time is logged at debug level (what the analytics
+/// bench's `profile` mode prints).
 fn fetch(conn: &mut impl Queryable, sql: &str, what: &str) -> Result<Vec<Row>, AnalyticsError> {
-    conn.query::<Row, _>(sql)
-        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))
+    let started = std::time::Instant::now();
+    let rows = conn
+        .query::<Row, _>(sql)
+        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))?;
+    tracing::debug!(
+        what,
+        rows = rows.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "analytics query"
+    );
+    Ok(rows)
 }
 
 /// Column `index` of `row` as `T`.
@@ -795,60 +786,197 @@ fn newer_wins(columns: &[&str]) -> String {
 }
 
 fn attendance(conn: &mut impl Queryable, scope: &Scope) -> Result<Attendance, AnalyticsError> {
-    let sql = format!(
-        "WITH {}, {PEAK_CTES} \
-         SELECT a.sessions, a.viewers, a.watch_ms, pk.peak FROM \
-           (SELECT COUNT(*) AS sessions, COUNT(DISTINCT viewer_key) AS viewers, \
-              SUM({DURATION_MS}) AS watch_ms FROM sess) a \
-           CROSS JOIN (SELECT COALESCE(MAX(peak), 0) AS peak FROM peak) pk",
-        sessions_cte(scope)
-    );
-    let mut rows = fetch(conn, &sql, "computing attendance")?;
-    let mut row = rows
-        .pop()
-        .ok_or_else(|| AnalyticsError::Database("attendance returned no row".into()))?;
-    let sessions: i64 = take(&mut row, 0)?;
-    let viewers: i64 = take(&mut row, 1)?;
-    let watch_ms = take_big(&mut row, 2)?;
-    let peak: i64 = take(&mut row, 3)?;
+    let mut attendance = Attendance::default();
+    for_each_attendance(conn, scope, true, |_, _, fold| {
+        attendance = fold.finish();
+    })?;
+    Ok(attendance)
+}
 
-    // Distinct viewers per breakdown value; the loader stored the values
-    // normalised (a missing department as NULL, shown as `unknown`).
-    let part = |kind: u8, value: &str| {
-        format!(
-            "SELECT {kind} AS kind, {} AS v, COUNT(DISTINCT s.viewer_key) AS viewers \
-             FROM dim_presentation p JOIN fact_session s ON s.presentation_key = p.presentation_key \
-             WHERE {} AND s.join_version IS NOT NULL GROUP BY v",
-            bytes(value),
-            scope.condition
-        )
+/// Streams the counted sessions of the presentations in `scope`, one
+/// presentation after the other, and calls `done(key, revision, fold)` with
+/// each presentation's figures (presentations without sessions are not
+/// called). The breakdown columns are read only `with_breakdowns`.
+///
+/// One range read of `fact_session` in primary-key order, no sort and no
+/// temporary table in the database: distinct counts and the peak are
+/// computed here, which costs a few bytes per session of the presentation
+/// being folded (see [`AttendanceFold`]).
+fn for_each_attendance(
+    conn: &mut impl Queryable,
+    scope: &Scope,
+    with_breakdowns: bool,
+    mut done: impl FnMut(u64, u64, AttendanceFold),
+) -> Result<(), AnalyticsError> {
+    let breakdowns = if with_breakdowns {
+        "s.device, s.country, s.department"
+    } else {
+        "NULL, NULL, NULL"
     };
     let sql = format!(
-        "{} UNION ALL {} UNION ALL {}",
-        part(0, "s.device"),
-        part(1, "COALESCE(s.country, 'unknown')"),
-        part(2, "COALESCE(s.department, 'unknown')")
+        "SELECT s.presentation_key, p.revision, s.viewer_key, s.start_ms, {SESSION_END}, {breakdowns} \
+         FROM dim_presentation p JOIN fact_session s ON s.presentation_key = p.presentation_key \
+         WHERE {} AND s.join_version IS NOT NULL ORDER BY s.presentation_key",
+        scope.condition
     );
-    let mut breakdowns: [BTreeMap<String, i64>; 3] = Default::default();
-    for mut row in fetch(conn, &sql, "computing the attendance breakdowns")? {
-        let kind: usize = take(&mut row, 0)?;
-        let value = take_opt_string(&mut row, 1)?.unwrap_or_else(|| UNKNOWN.to_string());
-        let count: i64 = take(&mut row, 2)?;
-        if let Some(map) = breakdowns.get_mut(kind) {
-            *map.entry(value).or_default() += count;
+    let db = |e: mysql::Error| AnalyticsError::Database(format!("reading sessions: {e}"));
+    let started = std::time::Instant::now();
+    let mut current: Option<(u64, u64, AttendanceFold)> = None;
+    for row in conn.query_iter(sql).map_err(db)? {
+        let mut row = row.map_err(db)?;
+        let key: u64 = take(&mut row, 0)?;
+        let revision: u64 = take(&mut row, 1)?;
+        if current.as_ref().is_none_or(|(k, _, _)| *k != key) {
+            if let Some((k, r, fold)) = current.take() {
+                done(k, r, fold);
+            }
+            current = Some((key, revision, AttendanceFold::default()));
+        }
+        if let Some((_, _, fold)) = current.as_mut() {
+            let viewer: u64 = take(&mut row, 2)?;
+            let start: i64 = take(&mut row, 3)?;
+            let end: i64 = take(&mut row, 4)?;
+            let values = [take(&mut row, 5)?, take(&mut row, 6)?, take(&mut row, 7)?];
+            fold.add(viewer, start, end, values);
         }
     }
-    let [by_device, by_country, by_department] = breakdowns;
-    Ok(Attendance {
-        unique_viewers: viewers,
-        sessions,
-        total_watch_seconds: floor_seconds(watch_ms),
-        average_watch_seconds: average_seconds_1dp(watch_ms, viewers).unwrap_or(0.0),
-        peak_concurrent_viewers: peak,
-        by_device,
-        by_country,
-        by_department,
-    })
+    if let Some((k, r, fold)) = current {
+        done(k, r, fold);
+    }
+    tracing::debug!(
+        what = "folding sessions",
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "analytics query"
+    );
+    Ok(())
+}
+
+/// The attendance of one presentation, folded from its sessions in any
+/// order: per session, its viewer (numbered densely), and the breakdown
+/// values it has; a viewer's first value per breakdown is kept per viewer,
+/// any other value in a set, so distinct counts need no set in the common
+/// case of one value per viewer.
+#[derive(Default)]
+struct AttendanceFold {
+    sessions: i64,
+    watch_ms: i128,
+    /// viewer_key → dense viewer number.
+    viewers: HashMap<u64, u32>,
+    /// Sessions of positive length: (start, end, viewer number).
+    intervals: Vec<(i64, i64, u32)>,
+    /// Per breakdown: value bytes → value number, and the values' names.
+    values: [HashMap<Vec<u8>, u32>; 3],
+    /// Per viewer and breakdown, the number of the first value seen.
+    first_values: Vec<[u32; 3]>,
+    /// (breakdown, value, viewer) beyond each viewer's first value.
+    other_values: std::collections::HashSet<(u8, u32, u32)>,
+}
+
+impl AttendanceFold {
+    fn add(&mut self, viewer_key: u64, start: i64, end: i64, values: [Option<Vec<u8>>; 3]) {
+        self.sessions += 1;
+        self.watch_ms += (i128::from(end) - i128::from(start)).max(0);
+        let next = self.viewers.len() as u32;
+        let viewer = *self.viewers.entry(viewer_key).or_insert(next);
+        if end > start {
+            self.intervals.push((start, end, viewer));
+        }
+        let mut numbers = [0u32; 3];
+        for (kind, value) in values.into_iter().enumerate() {
+            // Stored normalised; missing is `unknown`.
+            let value = value.unwrap_or_else(|| UNKNOWN.as_bytes().to_vec());
+            let map = &mut self.values[kind];
+            numbers[kind] = match map.get(&value) {
+                Some(&n) => n,
+                None => {
+                    let n = map.len() as u32;
+                    map.insert(value, n);
+                    n
+                }
+            };
+        }
+        if viewer == next {
+            self.first_values.push(numbers);
+        } else {
+            let first = self.first_values[viewer as usize];
+            for kind in 0..3 {
+                if numbers[kind] != first[kind] {
+                    self.other_values
+                        .insert((kind as u8, numbers[kind], viewer));
+                }
+            }
+        }
+    }
+
+    fn unique_viewers(&self) -> i64 {
+        self.viewers.len() as i64
+    }
+
+    /// Greatest number of distinct viewers with a session `start ≤ t < end`
+    /// at one instant `t`: a sweep over the starts and ends in time order,
+    /// ends first at equal times (a session ending at t is gone at t),
+    /// counting a viewer while at least one of their sessions is open.
+    fn peak(&mut self) -> i64 {
+        let mut points: Vec<(i64, bool, u32)> = Vec::with_capacity(self.intervals.len() * 2);
+        for &(start, end, viewer) in &self.intervals {
+            points.push((start, true, viewer));
+            points.push((end, false, viewer));
+        }
+        points.sort_unstable();
+        let mut open = vec![0u32; self.viewers.len()];
+        let (mut present, mut peak) = (0i64, 0i64);
+        for (_, starts, viewer) in points {
+            let n = &mut open[viewer as usize];
+            if starts {
+                *n += 1;
+                if *n == 1 {
+                    present += 1;
+                    peak = peak.max(present);
+                }
+            } else {
+                *n -= 1;
+                if *n == 0 {
+                    present -= 1;
+                }
+            }
+        }
+        peak
+    }
+
+    fn finish(mut self) -> Attendance {
+        let peak = self.peak();
+        let viewers = self.unique_viewers();
+        let mut counts: [Vec<i64>; 3] = std::array::from_fn(|k| vec![0; self.values[k].len()]);
+        for first in &self.first_values {
+            for kind in 0..3 {
+                counts[kind][first[kind] as usize] += 1;
+            }
+        }
+        for &(kind, value, _) in &self.other_values {
+            counts[kind as usize][value as usize] += 1;
+        }
+        let [by_device, by_country, by_department] = std::array::from_fn(|kind| {
+            std::mem::take(&mut self.values[kind])
+                .into_iter()
+                .map(|(name, n)| {
+                    (
+                        String::from_utf8_lossy(&name).into_owned(),
+                        counts[kind][n as usize],
+                    )
+                })
+                .collect::<BTreeMap<String, i64>>()
+        });
+        Attendance {
+            unique_viewers: viewers,
+            sessions: self.sessions,
+            total_watch_seconds: floor_seconds(self.watch_ms),
+            average_watch_seconds: average_seconds_1dp(self.watch_ms, viewers).unwrap_or(0.0),
+            peak_concurrent_viewers: peak,
+            by_device,
+            by_country,
+            by_department,
+        }
+    }
 }
 
 /// A reported poll as `PollCreated` defined it.
@@ -1657,20 +1785,13 @@ fn compute_summaries(
         )
     };
     let sql = format!(
-        "WITH {sess}, {PEAK_CTES}, \
-         att AS (SELECT presentation_key, COUNT(DISTINCT viewer_key) AS viewers, \
-                   SUM({DURATION_MS}) AS watch_ms FROM sess GROUP BY presentation_key), \
-         {polls}, {surveys}, {questions} \
-         SELECT p.presentation_key, p.revision, COALESCE(att.viewers, 0), att.watch_ms, \
-           COALESCE(peak.peak, 0), COALESCE(pc.n, 0), COALESCE(sc.n, 0), COALESCE(qc.n, 0) \
+        "WITH {polls}, {surveys}, {questions} \
+         SELECT p.presentation_key, p.revision, COALESCE(pc.n, 0), COALESCE(sc.n, 0), COALESCE(qc.n, 0) \
          FROM dim_presentation p \
-         LEFT JOIN att ON att.presentation_key = p.presentation_key \
-         LEFT JOIN peak ON peak.presentation_key = p.presentation_key \
          LEFT JOIN pc ON pc.presentation_key = p.presentation_key \
          LEFT JOIN sc ON sc.presentation_key = p.presentation_key \
          LEFT JOIN qc ON qc.presentation_key = p.presentation_key \
          WHERE {c} ORDER BY p.presentation_key",
-        sess = sessions_cte(scope),
         polls = count_of("pc", "dim_poll", "created_version"),
         surveys = count_of("sc", "dim_survey", "created_version"),
         questions = count_of("qc", "dim_question", "asked_version"),
@@ -1681,14 +1802,38 @@ fn compute_summaries(
         summaries.push(Summary {
             key: take(&mut row, 0)?,
             revision: take(&mut row, 1)?,
-            unique_viewers: take(&mut row, 2)?,
-            total_watch_seconds: floor_seconds(take_big(&mut row, 3)?),
-            peak_concurrent_viewers: take(&mut row, 4)?,
-            polls: take(&mut row, 5)?,
-            surveys: take(&mut row, 6)?,
-            questions: take(&mut row, 7)?,
+            unique_viewers: 0,
+            total_watch_seconds: 0,
+            peak_concurrent_viewers: 0,
+            polls: take(&mut row, 2)?,
+            surveys: take(&mut row, 3)?,
+            questions: take(&mut row, 4)?,
         });
     }
+    // The attendance figures come from a second statement, so from a second
+    // snapshot: a summary whose revision differs between the two mixes two
+    // states and is left out (it stays stale, to be refreshed next time). A
+    // presentation without counted sessions in the second snapshot had none
+    // in the first either (sessions are never removed).
+    let index: HashMap<u64, usize> = summaries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key, i))
+        .collect();
+    let mut mixed = Vec::new();
+    for_each_attendance(conn, scope, false, |key, revision, mut fold| {
+        let Some(summary) = index.get(&key).map(|&i| &mut summaries[i]) else {
+            return;
+        };
+        if summary.revision != revision {
+            mixed.push(key);
+            return;
+        }
+        summary.unique_viewers = fold.unique_viewers();
+        summary.total_watch_seconds = floor_seconds(fold.watch_ms);
+        summary.peak_concurrent_viewers = fold.peak();
+    })?;
+    summaries.retain(|s| !mixed.contains(&s.key));
     Ok(summaries)
 }
 
