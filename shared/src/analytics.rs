@@ -514,22 +514,6 @@ const SESSION_END: &str =
 const DURATION_MS: &str =
     "CASE WHEN end_ms > start_ms THEN CAST(end_ms AS DECIMAL(20,0)) - start_ms ELSE 0 END";
 
-/// Survey CTEs of one presentation: `sv` (the reported surveys) and `resp`
-/// (each viewer's effective response: the highest-version submission).
-fn survey_ctes(scope: &Scope) -> String {
-    format!(
-        "sv AS (\
-           SELECT d.presentation_key, d.survey_id, d.created_version \
-           FROM dim_presentation p JOIN dim_survey d ON d.presentation_key = p.presentation_key \
-           WHERE {} AND d.created_version IS NOT NULL), \
-         resp AS (\
-           SELECT r.survey_id, r.viewer_key, MAX(r.version) AS version \
-           FROM sv JOIN fact_survey_response r ON r.presentation_key = sv.presentation_key AND r.survey_id = sv.survey_id \
-           GROUP BY r.survey_id, r.viewer_key)",
-        scope.condition
-    )
-}
-
 /// `text <> ''` after removing every Unicode `White_Space` character: true
 /// exactly when `str::trim` leaves something (SQL `TRIM` only knows spaces,
 /// and regular expression classes differ between the two servers).
@@ -1200,23 +1184,21 @@ fn surveys(
     scope: &Scope,
     key: u64,
 ) -> Result<Vec<SurveyReport>, AnalyticsError> {
-    let ctes = survey_ctes(scope);
     let sql = format!(
-        "WITH {ctes} \
-         SELECT d.survey_id, d.title, COALESCE(r.n, 0) \
-         FROM sv JOIN dim_survey d ON d.presentation_key = sv.presentation_key AND d.survey_id = sv.survey_id \
-         LEFT JOIN (SELECT survey_id, COUNT(*) AS n FROM resp GROUP BY survey_id) r \
-           ON r.survey_id = d.survey_id \
+        "SELECT d.survey_id, d.title FROM dim_presentation p \
+         JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+         WHERE {} AND d.created_version IS NOT NULL \
          ORDER BY d.created_at_ms, {}",
+        scope.condition,
         bytes("d.survey_id")
     );
     let mut surveys = Vec::new();
-    for mut row in fetch(conn, &sql, "computing surveys")? {
+    for mut row in fetch(conn, &sql, "reading surveys")? {
         surveys.push((
             SurveyReport {
                 survey_id: take_string(&mut row, 0)?,
                 title: take_string(&mut row, 1)?,
-                responses: take(&mut row, 2)?,
+                responses: 0,
                 questions: Vec::new(),
             },
             Vec::<QuestionDim>::new(),
@@ -1243,7 +1225,7 @@ fn surveys(
         scope.condition,
         bytes("d.survey_id")
     );
-    let (mut any_choice, mut any_other) = (false, false);
+    let mut any_choice = false;
     for mut row in fetch(conn, &sql, "reading survey questions")? {
         let survey_id = take_string(&mut row, 0)?;
         let question = QuestionDim {
@@ -1253,11 +1235,7 @@ fn surveys(
             text: take_string(&mut row, 4)?,
             scale: take(&mut row, 5)?,
         };
-        if question.kind == "choice" {
-            any_choice = true;
-        } else {
-            any_other = true;
-        }
+        any_choice |= question.kind == "choice";
         if let Some(&i) = index.get(&survey_id) {
             surveys[i].1.push(question);
         }
@@ -1292,109 +1270,33 @@ fn surveys(
         }
     }
 
-    // `first_ans`: each effective response's first answer to each question.
-    // Rows ('v', survey, question, value, n, NULL): valid ratings by value
-    // and valid text answers (value NULL); rows ('o', survey, question,
-    // option position, n, firsts): responses choosing the option, and how
-    // many responses have it as their first valid option (summed: answered).
-    let mut branches = Vec::new();
-    if any_other {
-        branches.push(format!(
-            "SELECT 'v' AS tag, f.survey_id, f.qpos, \
-               CASE WHEN f.kind = 'rating' THEN a.rating END AS v, COUNT(*) AS n, 0 AS firsts \
-             FROM first_ans f JOIN fact_survey_answer a ON a.presentation_key = {key} \
-               AND a.version = f.version AND a.position = f.apos \
-             WHERE (f.kind = 'rating' AND a.rating >= 1 AND a.rating <= f.scale) \
-               OR (f.kind = 'text' AND {}) \
-             GROUP BY f.survey_id, f.qpos, v",
-            non_blank("a.text_answer")
-        ));
-    }
-    if any_choice {
-        branches.push(format!(
-            "SELECT 'o', survey_id, qpos, opos, COUNT(*), SUM(CASE WHEN k = 1 THEN 1 ELSE 0 END) \
-             FROM (SELECT survey_id, qpos, opos, \
-                     ROW_NUMBER() OVER (PARTITION BY survey_id, qpos, version ORDER BY opos) AS k \
-                   FROM (SELECT f.survey_id, f.qpos, f.version, o.position AS opos \
-                         FROM first_ans f \
-                         JOIN fact_survey_answer_option ao ON ao.presentation_key = {key} \
-                           AND ao.version = f.version AND ao.answer_position = f.apos \
-                         JOIN dim_survey_question_option o ON o.presentation_key = {key} \
-                           AND o.survey_id = f.survey_id AND o.created_version = f.created_version \
-                           AND o.question_position = f.qpos AND {} = {} \
-                         WHERE f.kind = 'choice' \
-                         GROUP BY f.survey_id, f.qpos, f.version, o.position) chosen) ranked \
-             GROUP BY survey_id, qpos, opos",
-            bytes("o.option_id"),
-            bytes("ao.option_id"),
-        ));
-    }
-    let sql = format!(
-        "WITH {ctes}, \
-         first_ans AS (\
-           SELECT e.survey_id, sv.created_version, q.position AS qpos, q.kind, q.scale, e.version, \
-             MIN(a.position) AS apos \
-           FROM resp e \
-           JOIN sv ON sv.survey_id = e.survey_id \
-           JOIN fact_survey_answer a ON a.presentation_key = sv.presentation_key AND a.version = e.version \
-           JOIN dim_survey_question q ON q.presentation_key = sv.presentation_key AND q.survey_id = sv.survey_id \
-             AND q.created_version = sv.created_version AND {} = {} \
-           GROUP BY e.survey_id, sv.created_version, q.position, q.kind, q.scale, e.version) \
-         {}",
-        bytes("q.question_id"),
-        bytes("a.question_id"),
-        branches.join(" UNION ALL "),
-    );
-    #[derive(Default)]
-    struct Figures {
-        ratings: BTreeMap<i64, i64>,
-        option_counts: HashMap<i64, i64>,
-        answered: i64,
-    }
-    let mut figures: HashMap<(String, i64), Figures> = HashMap::new();
-    for mut row in fetch(conn, &sql, "computing survey answers")? {
-        let tag = take_string(&mut row, 0)?;
-        let survey_id = take_string(&mut row, 1)?;
-        let position: i64 = take(&mut row, 2)?;
-        let value: Option<i64> = take(&mut row, 3)?;
-        let n: i64 = take(&mut row, 4)?;
-        let firsts = i64::try_from(take_big(&mut row, 5)?).unwrap_or(i64::MAX);
-        let f = figures.entry((survey_id, position)).or_default();
-        match (tag.as_str(), value) {
-            ("v", Some(rating)) => {
-                f.ratings.insert(rating, n);
-            }
-            ("v", None) => f.answered = n,
-            ("o", Some(option)) => {
-                f.option_counts.insert(option, n);
-                f.answered += firsts;
-            }
-            _ => {}
-        }
-    }
+    let (responses, mut figures) = {
+        let mut fold = SurveyFold::new(&surveys, &options);
+        fold.read(conn, scope, key)?;
+        (fold.responses, fold.figures)
+    };
 
     let mut reports = Vec::with_capacity(surveys.len());
-    for (mut survey, questions) in surveys {
-        for q in questions {
+    for (i, (mut survey, questions)) in surveys.into_iter().enumerate() {
+        survey.responses = responses[i];
+        for (q, f) in questions.into_iter().zip(std::mem::take(&mut figures[i])) {
             let key = (survey.survey_id.clone(), q.position);
-            let f = figures.remove(&key).unwrap_or_default();
-            let (answered, detail) = match q.kind.as_str() {
+            let detail = match q.kind.as_str() {
                 "rating" => {
                     let mut distribution: BTreeMap<i64, i64> =
                         (1..=q.scale.min(MAX_DISTRIBUTION_KEYS))
                             .map(|k| (k, 0))
                             .collect();
-                    let (mut n, mut sum) = (0i64, 0i128);
-                    for (rating, count) in f.ratings {
-                        n += count;
-                        sum += i128::from(rating) * i128::from(count);
-                        distribution.insert(rating, count);
-                    }
-                    let detail = SurveyQuestionDetail::Rating {
-                        average_rating: average_2dp(sum, n),
+                    let sum: i128 = f
+                        .ratings
+                        .iter()
+                        .map(|(r, n)| i128::from(*r) * i128::from(*n))
+                        .sum();
+                    distribution.extend(f.ratings);
+                    SurveyQuestionDetail::Rating {
+                        average_rating: average_2dp(sum, f.answered),
                         distribution,
-                    };
-                    (n, detail)
+                    }
                 }
                 "choice" => {
                     let options = options
@@ -1408,20 +1310,205 @@ fn surveys(
                             count: f.option_counts.get(&o.position).copied().unwrap_or(0),
                         })
                         .collect();
-                    (f.answered, SurveyQuestionDetail::Choice { options })
+                    SurveyQuestionDetail::Choice { options }
                 }
-                _ => (f.answered, SurveyQuestionDetail::Text),
+                _ => SurveyQuestionDetail::Text,
             };
             survey.questions.push(SurveyQuestionReport {
                 question_id: q.question_id,
                 text: q.text,
-                answered,
+                answered: f.answered,
                 detail,
             });
         }
         reports.push(survey);
     }
     Ok(reports)
+}
+
+/// What one survey question received from the effective responses.
+#[derive(Default)]
+struct QuestionFigures {
+    /// Responses with a valid answer to the question.
+    answered: i64,
+    /// Rating value → responses (rating questions).
+    ratings: BTreeMap<i64, i64>,
+    /// Option position → responses choosing it (choice questions).
+    option_counts: HashMap<i64, i64>,
+}
+
+/// The survey figures, folded from three range reads of the presentation's
+/// responses, answers and chosen options (answers in primary-key order, so
+/// no sort in the database, and no join per answer). Holds one entry per
+/// effective response and per first answer to a choice question.
+struct SurveyFold<'d> {
+    /// Survey id → position in the report.
+    surveys: HashMap<&'d str, usize>,
+    /// Per survey: question id → the questions with that id.
+    question_ids: Vec<HashMap<&'d str, Vec<usize>>>,
+    /// Per survey and question: its definition and (choice) options.
+    questions: Vec<Vec<(&'d QuestionDim, &'d [ChoiceDim])>>,
+    /// Effective response version → survey.
+    effective: HashMap<i64, usize>,
+    responses: Vec<i64>,
+    /// First answers to choice questions, (version, answer position) →
+    /// the (survey, question, chosen option positions) they answer.
+    choices: HashMap<(i64, i64), Vec<(usize, usize, Vec<i64>)>>,
+    figures: Vec<Vec<QuestionFigures>>,
+}
+
+impl<'d> SurveyFold<'d> {
+    fn new(
+        surveys: &'d [(SurveyReport, Vec<QuestionDim>)],
+        options: &'d HashMap<(String, i64), Vec<ChoiceDim>>,
+    ) -> SurveyFold<'d> {
+        let mut fold = SurveyFold {
+            surveys: HashMap::new(),
+            question_ids: Vec::new(),
+            questions: Vec::new(),
+            effective: HashMap::new(),
+            responses: vec![0; surveys.len()],
+            choices: HashMap::new(),
+            figures: Vec::new(),
+        };
+        for (i, (survey, dims)) in surveys.iter().enumerate() {
+            fold.surveys.insert(survey.survey_id.as_str(), i);
+            let mut ids: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut defs = Vec::new();
+            for (q, dim) in dims.iter().enumerate() {
+                ids.entry(dim.question_id.as_str()).or_default().push(q);
+                let choices = options
+                    .get(&(survey.survey_id.clone(), dim.position))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                defs.push((dim, choices));
+            }
+            fold.question_ids.push(ids);
+            fold.questions.push(defs);
+            fold.figures
+                .push(dims.iter().map(|_| QuestionFigures::default()).collect());
+        }
+        fold
+    }
+
+    fn read(
+        &mut self,
+        conn: &mut impl Queryable,
+        scope: &Scope,
+        key: u64,
+    ) -> Result<(), AnalyticsError> {
+        let db = |e: mysql::Error| AnalyticsError::Database(format!("reading survey answers: {e}"));
+        let started = std::time::Instant::now();
+        // Each viewer's effective response to each reported survey: the
+        // highest version of their submissions.
+        let sql = format!(
+            "SELECT d.survey_id, MAX(r.version) FROM dim_presentation p \
+             JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+             JOIN fact_survey_response r ON r.presentation_key = d.presentation_key AND r.survey_id = d.survey_id \
+             WHERE {} AND d.created_version IS NOT NULL GROUP BY d.survey_id, r.viewer_key",
+            scope.condition
+        );
+        for row in conn.query_iter(sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let survey_id = take_string(&mut row, 0)?;
+            let version: i64 = take(&mut row, 1)?;
+            if let Some(&survey) = self.surveys.get(survey_id.as_str()) {
+                self.effective.insert(version, survey);
+                self.responses[survey] += 1;
+            }
+        }
+
+        // Answers in submission order, so that the first answer to a
+        // question is the first seen.
+        let sql = format!(
+            "SELECT a.version, a.question_id, a.position, a.rating, {} \
+             FROM fact_survey_answer a WHERE a.presentation_key = {key} \
+             ORDER BY a.version, a.position",
+            non_blank("a.text_answer")
+        );
+        let mut response: Option<i64> = None;
+        let mut answered: Vec<usize> = Vec::new();
+        for row in conn.query_iter(sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let version: i64 = take(&mut row, 0)?;
+            let Some(&survey) = self.effective.get(&version) else {
+                continue;
+            };
+            if response != Some(version) {
+                response = Some(version);
+                answered.clear();
+            }
+            let question_id = take_string(&mut row, 1)?;
+            let Some(questions) = self.question_ids[survey].get(question_id.as_str()) else {
+                continue; // an unknown question
+            };
+            let position: i64 = take(&mut row, 2)?;
+            let rating: Option<i64> = take(&mut row, 3)?;
+            let text: Option<bool> = take(&mut row, 4)?;
+            for &q in questions {
+                if answered.contains(&q) {
+                    continue; // only the first answer counts
+                }
+                answered.push(q);
+                let (dim, _) = self.questions[survey][q];
+                let f = &mut self.figures[survey][q];
+                match dim.kind.as_str() {
+                    "rating" => {
+                        if let Some(r) = rating.filter(|r| (1..=dim.scale).contains(r)) {
+                            f.answered += 1;
+                            *f.ratings.entry(r).or_default() += 1;
+                        }
+                    }
+                    "text" => f.answered += i64::from(text == Some(true)),
+                    "choice" => self.choices.entry((version, position)).or_default().push((
+                        survey,
+                        q,
+                        Vec::new(),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+
+        // The options chosen in those answers: each option of the question
+        // with a chosen id counts once per answer.
+        if !self.choices.is_empty() {
+            let sql = format!(
+                "SELECT ao.version, ao.answer_position, ao.option_id \
+                 FROM fact_survey_answer_option ao WHERE ao.presentation_key = {key}"
+            );
+            for row in conn.query_iter(sql).map_err(db)? {
+                let mut row = row.map_err(db)?;
+                let version: i64 = take(&mut row, 0)?;
+                let position: i64 = take(&mut row, 1)?;
+                let Some(targets) = self.choices.get_mut(&(version, position)) else {
+                    continue;
+                };
+                let option_id = take_string(&mut row, 2)?;
+                for (survey, q, chosen) in targets {
+                    let (_, options) = self.questions[*survey][*q];
+                    for o in options.iter().filter(|o| o.option_id == option_id) {
+                        if !chosen.contains(&o.position) {
+                            chosen.push(o.position);
+                        }
+                    }
+                }
+            }
+            for (survey, q, chosen) in self.choices.drain().flat_map(|(_, t)| t) {
+                let f = &mut self.figures[survey][q];
+                f.answered += i64::from(!chosen.is_empty());
+                for position in chosen {
+                    *f.option_counts.entry(position).or_default() += 1;
+                }
+            }
+        }
+        tracing::debug!(
+            what = "folding survey answers",
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "analytics query"
+        );
+        Ok(())
+    }
 }
 
 fn qna(conn: &mut impl Queryable, scope: &Scope) -> Result<QnaReport, AnalyticsError> {

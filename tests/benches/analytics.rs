@@ -6,8 +6,9 @@
 //! figure is measured at each size (the report must not depend on it). Run:
 //! `cargo bench -p integration-tests --bench analytics`; add `-- quick` for a
 //! 2,000-viewer presentation in a tenant of 10, 100 and 500, `-- fresh` to
-//! reload from scratch, `-- profile` (with `RUST_LOG=shared::analytics=debug`)
-//! to print the time of each query of the answers.
+//! reload from scratch, `-- first` to measure the first size only, `-- profile`
+//! (with `RUST_LOG=shared::analytics=debug`) to print the time of each query
+//! of the answers.
 //!
 //! Loading the big presentation takes minutes, so the database
 //! (`wh_bench_analytics_<viewers>`) is kept between runs: each export piece
@@ -90,28 +91,10 @@ fn main() {
     conn.query_drop("CREATE TABLE IF NOT EXISTS bench_piece (name VARCHAR(255) PRIMARY KEY)")
         .unwrap();
     remove_grown(&mut conn, sizes[0]);
-    if arg("rawfetch") {
-        for sql in [
-            "SELECT viewer_key, device, country, department FROM fact_session WHERE presentation_key=1 AND join_version IS NOT NULL ORDER BY viewer_key",
-            "SELECT viewer_key, device, country, department FROM fact_session FORCE INDEX (ix_session_viewer) WHERE presentation_key=1 AND join_version IS NOT NULL ORDER BY viewer_key",
-            "SELECT viewer_key, start_ms, end_ms, device, country, department FROM fact_session WHERE presentation_key=1 AND join_version IS NOT NULL",
-            "SELECT viewer_key, start_ms, end_ms, device, country, department FROM fact_session WHERE presentation_key=1 AND join_version IS NOT NULL ORDER BY viewer_key",
-        ] {
-            let t = repeat_n(11, || timed(|| {
-                let mut n = 0u64;
-                for row in conn.query_iter(sql).unwrap() {
-                    let row = row.unwrap();
-                    n += row.len() as u64;
-                }
-                assert!(n > 0);
-            }));
-            println!("{t:?} {sql}");
-        }
-        return;
-    }
-
     let mut computed = Vec::new();
-    for (step, size) in sizes.into_iter().enumerate() {
+    // `first`: only the first size (a quicker look, e.g. with `profile`).
+    let steps = if arg("first") { 1 } else { sizes.len() };
+    for (step, size) in sizes.into_iter().take(steps).enumerate() {
         // Pieces 0 and 1 make the first size; each later size adds one.
         for path in &pieces[..step + 2] {
             load_once(&runtime, &db, &mut conn, path);
