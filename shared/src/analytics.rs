@@ -973,17 +973,6 @@ struct PollDim {
     options: Vec<(String, String)>,
 }
 
-impl PollDim {
-    /// The position of the first option with this id: a vote naming the id
-    /// counts for every option carrying it, and they all get the same count.
-    fn first_position(&self, option_id: &str) -> usize {
-        self.options
-            .iter()
-            .position(|(id, _)| id == option_id)
-            .unwrap_or(0)
-    }
-}
-
 /// The reported polls of one presentation with their options, ordered by
 /// creation time then pollId.
 fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, AnalyticsError> {
@@ -1041,19 +1030,12 @@ fn case_of(expr: &str, arms: impl IntoIterator<Item = (String, String)>) -> Stri
     sql
 }
 
-/// The CTEs ending in `counted` for the reported `polls` of presentation
-/// `key`: the (poll, viewer, option position) triples that count, with
-/// `first_row` = 1 on exactly one row per respondent (poll, viewer).
-///
-/// The polls' definitions (close time, kind, option ids) are few and already
-/// read, so they are inlined as literal lookup tables; the statement then
-/// only reads the votes: `eff`, each viewer's effective vote (the highest
-/// version at or before closing, grouped in index order); `opt`, its option
-/// ids mapped to the position of the poll option with that id (NULL when
-/// the poll has none); `ranked`, each valid option's first occurrence in the
-/// vote (`dup` = 1) and the vote's first valid position. A multiple-choice
-/// vote counts every valid option once, a single-choice vote only the first.
-fn counted_ctes(polls: &[PollDim], key: u64) -> String {
+/// `eff` (poll_id, viewer_key, version): each viewer's effective vote in
+/// the reported `polls` of presentation `key`, the highest version at or
+/// before the poll's closing. The polls' definitions are few and already
+/// read, so their close times are inlined as a literal lookup table and the
+/// statement only reads the votes, grouped in index order.
+fn effective_votes_cte(polls: &[PollDim], key: u64) -> String {
     let mut ids = String::new();
     for (i, poll) in polls.iter().enumerate() {
         if i > 0 {
@@ -1068,41 +1050,37 @@ fn counted_ctes(polls: &[PollDim], key: u64) -> String {
             (p.poll_id.clone(), until.to_string())
         }),
     );
-    let positions = case_of(
-        "e.poll_id",
-        polls.iter().map(|p| {
-            let arms = p
-                .options
-                .iter()
-                .map(|(id, _)| (id.clone(), p.first_position(id).to_string()));
-            (p.poll_id.clone(), case_of("vo.option_id", arms))
-        }),
-    );
-    let multiple = case_of(
-        "poll_id",
-        polls
-            .iter()
-            .filter(|p| p.multiple_choice)
-            .map(|p| (p.poll_id.clone(), "1".to_string())),
-    );
     format!(
         "eff AS (\
            SELECT v.poll_id, v.viewer_key, MAX(v.version) AS version \
            FROM fact_poll_vote v \
            WHERE v.presentation_key = {key} AND v.poll_id IN ({ids}) AND v.occurred_at_ms <= {closes} \
-           GROUP BY v.poll_id, v.viewer_key), \
-         opt AS (\
-           SELECT STRAIGHT_JOIN e.poll_id, e.viewer_key, e.version, vo.position AS vpos, {positions} AS opos \
-           FROM eff e JOIN fact_poll_vote_option vo ON vo.presentation_key = {key} AND vo.version = e.version), \
-         ranked AS (\
-           SELECT poll_id, viewer_key, opos, vpos, \
-             ROW_NUMBER() OVER (PARTITION BY version, opos ORDER BY vpos) AS dup, \
-             MIN(vpos) OVER (PARTITION BY version) AS first_vpos \
-           FROM opt WHERE opos IS NOT NULL), \
-         counted AS (\
-           SELECT poll_id, viewer_key, opos AS option_position, \
-             CASE WHEN vpos = first_vpos THEN 1 ELSE 0 END AS first_row \
-           FROM ranked WHERE dup = 1 AND (COALESCE({multiple}, 0) = 1 OR vpos = first_vpos))"
+           GROUP BY v.poll_id, v.viewer_key)"
+    )
+}
+
+/// `pa` (viewer_key, n): the number of reported polls where each viewer is
+/// a respondent, i.e. whose effective vote names at least one option of the
+/// poll (the rule of [`PollFold`]: a single-choice vote keeps its first
+/// valid option, which exists exactly when any does).
+fn polls_answered_ctes(polls: &[PollDim], key: u64) -> String {
+    let valid = case_of(
+        "e.poll_id",
+        polls.iter().map(|p| {
+            let arms = p
+                .options
+                .iter()
+                .map(|(id, _)| (id.clone(), "1".to_string()));
+            (p.poll_id.clone(), case_of("vo.option_id", arms))
+        }),
+    );
+    format!(
+        "{}, pa AS (\
+           SELECT e.viewer_key, COUNT(*) AS n FROM eff e \
+           WHERE EXISTS (SELECT 1 FROM fact_poll_vote_option vo \
+             WHERE vo.presentation_key = {key} AND vo.version = e.version AND {valid} = 1) \
+           GROUP BY e.viewer_key)",
+        effective_votes_cte(polls, key)
     )
 }
 
@@ -1112,56 +1090,131 @@ fn polls(
     key: u64,
 ) -> Result<Vec<PollReport>, AnalyticsError> {
     let dims = poll_dims(conn, scope)?;
-    let mut counts: HashMap<(String, usize), (i64, i64)> = HashMap::new();
+    let mut fold = PollFold::new(&dims);
     if !dims.is_empty() {
-        let sql = format!(
-            "WITH {} \
-             SELECT poll_id, option_position, COUNT(*), SUM(first_row) \
-             FROM counted GROUP BY poll_id, option_position",
-            counted_ctes(&dims, key)
-        );
-        for mut row in fetch(conn, &sql, "counting votes")? {
-            let poll_id = take_string(&mut row, 0)?;
-            let position: usize = take(&mut row, 1)?;
-            let votes: i64 = take(&mut row, 2)?;
-            let firsts = i64::try_from(take_big(&mut row, 3)?).unwrap_or(i64::MAX);
-            counts.insert((poll_id, position), (votes, firsts));
-        }
+        fold.read(conn, &dims, key)?;
     }
     Ok(dims
         .into_iter()
-        .map(|poll| {
-            let mut respondents = 0;
-            let options = poll
+        .zip(fold.respondents.into_iter().zip(fold.votes))
+        .map(|(poll, (respondents, votes))| PollReport {
+            options: poll
                 .options
-                .iter()
-                .enumerate()
-                .map(|(position, (id, text))| {
-                    let first = poll.first_position(id);
-                    let (votes, firsts) = counts
-                        .get(&(poll.poll_id.clone(), first))
-                        .copied()
-                        .unwrap_or((0, 0));
-                    if first == position {
-                        respondents += firsts;
-                    }
-                    PollOption {
-                        option_id: id.clone(),
-                        text: text.clone(),
-                        votes,
-                    }
+                .into_iter()
+                .zip(votes)
+                .map(|((option_id, text), votes)| PollOption {
+                    option_id,
+                    text,
+                    votes,
                 })
-                .collect();
-            PollReport {
-                poll_id: poll.poll_id,
-                question: poll.question,
-                multiple_choice: poll.multiple_choice,
-                closed_at: format_time_opt(poll.closed_at_ms),
-                respondents,
-                options,
-            }
+                .collect(),
+            poll_id: poll.poll_id,
+            question: poll.question,
+            multiple_choice: poll.multiple_choice,
+            closed_at: format_time_opt(poll.closed_at_ms),
+            respondents,
         })
         .collect())
+}
+
+/// Poll figures, folded from the effective votes (one entry each) and a
+/// range read of the presentation's vote options in primary-key order (by
+/// vote, in the vote's order; no join and no sort in the database).
+struct PollFold {
+    respondents: Vec<i64>,
+    /// Per poll, votes per option (in `PollCreated` order).
+    votes: Vec<Vec<i64>>,
+}
+
+impl PollFold {
+    fn new(polls: &[PollDim]) -> PollFold {
+        PollFold {
+            respondents: vec![0; polls.len()],
+            votes: polls.iter().map(|p| vec![0; p.options.len()]).collect(),
+        }
+    }
+
+    fn read(
+        &mut self,
+        conn: &mut impl Queryable,
+        polls: &[PollDim],
+        key: u64,
+    ) -> Result<(), AnalyticsError> {
+        let db = |e: mysql::Error| AnalyticsError::Database(format!("counting votes: {e}"));
+        let started = std::time::Instant::now();
+        let index: HashMap<&str, usize> = polls
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.poll_id.as_str(), i))
+            .collect();
+        let sql = format!(
+            "WITH {} SELECT {}, version FROM eff",
+            effective_votes_cte(polls, key),
+            bytes("poll_id")
+        );
+        let mut effective: HashMap<i64, usize> = HashMap::new();
+        for row in conn.query_iter(sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let poll_id = take_string(&mut row, 0)?;
+            let version: i64 = take(&mut row, 1)?;
+            if let Some(&poll) = index.get(poll_id.as_str()) {
+                effective.insert(version, poll);
+            }
+        }
+        let sql = format!(
+            "SELECT version, option_id FROM fact_poll_vote_option \
+             WHERE presentation_key = {key} ORDER BY version, position"
+        );
+        // The vote being read: its version, poll and valid option ids so far.
+        let mut vote: Option<(i64, usize, Vec<String>)> = None;
+        for row in conn.query_iter(sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let version: i64 = take(&mut row, 0)?;
+            if vote.as_ref().is_none_or(|(v, _, _)| *v != version) {
+                if let Some((_, poll, valid)) = vote.take() {
+                    self.count(&polls[poll], poll, &valid);
+                }
+                let Some(&poll) = effective.get(&version) else {
+                    continue;
+                };
+                vote = Some((version, poll, Vec::new()));
+            }
+            let Some((_, poll, valid)) = vote.as_mut() else {
+                continue;
+            };
+            let option_id = take_string(&mut row, 1)?;
+            let poll = &polls[*poll];
+            // Each existing option once; a single-choice vote keeps its first.
+            if poll.options.iter().any(|(id, _)| *id == option_id)
+                && !valid.contains(&option_id)
+                && (poll.multiple_choice || valid.is_empty())
+            {
+                valid.push(option_id);
+            }
+        }
+        if let Some((_, poll, valid)) = vote {
+            self.count(&polls[poll], poll, &valid);
+        }
+        tracing::debug!(
+            what = "folding votes",
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "analytics query"
+        );
+        Ok(())
+    }
+
+    /// One effective vote with these valid option ids.
+    fn count(&mut self, poll: &PollDim, index: usize, valid: &[String]) {
+        if valid.is_empty() {
+            return;
+        }
+        self.respondents[index] += 1;
+        for (votes, (id, _)) in self.votes[index].iter_mut().zip(&poll.options) {
+            if valid.contains(id) {
+                *votes += 1;
+            }
+        }
+    }
 }
 
 /// An option of a choice question.
@@ -1595,10 +1648,7 @@ pub fn viewer_list(
     let polls_answered = if polls.is_empty() {
         "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
     } else {
-        format!(
-            "{}, pa AS (SELECT viewer_key, SUM(first_row) AS n FROM counted GROUP BY viewer_key)",
-            counted_ctes(&polls, dim.key)
-        )
+        polls_answered_ctes(&polls, dim.key)
     };
     let base = format!(
         "WITH {sess}, {polls_answered}, \
