@@ -570,6 +570,15 @@ fn take<T: FromValue>(row: &mut Row, index: usize) -> Result<T, AnalyticsError> 
     }
 }
 
+/// Column `index` of `row` as bytes, borrowed (no copy per row); `None`
+/// for NULL.
+fn bytes_at(row: &Row, index: usize) -> Option<&[u8]> {
+    match row.as_ref(index) {
+        Some(mysql::Value::Bytes(bytes)) => Some(bytes),
+        _ => None,
+    }
+}
+
 /// A non-negative whole number that may exceed `i64` (sums of durations),
 /// read from its decimal text; NULL is 0.
 fn take_big(row: &mut Row, index: usize) -> Result<i128, AnalyticsError> {
@@ -820,8 +829,7 @@ fn for_each_attendance(
             let viewer: u64 = take(&mut row, 2)?;
             let start: i64 = take(&mut row, 3)?;
             let end: i64 = take(&mut row, 4)?;
-            let values = [take(&mut row, 5)?, take(&mut row, 6)?, take(&mut row, 7)?];
-            fold.add(viewer, start, end, values);
+            fold.add(viewer, start, end, [5, 6, 7].map(|i| bytes_at(&row, i)));
         }
     }
     if let Some((k, r, fold)) = current {
@@ -857,7 +865,7 @@ struct AttendanceFold {
 }
 
 impl AttendanceFold {
-    fn add(&mut self, viewer_key: u64, start: i64, end: i64, values: [Option<Vec<u8>>; 3]) {
+    fn add(&mut self, viewer_key: u64, start: i64, end: i64, values: [Option<&[u8]>; 3]) {
         self.sessions += 1;
         self.watch_ms += (i128::from(end) - i128::from(start)).max(0);
         let next = self.viewers.len() as u32;
@@ -868,13 +876,13 @@ impl AttendanceFold {
         let mut numbers = [0u32; 3];
         for (kind, value) in values.into_iter().enumerate() {
             // Stored normalised; missing is `unknown`.
-            let value = value.unwrap_or_else(|| UNKNOWN.as_bytes().to_vec());
+            let value = value.unwrap_or(UNKNOWN.as_bytes());
             let map = &mut self.values[kind];
-            numbers[kind] = match map.get(&value) {
+            numbers[kind] = match map.get(value) {
                 Some(&n) => n,
                 None => {
                     let n = map.len() as u32;
-                    map.insert(value, n);
+                    map.insert(value.to_vec(), n);
                     n
                 }
             };
@@ -1182,14 +1190,17 @@ impl PollFold {
             let Some((_, poll, valid)) = vote.as_mut() else {
                 continue;
             };
-            let option_id = take_string(&mut row, 1)?;
+            let option_id = bytes_at(&row, 1).unwrap_or_default();
             let poll = &polls[*poll];
             // Each existing option once; a single-choice vote keeps its first.
-            if poll.options.iter().any(|(id, _)| *id == option_id)
-                && !valid.contains(&option_id)
+            if poll
+                .options
+                .iter()
+                .any(|(id, _)| id.as_bytes() == option_id)
+                && !valid.iter().any(|v| v.as_bytes() == option_id)
                 && (poll.multiple_choice || valid.is_empty())
             {
-                valid.push(option_id);
+                valid.push(String::from_utf8_lossy(option_id).into_owned());
             }
         }
         if let Some((_, poll, valid)) = vote {
@@ -1325,7 +1336,7 @@ fn surveys(
 
     let (responses, mut figures) = {
         let mut fold = SurveyFold::new(&surveys, &options);
-        fold.read(conn, scope, key)?;
+        fold.read(conn, key)?;
         (fold.responses, fold.figures)
     };
 
@@ -1444,22 +1455,26 @@ impl<'d> SurveyFold<'d> {
         fold
     }
 
-    fn read(
-        &mut self,
-        conn: &mut impl Queryable,
-        scope: &Scope,
-        key: u64,
-    ) -> Result<(), AnalyticsError> {
+    fn read(&mut self, conn: &mut impl Queryable, key: u64) -> Result<(), AnalyticsError> {
         let db = |e: mysql::Error| AnalyticsError::Database(format!("reading survey answers: {e}"));
         let started = std::time::Instant::now();
         // Each viewer's effective response to each reported survey: the
         // highest version of their submissions.
+        // Grouped in the order of ix_survey_response_survey, which holds the
+        // versions too; survey ids are matched exactly (byte for byte).
+        let mut ids = String::new();
+        for (i, survey_id) in self.surveys.keys().enumerate() {
+            if i > 0 {
+                ids.push(',');
+            }
+            ids.push_str(&bytes_literal(survey_id));
+        }
         let sql = format!(
-            "SELECT d.survey_id, MAX(r.version) FROM dim_presentation p \
-             JOIN dim_survey d ON d.presentation_key = p.presentation_key \
-             JOIN fact_survey_response r ON r.presentation_key = d.presentation_key AND r.survey_id = d.survey_id \
-             WHERE {} AND d.created_version IS NOT NULL GROUP BY d.survey_id, r.viewer_key",
-            scope.condition
+            "SELECT {}, MAX(r.version) FROM fact_survey_response r \
+             WHERE r.presentation_key = {key} AND {} IN ({ids}) \
+             GROUP BY r.survey_id, r.viewer_key",
+            bytes("r.survey_id"),
+            bytes("r.survey_id")
         );
         for row in conn.query_iter(sql).map_err(db)? {
             let mut row = row.map_err(db)?;
@@ -1491,8 +1506,11 @@ impl<'d> SurveyFold<'d> {
                 response = Some(version);
                 answered.clear();
             }
-            let question_id = take_string(&mut row, 1)?;
-            let Some(questions) = self.question_ids[survey].get(question_id.as_str()) else {
+            let question_id = std::str::from_utf8(bytes_at(&row, 1).unwrap_or_default());
+            let Some(questions) = question_id
+                .ok()
+                .and_then(|id| self.question_ids[survey].get(id))
+            else {
                 continue; // an unknown question
             };
             let position: i64 = take(&mut row, 2)?;
@@ -1537,10 +1555,13 @@ impl<'d> SurveyFold<'d> {
                 let Some(targets) = self.choices.get_mut(&(version, position)) else {
                     continue;
                 };
-                let option_id = take_string(&mut row, 2)?;
+                let option_id = bytes_at(&row, 2).unwrap_or_default();
                 for (survey, q, chosen) in targets {
                     let (_, options) = self.questions[*survey][*q];
-                    for o in options.iter().filter(|o| o.option_id == option_id) {
+                    for o in options
+                        .iter()
+                        .filter(|o| o.option_id.as_bytes() == option_id)
+                    {
                         if !chosen.contains(&o.position) {
                             chosen.push(o.position);
                         }
