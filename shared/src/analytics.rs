@@ -570,6 +570,17 @@ fn take<T: FromValue>(row: &mut Row, index: usize) -> Result<T, AnalyticsError> 
     }
 }
 
+/// The rows of a statement that reads many rows (the folds' range reads),
+/// one at a time, in the binary protocol: numbers arrive as numbers, not as
+/// text to allocate and parse (about twice as fast at 20,000 rows here,
+/// for one more round trip to prepare the statement).
+fn stream<Q: Queryable>(
+    conn: &mut Q,
+    sql: String,
+) -> mysql::Result<mysql::QueryResult<'_, '_, '_, mysql::Binary>> {
+    conn.exec_iter(sql, ())
+}
+
 /// Column `index` of `row` as bytes, borrowed (no copy per row); `None`
 /// for NULL.
 fn bytes_at(row: &Row, index: usize) -> Option<&[u8]> {
@@ -815,7 +826,7 @@ fn for_each_attendance(
     let db = |e: mysql::Error| AnalyticsError::Database(format!("reading sessions: {e}"));
     let started = std::time::Instant::now();
     let mut current: Option<(u64, u64, AttendanceFold)> = None;
-    for row in conn.query_iter(sql).map_err(db)? {
+    for row in stream(conn, sql).map_err(db)? {
         let mut row = row.map_err(db)?;
         let key: u64 = take(&mut row, 0)?;
         let revision: u64 = take(&mut row, 1)?;
@@ -1161,7 +1172,7 @@ impl PollFold {
             bytes("poll_id")
         );
         let mut effective: HashMap<i64, usize> = HashMap::new();
-        for row in conn.query_iter(sql).map_err(db)? {
+        for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
             let poll_id = take_string(&mut row, 0)?;
             let version: i64 = take(&mut row, 1)?;
@@ -1175,7 +1186,7 @@ impl PollFold {
         );
         // The vote being read: its version, poll and valid option ids so far.
         let mut vote: Option<(i64, usize, Vec<String>)> = None;
-        for row in conn.query_iter(sql).map_err(db)? {
+        for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
             let version: i64 = take(&mut row, 0)?;
             if vote.as_ref().is_none_or(|(v, _, _)| *v != version) {
@@ -1476,7 +1487,7 @@ impl<'d> SurveyFold<'d> {
             bytes("r.survey_id"),
             bytes("r.survey_id")
         );
-        for row in conn.query_iter(sql).map_err(db)? {
+        for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
             let survey_id = take_string(&mut row, 0)?;
             let version: i64 = take(&mut row, 1)?;
@@ -1496,7 +1507,7 @@ impl<'d> SurveyFold<'d> {
         );
         let mut response: Option<i64> = None;
         let mut answered: Vec<usize> = Vec::new();
-        for row in conn.query_iter(sql).map_err(db)? {
+        for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
             let version: i64 = take(&mut row, 0)?;
             let Some(&survey) = self.effective.get(&version) else {
@@ -1548,7 +1559,7 @@ impl<'d> SurveyFold<'d> {
                 "SELECT ao.version, ao.answer_position, ao.option_id \
                  FROM fact_survey_answer_option ao WHERE ao.presentation_key = {key}"
             );
-            for row in conn.query_iter(sql).map_err(db)? {
+            for row in stream(conn, sql).map_err(db)? {
                 let mut row = row.map_err(db)?;
                 let version: i64 = take(&mut row, 0)?;
                 let position: i64 = take(&mut row, 1)?;
