@@ -8,18 +8,23 @@
 //! of [`crate::report`].
 //!
 //! Where work happens:
-//! - Everything that depends on the number of viewers, votes or answers is
-//!   aggregated in SQL; Rust only receives aggregates (one row per breakdown
-//!   value, poll option, survey question, rating value, …), the definitions
-//!   of polls and surveys, the top questions (at most 10) and one page of
-//!   viewers or presentations (at most [`MAX_LIMIT`]). Filtering, sorting and
-//!   paging are `WHERE`, `ORDER BY` and `LIMIT … OFFSET`, with
-//!   `COUNT(*) OVER ()` for the total.
-//! - Peak concurrency is computed in SQL too, by two window passes over the
-//!   sessions' starts and ends (see `PEAK_CTES`).
-//! - Poll definitions (close time, kind, option ids) are read first and
-//!   inlined in the vote-counting statement as literal lookup tables, so that
-//!   statement only reads votes (see `counted_ctes`).
+//! - The viewer list and the presentation list filter, sort and page in
+//!   SQL (`WHERE`, `ORDER BY`, `LIMIT … OFFSET`, with `COUNT(*) OVER ()` for
+//!   the total); Rust receives one page (at most [`MAX_LIMIT`] rows).
+//! - The report's figures are folded in Rust from range reads of the
+//!   presentation's fact rows: its sessions (`AttendanceFold`, which also
+//!   sweeps for the peak), its effective votes and vote options
+//!   (`PollFold`), its effective survey responses, answers and chosen
+//!   options (`SurveyFold`). Each read is one range of an index, mostly
+//!   in primary-key order, with no join per row, no sort and no temporary
+//!   table in the database: joins, window functions and `GROUP BY`s over
+//!   text made a computed report cost 380 ms at 20,000 viewers, where these
+//!   reads cost a few milliseconds each (BENCHMARKS.md). The folds hold a few
+//!   bytes per session, effective vote or effective response of the one
+//!   presentation; Q&A and the definitions stay small SQL aggregates.
+//! - Poll definitions (close times, option ids) are read first and inlined
+//!   as literal lookup tables, so that the statements on votes only read
+//!   votes (see `effective_votes_cte`).
 //! - The report is cached whole in `agg_presentation_report` (migration
 //!   0002) with the `dim_presentation.revision` it was computed from; asking
 //!   again before the next load touching the presentation is one
@@ -27,12 +32,10 @@
 //! - The presentation list reads `agg_presentation`, one summary row per
 //!   presentation with the revision it was computed from. Before a list is
 //!   answered, the tenant's stale summaries are recomputed (see
-//!   [`refresh_summaries`]).
+//!   [`refresh_summaries`]), their attendance by the same fold.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
-//! work is referenced once; counts that would need a second pass over the
-//! same rows (poll respondents, survey questions answered) are instead
-//! carried as a "first row of its group" flag and summed.
+//! work is referenced once.
 //!
 //! Every query is scoped by tenant: it joins `dim_presentation` and requires
 //! the tenant, compared exactly (the columns' `utf8mb4_bin` collation is PAD
@@ -824,7 +827,7 @@ fn attendance(conn: &mut impl Queryable, scope: &Scope) -> Result<Attendance, An
 /// One range read of `fact_session` in primary-key order, no sort and no
 /// temporary table in the database: distinct counts and the peak are
 /// computed here, which costs a few bytes per session of the presentation
-/// being folded (see [`AttendanceFold`]).
+/// being folded (see `AttendanceFold`).
 fn for_each_attendance(
     conn: &mut impl Queryable,
     scope: &Scope,
@@ -1099,7 +1102,7 @@ fn effective_votes_cte(polls: &[PollDim], key: u64) -> String {
 
 /// `pa` (viewer_key, n): the number of reported polls where each viewer is
 /// a respondent, i.e. whose effective vote names at least one option of the
-/// poll (the rule of [`PollFold`]: a single-choice vote keeps its first
+/// poll (the rule of `PollFold`: a single-choice vote keeps its first
 /// valid option, which exists exactly when any does).
 fn polls_answered_ctes(polls: &[PollDim], key: u64) -> String {
     let valid = case_of(
@@ -1431,6 +1434,9 @@ struct QuestionFigures {
     option_counts: HashMap<i64, i64>,
 }
 
+/// (survey, question, positions of the options chosen so far).
+type ChoiceAnswer = (usize, usize, Vec<i64>);
+
 /// The survey figures, folded from three range reads of the presentation's
 /// responses, answers and chosen options (answers in primary-key order, so
 /// no sort in the database, and no join per answer). Holds one entry per
@@ -1446,8 +1452,8 @@ struct SurveyFold<'d> {
     effective: HashMap<i64, usize>,
     responses: Vec<i64>,
     /// First answers to choice questions, (version, answer position) →
-    /// the (survey, question, chosen option positions) they answer.
-    choices: HashMap<(i64, i64), Vec<(usize, usize, Vec<i64>)>>,
+    /// the questions they answer.
+    choices: HashMap<(i64, i64), Vec<ChoiceAnswer>>,
     figures: Vec<Vec<QuestionFigures>>,
 }
 
@@ -1492,13 +1498,11 @@ impl<'d> SurveyFold<'d> {
         // highest version of their submissions.
         // Grouped in the order of ix_survey_response_survey, which holds the
         // versions too; survey ids are matched exactly (byte for byte).
-        let mut ids = String::new();
-        for (i, survey_id) in self.surveys.keys().enumerate() {
-            if i > 0 {
-                ids.push(',');
-            }
-            ids.push_str(&bytes_literal(survey_id));
-        }
+        let mut surveys: Vec<(&str, usize)> =
+            self.surveys.iter().map(|(&id, &i)| (id, i)).collect();
+        surveys.sort_unstable_by_key(|&(_, i)| i);
+        let ids: Vec<String> = surveys.iter().map(|(id, _)| bytes_literal(id)).collect();
+        let ids = ids.join(",");
         let sql = format!(
             "SELECT {}, MAX(r.version) FROM fact_survey_response r \
              WHERE r.presentation_key = {key} AND {} IN ({ids}) \
