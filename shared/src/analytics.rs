@@ -1183,37 +1183,67 @@ impl PollFold {
     ) -> Result<(), AnalyticsError> {
         let db = |e: mysql::Error| AnalyticsError::Database(format!("counting votes: {e}"));
         let started = std::time::Instant::now();
-        let index: HashMap<&str, usize> = polls
+        // Polls and option ids are sent back as their numbers here (no text
+        // to copy per row); the options of no poll are left out.
+        let mut ids: Vec<&str> = Vec::new();
+        for (id, _) in polls.iter().flat_map(|p| &p.options) {
+            if !ids.contains(&id.as_str()) {
+                ids.push(id);
+            }
+        }
+        let numbers: Vec<Vec<usize>> = polls
             .iter()
-            .enumerate()
-            .map(|(i, p)| (p.poll_id.as_str(), i))
+            .map(|p| {
+                p.options
+                    .iter()
+                    .map(|(id, _)| ids.iter().position(|i| i == id).unwrap_or(0))
+                    .collect()
+            })
             .collect();
         let sql = format!(
             "WITH {} SELECT {}, version FROM eff",
             effective_votes_cte(polls, key),
-            bytes("poll_id")
+            case_of(
+                "poll_id",
+                polls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.poll_id.clone(), i.to_string()))
+            )
         );
         let mut effective: HashMap<i64, usize> = HashMap::new();
         for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
-            let poll_id = take_string(&mut row, 0)?;
+            let poll: Option<usize> = take(&mut row, 0)?;
             let version: i64 = take(&mut row, 1)?;
-            if let Some(&poll) = index.get(poll_id.as_str()) {
+            if let Some(poll) = poll {
                 effective.insert(version, poll);
             }
         }
+        if ids.is_empty() {
+            return Ok(()); // no vote can name an option
+        }
+        let listed: Vec<String> = ids.iter().map(|id| bytes_literal(id)).collect();
         let sql = format!(
-            "SELECT version, option_id FROM fact_poll_vote_option \
-             WHERE presentation_key = {key} ORDER BY version, position"
+            "SELECT version, {} FROM fact_poll_vote_option \
+             WHERE presentation_key = {key} AND {} IN ({}) ORDER BY version, position",
+            case_of(
+                "option_id",
+                ids.iter()
+                    .enumerate()
+                    .map(|(n, id)| (id.to_string(), n.to_string()))
+            ),
+            bytes("option_id"),
+            listed.join(",")
         );
-        // The vote being read: its version, poll and valid option ids so far.
-        let mut vote: Option<(i64, usize, Vec<String>)> = None;
+        // The vote being read: its version, poll and valid options so far.
+        let mut vote: Option<(i64, usize, Vec<usize>)> = None;
         for row in stream(conn, sql).map_err(db)? {
             let mut row = row.map_err(db)?;
             let version: i64 = take(&mut row, 0)?;
             if vote.as_ref().is_none_or(|(v, _, _)| *v != version) {
                 if let Some((_, poll, valid)) = vote.take() {
-                    self.count(&polls[poll], poll, &valid);
+                    self.count(&numbers[poll], poll, &valid);
                 }
                 let Some(&poll) = effective.get(&version) else {
                     continue;
@@ -1223,21 +1253,18 @@ impl PollFold {
             let Some((_, poll, valid)) = vote.as_mut() else {
                 continue;
             };
-            let option_id = bytes_at(&row, 1).unwrap_or_default();
-            let poll = &polls[*poll];
-            // Each existing option once; a single-choice vote keeps its first.
-            if poll
-                .options
-                .iter()
-                .any(|(id, _)| id.as_bytes() == option_id)
-                && !valid.iter().any(|v| v.as_bytes() == option_id)
-                && (poll.multiple_choice || valid.is_empty())
+            let option: usize = take(&mut row, 1)?;
+            // Each option of the poll once; a single-choice vote keeps its
+            // first.
+            if numbers[*poll].contains(&option)
+                && !valid.contains(&option)
+                && (polls[*poll].multiple_choice || valid.is_empty())
             {
-                valid.push(String::from_utf8_lossy(option_id).into_owned());
+                valid.push(option);
             }
         }
         if let Some((_, poll, valid)) = vote {
-            self.count(&polls[poll], poll, &valid);
+            self.count(&numbers[poll], poll, &valid);
         }
         tracing::debug!(
             what = "folding votes",
@@ -1247,14 +1274,15 @@ impl PollFold {
         Ok(())
     }
 
-    /// One effective vote with these valid option ids.
-    fn count(&mut self, poll: &PollDim, index: usize, valid: &[String]) {
+    /// One effective vote of poll `index` with these valid options (by
+    /// number; `numbers` are those of the poll's options, in order).
+    fn count(&mut self, numbers: &[usize], index: usize, valid: &[usize]) {
         if valid.is_empty() {
             return;
         }
         self.respondents[index] += 1;
-        for (votes, (id, _)) in self.votes[index].iter_mut().zip(&poll.options) {
-            if valid.contains(id) {
+        for (votes, number) in self.votes[index].iter_mut().zip(numbers) {
+            if valid.contains(number) {
                 *votes += 1;
             }
         }
@@ -1521,12 +1549,32 @@ impl<'d> SurveyFold<'d> {
         }
 
         // Answers in submission order, so that the first answer to a
-        // question is the first seen.
+        // question is the first seen; question ids are sent back as their
+        // numbers in `ids` (no text to copy per row), answers to no known
+        // question are left out (they are ignored).
+        let mut ids: Vec<&str> = Vec::new();
+        for (dim, _) in self.questions.iter().flatten() {
+            if !ids.contains(&dim.question_id.as_str()) {
+                ids.push(&dim.question_id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = ids.iter().map(|id| bytes_literal(id)).collect();
         let sql = format!(
-            "SELECT a.version, a.question_id, a.position, a.rating, {} \
-             FROM fact_survey_answer a WHERE a.presentation_key = {key} \
+            "SELECT a.version, {}, a.position, a.rating, {} \
+             FROM fact_survey_answer a WHERE a.presentation_key = {key} AND {} IN ({}) \
              ORDER BY a.version, a.position",
-            non_blank("a.text_answer")
+            case_of(
+                "a.question_id",
+                ids.iter()
+                    .enumerate()
+                    .map(|(n, id)| (id.to_string(), n.to_string()))
+            ),
+            non_blank("a.text_answer"),
+            bytes("a.question_id"),
+            listed.join(",")
         );
         let mut response: Option<i64> = None;
         let mut answered: Vec<usize> = Vec::new();
@@ -1540,12 +1588,12 @@ impl<'d> SurveyFold<'d> {
                 response = Some(version);
                 answered.clear();
             }
-            let question_id = std::str::from_utf8(bytes_at(&row, 1).unwrap_or_default());
-            let Some(questions) = question_id
-                .ok()
+            let number: usize = take(&mut row, 1)?;
+            let Some(questions) = ids
+                .get(number)
                 .and_then(|id| self.question_ids[survey].get(id))
             else {
-                continue; // an unknown question
+                continue; // a question of another survey
             };
             let position: i64 = take(&mut row, 2)?;
             let rating: Option<i64> = take(&mut row, 3)?;
