@@ -546,12 +546,12 @@ fn non_blank(column: &str) -> String {
         }
         first_is_blank.push_str(&bytes_literal(&c.to_string()));
     }
-    // The removals cost most of a text answer's read: a text that is not
-    // empty and does not start with white space (nearly every answer) is
-    // not blank without them. (`= ''` is PAD SPACE: true for spaces only,
-    // which are blank too.)
+    // The removals cost most of a text answer's read: NULL stays NULL, and
+    // a text that is not empty and does not start with white space (nearly
+    // every answer) is not blank without them. (`= ''` is PAD SPACE: true
+    // for spaces only, which are blank too.)
     format!(
-        "(CASE WHEN {column} = '' THEN FALSE \
+        "(CASE WHEN {column} IS NULL THEN NULL WHEN {column} = '' THEN FALSE \
            WHEN {} NOT IN ({first_is_blank}) THEN TRUE \
            ELSE {expr} <> '' END)",
         bytes(&format!("LEFT({column}, 1)"))
@@ -1050,9 +1050,16 @@ fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, A
     Ok(polls)
 }
 
-/// `CAST('text' AS BINARY)`.
+/// `text` as a binary string constant, `X'…'` (the bytes of its UTF-8): a
+/// `CAST('text' AS BINARY)` would be evaluated again for every row.
 fn bytes_literal(text: &str) -> String {
-    bytes(&str_literal(text))
+    let mut literal = String::with_capacity(text.len() * 2 + 3);
+    literal.push_str("X'");
+    for b in text.bytes() {
+        let _ = write!(literal, "{b:02x}");
+    }
+    literal.push('\'');
+    literal
 }
 
 /// `CASE CAST(expr AS BINARY) WHEN … THEN … END` over (text, SQL value) arms:
@@ -2236,6 +2243,8 @@ mod tests {
             exact_eq("p.tenant_id", "acme"),
             "(p.tenant_id = 'acme' AND CAST(p.tenant_id AS BINARY) = CAST('acme' AS BINARY))"
         );
+        assert_eq!(bytes_literal("a'é"), "X'6127c3a9'");
+        assert_eq!(bytes_literal(""), "X''");
     }
 
     #[test]
