@@ -94,7 +94,10 @@ pub const MAX_LIMIT: u32 = 1000;
 /// Version of the computation, stored with every summary and cached
 /// report: bump it whenever a change here changes any answer, so that rows
 /// computed by older code are recomputed.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: survey responses are matched to their survey by exact id (a padded
+/// id no longer counts for the unpadded one); a viewer with a missing and an
+/// `unknown` breakdown value counts once under `unknown`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Stale summaries recomputed per statement.
 const REFRESH_CHUNK: usize = 200;
