@@ -8,18 +8,23 @@
 //! of [`crate::report`].
 //!
 //! Where work happens:
-//! - Everything that depends on the number of viewers, votes or answers is
-//!   aggregated in SQL; Rust only receives aggregates (one row per breakdown
-//!   value, poll option, survey question, rating value, …), the definitions
-//!   of polls and surveys, the top questions (at most 10) and one page of
-//!   viewers or presentations (at most [`MAX_LIMIT`]). Filtering, sorting and
-//!   paging are `WHERE`, `ORDER BY` and `LIMIT … OFFSET`, with
-//!   `COUNT(*) OVER ()` for the total.
-//! - Peak concurrency is computed in SQL too, by two window passes over the
-//!   sessions' starts and ends (see `PEAK_CTES`).
-//! - Poll definitions (close time, kind, option ids) are read first and
-//!   inlined in the vote-counting statement as literal lookup tables, so that
-//!   statement only reads votes (see `counted_ctes`).
+//! - The viewer list and the presentation list filter, sort and page in
+//!   SQL (`WHERE`, `ORDER BY`, `LIMIT … OFFSET`, with `COUNT(*) OVER ()` for
+//!   the total); Rust receives one page (at most [`MAX_LIMIT`] rows).
+//! - The report's figures are folded in Rust from range reads of the
+//!   presentation's fact rows: its sessions (`AttendanceFold`, which also
+//!   sweeps for the peak), its effective votes and vote options
+//!   (`PollFold`), its effective survey responses, answers and chosen
+//!   options (`SurveyFold`). Each read is one range of an index, mostly
+//!   in primary-key order, with no join per row, no sort and no temporary
+//!   table in the database: joins, window functions and `GROUP BY`s over
+//!   text made a computed report cost 380 ms at 20,000 viewers, where these
+//!   reads cost a few milliseconds each (BENCHMARKS.md). The folds hold a few
+//!   bytes per session, effective vote or effective response of the one
+//!   presentation; Q&A and the definitions stay small SQL aggregates.
+//! - Poll definitions (close times, option ids) are read first and inlined
+//!   as literal lookup tables, so that the statements on votes only read
+//!   votes (see `effective_votes_cte`).
 //! - The report is cached whole in `agg_presentation_report` (migration
 //!   0002) with the `dim_presentation.revision` it was computed from; asking
 //!   again before the next load touching the presentation is one
@@ -27,12 +32,10 @@
 //! - The presentation list reads `agg_presentation`, one summary row per
 //!   presentation with the revision it was computed from. Before a list is
 //!   answered, the tenant's stale summaries are recomputed (see
-//!   [`refresh_summaries`]).
+//!   [`refresh_summaries`]), their attendance by the same fold.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
-//! work is referenced once; counts that would need a second pass over the
-//! same rows (poll respondents, survey questions answered) are instead
-//! carried as a "first row of its group" flag and summed.
+//! work is referenced once.
 //!
 //! Every query is scoped by tenant: it joins `dim_presentation` and requires
 //! the tenant, compared exactly (the columns' `utf8mb4_bin` collation is PAD
@@ -91,7 +94,10 @@ pub const MAX_LIMIT: u32 = 1000;
 /// Version of the computation, stored with every summary and cached
 /// report: bump it whenever a change here changes any answer, so that rows
 /// computed by older code are recomputed.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: survey responses are matched to their survey by exact id (a padded
+/// id no longer counts for the unpadded one); a viewer with a missing and an
+/// `unknown` breakdown value counts once under `unknown`.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Stale summaries recomputed per statement.
 const REFRESH_CHUNK: usize = 200;
@@ -493,62 +499,31 @@ impl Scope {
 
 /// `sess`: the sessions that count (a `ViewerJoined` arrived), with `end`
 /// = latest heartbeat/leave or start, clamped to the presentation's end.
+///
+/// Read by a range of the primary key: grouped by viewer, the optimizer
+/// would rather walk ix_session_viewer in order and look every session up
+/// by its primary key, which costs several times more at 20,000 sessions
+/// than grouping the range in a temporary table.
 fn sessions_cte(scope: &Scope) -> String {
     format!(
         "sess AS (\
-           SELECT s.presentation_key, s.viewer_key, s.start_ms, \
-             CASE WHEN p.ended_at_ms IS NOT NULL AND p.ended_at_ms < COALESCE(s.end_ms, s.start_ms) \
-               THEN p.ended_at_ms ELSE COALESCE(s.end_ms, s.start_ms) END AS end_ms \
+           SELECT s.presentation_key, s.viewer_key, s.start_ms, {SESSION_END} AS end_ms \
            FROM dim_presentation p \
-           JOIN fact_session s ON s.presentation_key = p.presentation_key \
+           JOIN fact_session s IGNORE INDEX (ix_session_viewer) ON s.presentation_key = p.presentation_key \
            WHERE {} AND s.join_version IS NOT NULL)",
         scope.condition
     )
 }
 
+/// A session's end on `fact_session s` of `dim_presentation p`: its latest
+/// heartbeat or leave (or its start), clamped to the presentation's end.
+const SESSION_END: &str =
+    "CASE WHEN p.ended_at_ms IS NOT NULL AND p.ended_at_ms < COALESCE(s.end_ms, s.start_ms) \
+     THEN p.ended_at_ms ELSE COALESCE(s.end_ms, s.start_ms) END";
+
 /// A session's `max(0, end − start)` in ms, as an exact DECIMAL.
 const DURATION_MS: &str =
     "CASE WHEN end_ms > start_ms THEN CAST(end_ms AS DECIMAL(20,0)) - start_ms ELSE 0 END";
-
-/// `peak` (presentation_key, peak) from `sess`, in two window passes over the
-/// sessions' starts (+1) and ends (−1), sessions of zero length left out.
-/// First, per viewer and in time order (ends first at equal times, as a
-/// session is present for `start ≤ t < end`), the number of the viewer's
-/// sessions open after each point: the viewer arrives when it becomes 1 and
-/// leaves when it becomes 0. Then the running sum of arrivals (+1) and
-/// departures (−1) over the whole presentation, in the same order, is the
-/// number of distinct viewers present; its maximum is the peak. (Each CTE is
-/// referenced once: MariaDB materialises a CTE again for every reference.)
-const PEAK_CTES: &str = "\
-    peak_pts AS (SELECT s.presentation_key, s.viewer_key, \
-        CASE WHEN k.d = 1 THEN s.start_ms ELSE s.end_ms END AS t, k.d \
-        FROM sess s CROSS JOIN (SELECT 1 AS d UNION ALL SELECT -1 AS d) k \
-        WHERE s.end_ms > s.start_ms), \
-    peak_own AS (SELECT presentation_key, t, d, \
-        SUM(d) OVER (PARTITION BY presentation_key, viewer_key ORDER BY t, d \
-                     ROWS UNBOUNDED PRECEDING) AS n_open \
-        FROM peak_pts), \
-    peak_run AS (SELECT presentation_key, \
-        SUM(CASE WHEN d = 1 AND n_open = 1 THEN 1 WHEN d = -1 AND n_open = 0 THEN -1 ELSE 0 END) \
-          OVER (PARTITION BY presentation_key ORDER BY t, d ROWS UNBOUNDED PRECEDING) AS c \
-        FROM peak_own), \
-    peak AS (SELECT presentation_key, MAX(c) AS peak FROM peak_run GROUP BY presentation_key)";
-
-/// Survey CTEs of one presentation: `sv` (the reported surveys) and `resp`
-/// (each viewer's effective response: the highest-version submission).
-fn survey_ctes(scope: &Scope) -> String {
-    format!(
-        "sv AS (\
-           SELECT d.presentation_key, d.survey_id, d.created_version \
-           FROM dim_presentation p JOIN dim_survey d ON d.presentation_key = p.presentation_key \
-           WHERE {} AND d.created_version IS NOT NULL), \
-         resp AS (\
-           SELECT r.survey_id, r.viewer_key, MAX(r.version) AS version \
-           FROM sv JOIN fact_survey_response r ON r.presentation_key = sv.presentation_key AND r.survey_id = sv.survey_id \
-           GROUP BY r.survey_id, r.viewer_key)",
-        scope.condition
-    )
-}
 
 /// `text <> ''` after removing every Unicode `White_Space` character: true
 /// exactly when `str::trim` leaves something (SQL `TRIM` only knows spaces,
@@ -561,24 +536,49 @@ fn non_blank(column: &str) -> String {
         '\u{205f}', '\u{3000}',
     ];
     let mut expr = column.to_string();
-    for c in WHITE_SPACE {
+    let mut first_is_blank = String::new();
+    for (i, c) in WHITE_SPACE.iter().enumerate() {
         let mut wrapped = String::from("REPLACE(");
         wrapped.push_str(&expr);
         wrapped.push_str(", ");
         push_str_literal(&mut wrapped, &c.to_string());
         wrapped.push_str(", '')");
         expr = wrapped;
+        if i > 0 {
+            first_is_blank.push_str(", ");
+        }
+        first_is_blank.push_str(&bytes_literal(&c.to_string()));
     }
-    format!("({expr} <> '')")
+    // The removals cost most of a text answer's read: NULL stays NULL, and
+    // a text that is not empty and does not start with white space (nearly
+    // every answer) is not blank without them. (`= ''` is PAD SPACE: true
+    // for spaces only, which are blank too.)
+    format!(
+        "(CASE WHEN {column} IS NULL THEN NULL WHEN {column} = '' THEN FALSE \
+           WHEN {} NOT IN ({first_is_blank}) THEN TRUE \
+           ELSE {expr} <> '' END)",
+        bytes(&format!("LEFT({column}, 1)"))
+    )
 }
 
 // ---------------------------------------------------------------------------
 // Reading values
 // ---------------------------------------------------------------------------
 
+/// Runs one query; its time is logged at debug level (what the analytics
+/// bench's `profile` mode prints).
 fn fetch(conn: &mut impl Queryable, sql: &str, what: &str) -> Result<Vec<Row>, AnalyticsError> {
-    conn.query::<Row, _>(sql)
-        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))
+    let started = std::time::Instant::now();
+    let rows = conn
+        .query::<Row, _>(sql)
+        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))?;
+    tracing::debug!(
+        what,
+        rows = rows.len(),
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "analytics query"
+    );
+    Ok(rows)
 }
 
 /// Column `index` of `row` as `T`.
@@ -592,6 +592,26 @@ fn take<T: FromValue>(row: &mut Row, index: usize) -> Result<T, AnalyticsError> 
         None => Err(AnalyticsError::Database(format!(
             "the result has no column {index}"
         ))),
+    }
+}
+
+/// The rows of a statement that reads many rows (the folds' range reads),
+/// one at a time, in the binary protocol: numbers arrive as numbers, not as
+/// text to allocate and parse (about twice as fast at 20,000 rows here,
+/// for one more round trip to prepare the statement).
+fn stream<Q: Queryable>(
+    conn: &mut Q,
+    sql: String,
+) -> mysql::Result<mysql::QueryResult<'_, '_, '_, mysql::Binary>> {
+    conn.exec_iter(sql, ())
+}
+
+/// Column `index` of `row` as bytes, borrowed (no copy per row); `None`
+/// for NULL.
+fn bytes_at(row: &Row, index: usize) -> Option<&[u8]> {
+    match row.as_ref(index) {
+        Some(mysql::Value::Bytes(bytes)) => Some(bytes),
+        _ => None,
     }
 }
 
@@ -795,60 +815,196 @@ fn newer_wins(columns: &[&str]) -> String {
 }
 
 fn attendance(conn: &mut impl Queryable, scope: &Scope) -> Result<Attendance, AnalyticsError> {
-    let sql = format!(
-        "WITH {}, {PEAK_CTES} \
-         SELECT a.sessions, a.viewers, a.watch_ms, pk.peak FROM \
-           (SELECT COUNT(*) AS sessions, COUNT(DISTINCT viewer_key) AS viewers, \
-              SUM({DURATION_MS}) AS watch_ms FROM sess) a \
-           CROSS JOIN (SELECT COALESCE(MAX(peak), 0) AS peak FROM peak) pk",
-        sessions_cte(scope)
-    );
-    let mut rows = fetch(conn, &sql, "computing attendance")?;
-    let mut row = rows
-        .pop()
-        .ok_or_else(|| AnalyticsError::Database("attendance returned no row".into()))?;
-    let sessions: i64 = take(&mut row, 0)?;
-    let viewers: i64 = take(&mut row, 1)?;
-    let watch_ms = take_big(&mut row, 2)?;
-    let peak: i64 = take(&mut row, 3)?;
+    let mut attendance = Attendance::default();
+    for_each_attendance(conn, scope, true, |_, _, fold| {
+        attendance = fold.finish();
+    })?;
+    Ok(attendance)
+}
 
-    // Distinct viewers per breakdown value; the loader stored the values
-    // normalised (a missing department as NULL, shown as `unknown`).
-    let part = |kind: u8, value: &str| {
-        format!(
-            "SELECT {kind} AS kind, {} AS v, COUNT(DISTINCT s.viewer_key) AS viewers \
-             FROM dim_presentation p JOIN fact_session s ON s.presentation_key = p.presentation_key \
-             WHERE {} AND s.join_version IS NOT NULL GROUP BY v",
-            bytes(value),
-            scope.condition
-        )
+/// Streams the counted sessions of the presentations in `scope`, one
+/// presentation after the other, and calls `done(key, revision, fold)` with
+/// each presentation's figures (presentations without sessions are not
+/// called). The breakdown columns are read only `with_breakdowns`.
+///
+/// One range read of `fact_session` in primary-key order, no sort and no
+/// temporary table in the database: distinct counts and the peak are
+/// computed here, which costs a few bytes per session of the presentation
+/// being folded (see `AttendanceFold`).
+fn for_each_attendance(
+    conn: &mut impl Queryable,
+    scope: &Scope,
+    with_breakdowns: bool,
+    mut done: impl FnMut(u64, u64, AttendanceFold),
+) -> Result<(), AnalyticsError> {
+    let breakdowns = if with_breakdowns {
+        "s.device, s.country, s.department"
+    } else {
+        "NULL, NULL, NULL"
     };
     let sql = format!(
-        "{} UNION ALL {} UNION ALL {}",
-        part(0, "s.device"),
-        part(1, "COALESCE(s.country, 'unknown')"),
-        part(2, "COALESCE(s.department, 'unknown')")
+        "SELECT s.presentation_key, p.revision, s.viewer_key, s.start_ms, {SESSION_END}, {breakdowns} \
+         FROM dim_presentation p JOIN fact_session s ON s.presentation_key = p.presentation_key \
+         WHERE {} AND s.join_version IS NOT NULL ORDER BY s.presentation_key",
+        scope.condition
     );
-    let mut breakdowns: [BTreeMap<String, i64>; 3] = Default::default();
-    for mut row in fetch(conn, &sql, "computing the attendance breakdowns")? {
-        let kind: usize = take(&mut row, 0)?;
-        let value = take_opt_string(&mut row, 1)?.unwrap_or_else(|| UNKNOWN.to_string());
-        let count: i64 = take(&mut row, 2)?;
-        if let Some(map) = breakdowns.get_mut(kind) {
-            *map.entry(value).or_default() += count;
+    let db = |e: mysql::Error| AnalyticsError::Database(format!("reading sessions: {e}"));
+    let started = std::time::Instant::now();
+    let mut current: Option<(u64, u64, AttendanceFold)> = None;
+    for row in stream(conn, sql).map_err(db)? {
+        let mut row = row.map_err(db)?;
+        let key: u64 = take(&mut row, 0)?;
+        let revision: u64 = take(&mut row, 1)?;
+        if current.as_ref().is_none_or(|(k, _, _)| *k != key) {
+            if let Some((k, r, fold)) = current.take() {
+                done(k, r, fold);
+            }
+            current = Some((key, revision, AttendanceFold::default()));
+        }
+        if let Some((_, _, fold)) = current.as_mut() {
+            let viewer: u64 = take(&mut row, 2)?;
+            let start: i64 = take(&mut row, 3)?;
+            let end: i64 = take(&mut row, 4)?;
+            fold.add(viewer, start, end, [5, 6, 7].map(|i| bytes_at(&row, i)));
         }
     }
-    let [by_device, by_country, by_department] = breakdowns;
-    Ok(Attendance {
-        unique_viewers: viewers,
-        sessions,
-        total_watch_seconds: floor_seconds(watch_ms),
-        average_watch_seconds: average_seconds_1dp(watch_ms, viewers).unwrap_or(0.0),
-        peak_concurrent_viewers: peak,
-        by_device,
-        by_country,
-        by_department,
-    })
+    if let Some((k, r, fold)) = current {
+        done(k, r, fold);
+    }
+    tracing::debug!(
+        what = "folding sessions",
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "analytics query"
+    );
+    Ok(())
+}
+
+/// The attendance of one presentation, folded from its sessions in any
+/// order: per session, its viewer (numbered densely), and the breakdown
+/// values it has; a viewer's first value per breakdown is kept per viewer,
+/// any other value in a set, so distinct counts need no set in the common
+/// case of one value per viewer.
+#[derive(Default)]
+struct AttendanceFold {
+    sessions: i64,
+    watch_ms: i128,
+    /// viewer_key → dense viewer number.
+    viewers: HashMap<u64, u32>,
+    /// Sessions of positive length: (start, end, viewer number).
+    intervals: Vec<(i64, i64, u32)>,
+    /// Per breakdown: value bytes → value number, and the values' names.
+    values: [HashMap<Vec<u8>, u32>; 3],
+    /// Per viewer and breakdown, the number of the first value seen.
+    first_values: Vec<[u32; 3]>,
+    /// (breakdown, value, viewer) beyond each viewer's first value.
+    other_values: std::collections::HashSet<(u8, u32, u32)>,
+}
+
+impl AttendanceFold {
+    fn add(&mut self, viewer_key: u64, start: i64, end: i64, values: [Option<&[u8]>; 3]) {
+        self.sessions += 1;
+        self.watch_ms += (i128::from(end) - i128::from(start)).max(0);
+        let next = self.viewers.len() as u32;
+        let viewer = *self.viewers.entry(viewer_key).or_insert(next);
+        if end > start {
+            self.intervals.push((start, end, viewer));
+        }
+        let mut numbers = [0u32; 3];
+        for (kind, value) in values.into_iter().enumerate() {
+            // Stored normalised; missing is `unknown`.
+            let value = value.unwrap_or(UNKNOWN.as_bytes());
+            let map = &mut self.values[kind];
+            numbers[kind] = match map.get(value) {
+                Some(&n) => n,
+                None => {
+                    let n = map.len() as u32;
+                    map.insert(value.to_vec(), n);
+                    n
+                }
+            };
+        }
+        if viewer == next {
+            self.first_values.push(numbers);
+        } else {
+            let first = self.first_values[viewer as usize];
+            for kind in 0..3 {
+                if numbers[kind] != first[kind] {
+                    self.other_values
+                        .insert((kind as u8, numbers[kind], viewer));
+                }
+            }
+        }
+    }
+
+    fn unique_viewers(&self) -> i64 {
+        self.viewers.len() as i64
+    }
+
+    /// Greatest number of distinct viewers with a session `start ≤ t < end`
+    /// at one instant `t`: a sweep over the starts and ends in time order,
+    /// ends first at equal times (a session ending at t is gone at t),
+    /// counting a viewer while at least one of their sessions is open.
+    fn peak(&mut self) -> i64 {
+        let mut points: Vec<(i64, bool, u32)> = Vec::with_capacity(self.intervals.len() * 2);
+        for &(start, end, viewer) in &self.intervals {
+            points.push((start, true, viewer));
+            points.push((end, false, viewer));
+        }
+        points.sort_unstable();
+        let mut open = vec![0u32; self.viewers.len()];
+        let (mut present, mut peak) = (0i64, 0i64);
+        for (_, starts, viewer) in points {
+            let n = &mut open[viewer as usize];
+            if starts {
+                *n += 1;
+                if *n == 1 {
+                    present += 1;
+                    peak = peak.max(present);
+                }
+            } else {
+                *n -= 1;
+                if *n == 0 {
+                    present -= 1;
+                }
+            }
+        }
+        peak
+    }
+
+    fn finish(mut self) -> Attendance {
+        let peak = self.peak();
+        let viewers = self.unique_viewers();
+        let mut counts: [Vec<i64>; 3] = std::array::from_fn(|k| vec![0; self.values[k].len()]);
+        for first in &self.first_values {
+            for kind in 0..3 {
+                counts[kind][first[kind] as usize] += 1;
+            }
+        }
+        for &(kind, value, _) in &self.other_values {
+            counts[kind as usize][value as usize] += 1;
+        }
+        let [by_device, by_country, by_department] = std::array::from_fn(|kind| {
+            std::mem::take(&mut self.values[kind])
+                .into_iter()
+                .map(|(name, n)| {
+                    (
+                        String::from_utf8_lossy(&name).into_owned(),
+                        counts[kind][n as usize],
+                    )
+                })
+                .collect::<BTreeMap<String, i64>>()
+        });
+        Attendance {
+            unique_viewers: viewers,
+            sessions: self.sessions,
+            total_watch_seconds: floor_seconds(self.watch_ms),
+            average_watch_seconds: average_seconds_1dp(self.watch_ms, viewers).unwrap_or(0.0),
+            peak_concurrent_viewers: peak,
+            by_device,
+            by_country,
+            by_department,
+        }
+    }
 }
 
 /// A reported poll as `PollCreated` defined it.
@@ -859,17 +1015,6 @@ struct PollDim {
     closed_at_ms: Option<i64>,
     /// (optionId, text), in `PollCreated` order.
     options: Vec<(String, String)>,
-}
-
-impl PollDim {
-    /// The position of the first option with this id: a vote naming the id
-    /// counts for every option carrying it, and they all get the same count.
-    fn first_position(&self, option_id: &str) -> usize {
-        self.options
-            .iter()
-            .position(|(id, _)| id == option_id)
-            .unwrap_or(0)
-    }
 }
 
 /// The reported polls of one presentation with their options, ordered by
@@ -908,9 +1053,16 @@ fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, A
     Ok(polls)
 }
 
-/// `CAST('text' AS BINARY)`.
+/// `text` as a binary string constant, `X'…'` (the bytes of its UTF-8): a
+/// `CAST('text' AS BINARY)` would be evaluated again for every row.
 fn bytes_literal(text: &str) -> String {
-    bytes(&str_literal(text))
+    let mut literal = String::with_capacity(text.len() * 2 + 3);
+    literal.push_str("X'");
+    for b in text.bytes() {
+        let _ = write!(literal, "{b:02x}");
+    }
+    literal.push('\'');
+    literal
 }
 
 /// `CASE CAST(expr AS BINARY) WHEN … THEN … END` over (text, SQL value) arms:
@@ -929,19 +1081,12 @@ fn case_of(expr: &str, arms: impl IntoIterator<Item = (String, String)>) -> Stri
     sql
 }
 
-/// The CTEs ending in `counted` for the reported `polls` of presentation
-/// `key`: the (poll, viewer, option position) triples that count, with
-/// `first_row` = 1 on exactly one row per respondent (poll, viewer).
-///
-/// The polls' definitions (close time, kind, option ids) are few and already
-/// read, so they are inlined as literal lookup tables; the statement then
-/// only reads the votes: `eff`, each viewer's effective vote (the highest
-/// version at or before closing, grouped in index order); `opt`, its option
-/// ids mapped to the position of the poll option with that id (NULL when
-/// the poll has none); `ranked`, each valid option's first occurrence in the
-/// vote (`dup` = 1) and the vote's first valid position. A multiple-choice
-/// vote counts every valid option once, a single-choice vote only the first.
-fn counted_ctes(polls: &[PollDim], key: u64) -> String {
+/// `eff` (poll_id, viewer_key, version): each viewer's effective vote in
+/// the reported `polls` of presentation `key`, the highest version at or
+/// before the poll's closing. The polls' definitions are few and already
+/// read, so their close times are inlined as a literal lookup table and the
+/// statement only reads the votes, grouped in index order.
+fn effective_votes_cte(polls: &[PollDim], key: u64) -> String {
     let mut ids = String::new();
     for (i, poll) in polls.iter().enumerate() {
         if i > 0 {
@@ -956,41 +1101,37 @@ fn counted_ctes(polls: &[PollDim], key: u64) -> String {
             (p.poll_id.clone(), until.to_string())
         }),
     );
-    let positions = case_of(
-        "e.poll_id",
-        polls.iter().map(|p| {
-            let arms = p
-                .options
-                .iter()
-                .map(|(id, _)| (id.clone(), p.first_position(id).to_string()));
-            (p.poll_id.clone(), case_of("vo.option_id", arms))
-        }),
-    );
-    let multiple = case_of(
-        "poll_id",
-        polls
-            .iter()
-            .filter(|p| p.multiple_choice)
-            .map(|p| (p.poll_id.clone(), "1".to_string())),
-    );
     format!(
         "eff AS (\
            SELECT v.poll_id, v.viewer_key, MAX(v.version) AS version \
            FROM fact_poll_vote v \
            WHERE v.presentation_key = {key} AND v.poll_id IN ({ids}) AND v.occurred_at_ms <= {closes} \
-           GROUP BY v.poll_id, v.viewer_key), \
-         opt AS (\
-           SELECT STRAIGHT_JOIN e.poll_id, e.viewer_key, e.version, vo.position AS vpos, {positions} AS opos \
-           FROM eff e JOIN fact_poll_vote_option vo ON vo.presentation_key = {key} AND vo.version = e.version), \
-         ranked AS (\
-           SELECT poll_id, viewer_key, opos, vpos, \
-             ROW_NUMBER() OVER (PARTITION BY version, opos ORDER BY vpos) AS dup, \
-             MIN(vpos) OVER (PARTITION BY version) AS first_vpos \
-           FROM opt WHERE opos IS NOT NULL), \
-         counted AS (\
-           SELECT poll_id, viewer_key, opos AS option_position, \
-             CASE WHEN vpos = first_vpos THEN 1 ELSE 0 END AS first_row \
-           FROM ranked WHERE dup = 1 AND (COALESCE({multiple}, 0) = 1 OR vpos = first_vpos))"
+           GROUP BY v.poll_id, v.viewer_key)"
+    )
+}
+
+/// `pa` (viewer_key, n): the number of reported polls where each viewer is
+/// a respondent, i.e. whose effective vote names at least one option of the
+/// poll (the rule of `PollFold`: a single-choice vote keeps its first
+/// valid option, which exists exactly when any does).
+fn polls_answered_ctes(polls: &[PollDim], key: u64) -> String {
+    let valid = case_of(
+        "e.poll_id",
+        polls.iter().map(|p| {
+            let arms = p
+                .options
+                .iter()
+                .map(|(id, _)| (id.clone(), "1".to_string()));
+            (p.poll_id.clone(), case_of("vo.option_id", arms))
+        }),
+    );
+    format!(
+        "{}, pa AS (\
+           SELECT e.viewer_key, COUNT(*) AS n FROM eff e \
+           WHERE EXISTS (SELECT 1 FROM fact_poll_vote_option vo \
+             WHERE vo.presentation_key = {key} AND vo.version = e.version AND {valid} = 1) \
+           GROUP BY e.viewer_key)",
+        effective_votes_cte(polls, key)
     )
 }
 
@@ -1000,56 +1141,162 @@ fn polls(
     key: u64,
 ) -> Result<Vec<PollReport>, AnalyticsError> {
     let dims = poll_dims(conn, scope)?;
-    let mut counts: HashMap<(String, usize), (i64, i64)> = HashMap::new();
+    let mut fold = PollFold::new(&dims);
     if !dims.is_empty() {
-        let sql = format!(
-            "WITH {} \
-             SELECT poll_id, option_position, COUNT(*), SUM(first_row) \
-             FROM counted GROUP BY poll_id, option_position",
-            counted_ctes(&dims, key)
-        );
-        for mut row in fetch(conn, &sql, "counting votes")? {
-            let poll_id = take_string(&mut row, 0)?;
-            let position: usize = take(&mut row, 1)?;
-            let votes: i64 = take(&mut row, 2)?;
-            let firsts = i64::try_from(take_big(&mut row, 3)?).unwrap_or(i64::MAX);
-            counts.insert((poll_id, position), (votes, firsts));
-        }
+        fold.read(conn, &dims, key)?;
     }
     Ok(dims
         .into_iter()
-        .map(|poll| {
-            let mut respondents = 0;
-            let options = poll
+        .zip(fold.respondents.into_iter().zip(fold.votes))
+        .map(|(poll, (respondents, votes))| PollReport {
+            options: poll
                 .options
-                .iter()
-                .enumerate()
-                .map(|(position, (id, text))| {
-                    let first = poll.first_position(id);
-                    let (votes, firsts) = counts
-                        .get(&(poll.poll_id.clone(), first))
-                        .copied()
-                        .unwrap_or((0, 0));
-                    if first == position {
-                        respondents += firsts;
-                    }
-                    PollOption {
-                        option_id: id.clone(),
-                        text: text.clone(),
-                        votes,
-                    }
+                .into_iter()
+                .zip(votes)
+                .map(|((option_id, text), votes)| PollOption {
+                    option_id,
+                    text,
+                    votes,
                 })
-                .collect();
-            PollReport {
-                poll_id: poll.poll_id,
-                question: poll.question,
-                multiple_choice: poll.multiple_choice,
-                closed_at: format_time_opt(poll.closed_at_ms),
-                respondents,
-                options,
-            }
+                .collect(),
+            poll_id: poll.poll_id,
+            question: poll.question,
+            multiple_choice: poll.multiple_choice,
+            closed_at: format_time_opt(poll.closed_at_ms),
+            respondents,
         })
         .collect())
+}
+
+/// Poll figures, folded from the effective votes (one entry each) and a
+/// range read of the presentation's vote options in primary-key order (by
+/// vote, in the vote's order; no join and no sort in the database).
+struct PollFold {
+    respondents: Vec<i64>,
+    /// Per poll, votes per option (in `PollCreated` order).
+    votes: Vec<Vec<i64>>,
+}
+
+impl PollFold {
+    fn new(polls: &[PollDim]) -> PollFold {
+        PollFold {
+            respondents: vec![0; polls.len()],
+            votes: polls.iter().map(|p| vec![0; p.options.len()]).collect(),
+        }
+    }
+
+    fn read(
+        &mut self,
+        conn: &mut impl Queryable,
+        polls: &[PollDim],
+        key: u64,
+    ) -> Result<(), AnalyticsError> {
+        let db = |e: mysql::Error| AnalyticsError::Database(format!("counting votes: {e}"));
+        let started = std::time::Instant::now();
+        // Polls and option ids are sent back as their numbers here (no text
+        // to copy per row); the options of no poll are left out.
+        let mut ids: Vec<&str> = Vec::new();
+        for (id, _) in polls.iter().flat_map(|p| &p.options) {
+            if !ids.contains(&id.as_str()) {
+                ids.push(id);
+            }
+        }
+        let numbers: Vec<Vec<usize>> = polls
+            .iter()
+            .map(|p| {
+                p.options
+                    .iter()
+                    .map(|(id, _)| ids.iter().position(|i| i == id).unwrap_or(0))
+                    .collect()
+            })
+            .collect();
+        let sql = format!(
+            "WITH {} SELECT {}, version FROM eff",
+            effective_votes_cte(polls, key),
+            case_of(
+                "poll_id",
+                polls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.poll_id.clone(), i.to_string()))
+            )
+        );
+        let mut effective: HashMap<i64, usize> = HashMap::new();
+        for row in stream(conn, sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let poll: Option<usize> = take(&mut row, 0)?;
+            let version: i64 = take(&mut row, 1)?;
+            if let Some(poll) = poll {
+                effective.insert(version, poll);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(()); // no vote can name an option
+        }
+        let listed: Vec<String> = ids.iter().map(|id| bytes_literal(id)).collect();
+        let sql = format!(
+            "SELECT version, {} FROM fact_poll_vote_option \
+             WHERE presentation_key = {key} AND {} IN ({}) ORDER BY version, position",
+            case_of(
+                "option_id",
+                ids.iter()
+                    .enumerate()
+                    .map(|(n, id)| (id.to_string(), n.to_string()))
+            ),
+            bytes("option_id"),
+            listed.join(",")
+        );
+        // The vote being read: its version, poll and valid options so far.
+        let mut vote: Option<(i64, usize, Vec<usize>)> = None;
+        for row in stream(conn, sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let version: i64 = take(&mut row, 0)?;
+            if vote.as_ref().is_none_or(|(v, _, _)| *v != version) {
+                if let Some((_, poll, valid)) = vote.take() {
+                    self.count(&numbers[poll], poll, &valid);
+                }
+                let Some(&poll) = effective.get(&version) else {
+                    continue;
+                };
+                vote = Some((version, poll, Vec::new()));
+            }
+            let Some((_, poll, valid)) = vote.as_mut() else {
+                continue;
+            };
+            let option: usize = take(&mut row, 1)?;
+            // Each option of the poll once; a single-choice vote keeps its
+            // first.
+            if numbers[*poll].contains(&option)
+                && !valid.contains(&option)
+                && (polls[*poll].multiple_choice || valid.is_empty())
+            {
+                valid.push(option);
+            }
+        }
+        if let Some((_, poll, valid)) = vote {
+            self.count(&numbers[poll], poll, &valid);
+        }
+        tracing::debug!(
+            what = "folding votes",
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "analytics query"
+        );
+        Ok(())
+    }
+
+    /// One effective vote of poll `index` with these valid options (by
+    /// number; `numbers` are those of the poll's options, in order).
+    fn count(&mut self, numbers: &[usize], index: usize, valid: &[usize]) {
+        if valid.is_empty() {
+            return;
+        }
+        self.respondents[index] += 1;
+        for (votes, number) in self.votes[index].iter_mut().zip(numbers) {
+            if valid.contains(number) {
+                *votes += 1;
+            }
+        }
+    }
 }
 
 /// An option of a choice question.
@@ -1072,23 +1319,21 @@ fn surveys(
     scope: &Scope,
     key: u64,
 ) -> Result<Vec<SurveyReport>, AnalyticsError> {
-    let ctes = survey_ctes(scope);
     let sql = format!(
-        "WITH {ctes} \
-         SELECT d.survey_id, d.title, COALESCE(r.n, 0) \
-         FROM sv JOIN dim_survey d ON d.presentation_key = sv.presentation_key AND d.survey_id = sv.survey_id \
-         LEFT JOIN (SELECT survey_id, COUNT(*) AS n FROM resp GROUP BY survey_id) r \
-           ON r.survey_id = d.survey_id \
+        "SELECT d.survey_id, d.title FROM dim_presentation p \
+         JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+         WHERE {} AND d.created_version IS NOT NULL \
          ORDER BY d.created_at_ms, {}",
+        scope.condition,
         bytes("d.survey_id")
     );
     let mut surveys = Vec::new();
-    for mut row in fetch(conn, &sql, "computing surveys")? {
+    for mut row in fetch(conn, &sql, "reading surveys")? {
         surveys.push((
             SurveyReport {
                 survey_id: take_string(&mut row, 0)?,
                 title: take_string(&mut row, 1)?,
-                responses: take(&mut row, 2)?,
+                responses: 0,
                 questions: Vec::new(),
             },
             Vec::<QuestionDim>::new(),
@@ -1115,7 +1360,7 @@ fn surveys(
         scope.condition,
         bytes("d.survey_id")
     );
-    let (mut any_choice, mut any_other) = (false, false);
+    let mut any_choice = false;
     for mut row in fetch(conn, &sql, "reading survey questions")? {
         let survey_id = take_string(&mut row, 0)?;
         let question = QuestionDim {
@@ -1125,11 +1370,7 @@ fn surveys(
             text: take_string(&mut row, 4)?,
             scale: take(&mut row, 5)?,
         };
-        if question.kind == "choice" {
-            any_choice = true;
-        } else {
-            any_other = true;
-        }
+        any_choice |= question.kind == "choice";
         if let Some(&i) = index.get(&survey_id) {
             surveys[i].1.push(question);
         }
@@ -1164,109 +1405,33 @@ fn surveys(
         }
     }
 
-    // `first_ans`: each effective response's first answer to each question.
-    // Rows ('v', survey, question, value, n, NULL): valid ratings by value
-    // and valid text answers (value NULL); rows ('o', survey, question,
-    // option position, n, firsts): responses choosing the option, and how
-    // many responses have it as their first valid option (summed: answered).
-    let mut branches = Vec::new();
-    if any_other {
-        branches.push(format!(
-            "SELECT 'v' AS tag, f.survey_id, f.qpos, \
-               CASE WHEN f.kind = 'rating' THEN a.rating END AS v, COUNT(*) AS n, 0 AS firsts \
-             FROM first_ans f JOIN fact_survey_answer a ON a.presentation_key = {key} \
-               AND a.version = f.version AND a.position = f.apos \
-             WHERE (f.kind = 'rating' AND a.rating >= 1 AND a.rating <= f.scale) \
-               OR (f.kind = 'text' AND {}) \
-             GROUP BY f.survey_id, f.qpos, v",
-            non_blank("a.text_answer")
-        ));
-    }
-    if any_choice {
-        branches.push(format!(
-            "SELECT 'o', survey_id, qpos, opos, COUNT(*), SUM(CASE WHEN k = 1 THEN 1 ELSE 0 END) \
-             FROM (SELECT survey_id, qpos, opos, \
-                     ROW_NUMBER() OVER (PARTITION BY survey_id, qpos, version ORDER BY opos) AS k \
-                   FROM (SELECT f.survey_id, f.qpos, f.version, o.position AS opos \
-                         FROM first_ans f \
-                         JOIN fact_survey_answer_option ao ON ao.presentation_key = {key} \
-                           AND ao.version = f.version AND ao.answer_position = f.apos \
-                         JOIN dim_survey_question_option o ON o.presentation_key = {key} \
-                           AND o.survey_id = f.survey_id AND o.created_version = f.created_version \
-                           AND o.question_position = f.qpos AND {} = {} \
-                         WHERE f.kind = 'choice' \
-                         GROUP BY f.survey_id, f.qpos, f.version, o.position) chosen) ranked \
-             GROUP BY survey_id, qpos, opos",
-            bytes("o.option_id"),
-            bytes("ao.option_id"),
-        ));
-    }
-    let sql = format!(
-        "WITH {ctes}, \
-         first_ans AS (\
-           SELECT e.survey_id, sv.created_version, q.position AS qpos, q.kind, q.scale, e.version, \
-             MIN(a.position) AS apos \
-           FROM resp e \
-           JOIN sv ON sv.survey_id = e.survey_id \
-           JOIN fact_survey_answer a ON a.presentation_key = sv.presentation_key AND a.version = e.version \
-           JOIN dim_survey_question q ON q.presentation_key = sv.presentation_key AND q.survey_id = sv.survey_id \
-             AND q.created_version = sv.created_version AND {} = {} \
-           GROUP BY e.survey_id, sv.created_version, q.position, q.kind, q.scale, e.version) \
-         {}",
-        bytes("q.question_id"),
-        bytes("a.question_id"),
-        branches.join(" UNION ALL "),
-    );
-    #[derive(Default)]
-    struct Figures {
-        ratings: BTreeMap<i64, i64>,
-        option_counts: HashMap<i64, i64>,
-        answered: i64,
-    }
-    let mut figures: HashMap<(String, i64), Figures> = HashMap::new();
-    for mut row in fetch(conn, &sql, "computing survey answers")? {
-        let tag = take_string(&mut row, 0)?;
-        let survey_id = take_string(&mut row, 1)?;
-        let position: i64 = take(&mut row, 2)?;
-        let value: Option<i64> = take(&mut row, 3)?;
-        let n: i64 = take(&mut row, 4)?;
-        let firsts = i64::try_from(take_big(&mut row, 5)?).unwrap_or(i64::MAX);
-        let f = figures.entry((survey_id, position)).or_default();
-        match (tag.as_str(), value) {
-            ("v", Some(rating)) => {
-                f.ratings.insert(rating, n);
-            }
-            ("v", None) => f.answered = n,
-            ("o", Some(option)) => {
-                f.option_counts.insert(option, n);
-                f.answered += firsts;
-            }
-            _ => {}
-        }
-    }
+    let (responses, mut figures) = {
+        let mut fold = SurveyFold::new(&surveys, &options);
+        fold.read(conn, key)?;
+        (fold.responses, fold.figures)
+    };
 
     let mut reports = Vec::with_capacity(surveys.len());
-    for (mut survey, questions) in surveys {
-        for q in questions {
+    for (i, (mut survey, questions)) in surveys.into_iter().enumerate() {
+        survey.responses = responses[i];
+        for (q, f) in questions.into_iter().zip(std::mem::take(&mut figures[i])) {
             let key = (survey.survey_id.clone(), q.position);
-            let f = figures.remove(&key).unwrap_or_default();
-            let (answered, detail) = match q.kind.as_str() {
+            let detail = match q.kind.as_str() {
                 "rating" => {
                     let mut distribution: BTreeMap<i64, i64> =
                         (1..=q.scale.min(MAX_DISTRIBUTION_KEYS))
                             .map(|k| (k, 0))
                             .collect();
-                    let (mut n, mut sum) = (0i64, 0i128);
-                    for (rating, count) in f.ratings {
-                        n += count;
-                        sum += i128::from(rating) * i128::from(count);
-                        distribution.insert(rating, count);
-                    }
-                    let detail = SurveyQuestionDetail::Rating {
-                        average_rating: average_2dp(sum, n),
+                    let sum: i128 = f
+                        .ratings
+                        .iter()
+                        .map(|(r, n)| i128::from(*r) * i128::from(*n))
+                        .sum();
+                    distribution.extend(f.ratings);
+                    SurveyQuestionDetail::Rating {
+                        average_rating: average_2dp(sum, f.answered),
                         distribution,
-                    };
-                    (n, detail)
+                    }
                 }
                 "choice" => {
                     let options = options
@@ -1280,20 +1445,236 @@ fn surveys(
                             count: f.option_counts.get(&o.position).copied().unwrap_or(0),
                         })
                         .collect();
-                    (f.answered, SurveyQuestionDetail::Choice { options })
+                    SurveyQuestionDetail::Choice { options }
                 }
-                _ => (f.answered, SurveyQuestionDetail::Text),
+                _ => SurveyQuestionDetail::Text,
             };
             survey.questions.push(SurveyQuestionReport {
                 question_id: q.question_id,
                 text: q.text,
-                answered,
+                answered: f.answered,
                 detail,
             });
         }
         reports.push(survey);
     }
     Ok(reports)
+}
+
+/// What one survey question received from the effective responses.
+#[derive(Default)]
+struct QuestionFigures {
+    /// Responses with a valid answer to the question.
+    answered: i64,
+    /// Rating value → responses (rating questions).
+    ratings: BTreeMap<i64, i64>,
+    /// Option position → responses choosing it (choice questions).
+    option_counts: HashMap<i64, i64>,
+}
+
+/// (survey, question, positions of the options chosen so far).
+type ChoiceAnswer = (usize, usize, Vec<i64>);
+
+/// The survey figures, folded from three range reads of the presentation's
+/// responses, answers and chosen options (answers in primary-key order, so
+/// no sort in the database, and no join per answer). Holds one entry per
+/// effective response and per first answer to a choice question.
+struct SurveyFold<'d> {
+    /// Survey id → position in the report.
+    surveys: HashMap<&'d str, usize>,
+    /// Per survey: question id → the questions with that id.
+    question_ids: Vec<HashMap<&'d str, Vec<usize>>>,
+    /// Per survey and question: its definition and (choice) options.
+    questions: Vec<Vec<(&'d QuestionDim, &'d [ChoiceDim])>>,
+    /// Effective response version → survey.
+    effective: HashMap<i64, usize>,
+    responses: Vec<i64>,
+    /// First answers to choice questions, (version, answer position) →
+    /// the questions they answer.
+    choices: HashMap<(i64, i64), Vec<ChoiceAnswer>>,
+    figures: Vec<Vec<QuestionFigures>>,
+}
+
+impl<'d> SurveyFold<'d> {
+    fn new(
+        surveys: &'d [(SurveyReport, Vec<QuestionDim>)],
+        options: &'d HashMap<(String, i64), Vec<ChoiceDim>>,
+    ) -> SurveyFold<'d> {
+        let mut fold = SurveyFold {
+            surveys: HashMap::new(),
+            question_ids: Vec::new(),
+            questions: Vec::new(),
+            effective: HashMap::new(),
+            responses: vec![0; surveys.len()],
+            choices: HashMap::new(),
+            figures: Vec::new(),
+        };
+        for (i, (survey, dims)) in surveys.iter().enumerate() {
+            fold.surveys.insert(survey.survey_id.as_str(), i);
+            let mut ids: HashMap<&str, Vec<usize>> = HashMap::new();
+            let mut defs = Vec::new();
+            for (q, dim) in dims.iter().enumerate() {
+                ids.entry(dim.question_id.as_str()).or_default().push(q);
+                let choices = options
+                    .get(&(survey.survey_id.clone(), dim.position))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                defs.push((dim, choices));
+            }
+            fold.question_ids.push(ids);
+            fold.questions.push(defs);
+            fold.figures
+                .push(dims.iter().map(|_| QuestionFigures::default()).collect());
+        }
+        fold
+    }
+
+    fn read(&mut self, conn: &mut impl Queryable, key: u64) -> Result<(), AnalyticsError> {
+        let db = |e: mysql::Error| AnalyticsError::Database(format!("reading survey answers: {e}"));
+        let started = std::time::Instant::now();
+        // Each viewer's effective response to each reported survey: the
+        // highest version of their submissions.
+        // Grouped in the order of ix_survey_response_survey, which holds the
+        // versions too; survey ids are matched exactly (byte for byte).
+        let mut surveys: Vec<(&str, usize)> =
+            self.surveys.iter().map(|(&id, &i)| (id, i)).collect();
+        surveys.sort_unstable_by_key(|&(_, i)| i);
+        let ids: Vec<String> = surveys.iter().map(|(id, _)| bytes_literal(id)).collect();
+        let ids = ids.join(",");
+        let sql = format!(
+            "SELECT {}, MAX(r.version) FROM fact_survey_response r \
+             WHERE r.presentation_key = {key} AND {} IN ({ids}) \
+             GROUP BY r.survey_id, r.viewer_key",
+            bytes("r.survey_id"),
+            bytes("r.survey_id")
+        );
+        for row in stream(conn, sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let survey_id = take_string(&mut row, 0)?;
+            let version: i64 = take(&mut row, 1)?;
+            if let Some(&survey) = self.surveys.get(survey_id.as_str()) {
+                self.effective.insert(version, survey);
+                self.responses[survey] += 1;
+            }
+        }
+
+        // Answers in submission order, so that the first answer to a
+        // question is the first seen; question ids are sent back as their
+        // numbers in `ids` (no text to copy per row), answers to no known
+        // question are left out (they are ignored).
+        let mut ids: Vec<&str> = Vec::new();
+        for (dim, _) in self.questions.iter().flatten() {
+            if !ids.contains(&dim.question_id.as_str()) {
+                ids.push(&dim.question_id);
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let listed: Vec<String> = ids.iter().map(|id| bytes_literal(id)).collect();
+        let sql = format!(
+            "SELECT a.version, {}, a.position, a.rating, {} \
+             FROM fact_survey_answer a WHERE a.presentation_key = {key} AND {} IN ({}) \
+             ORDER BY a.version, a.position",
+            case_of(
+                "a.question_id",
+                ids.iter()
+                    .enumerate()
+                    .map(|(n, id)| (id.to_string(), n.to_string()))
+            ),
+            non_blank("a.text_answer"),
+            bytes("a.question_id"),
+            listed.join(",")
+        );
+        let mut response: Option<i64> = None;
+        let mut answered: Vec<usize> = Vec::new();
+        for row in stream(conn, sql).map_err(db)? {
+            let mut row = row.map_err(db)?;
+            let version: i64 = take(&mut row, 0)?;
+            let Some(&survey) = self.effective.get(&version) else {
+                continue;
+            };
+            if response != Some(version) {
+                response = Some(version);
+                answered.clear();
+            }
+            let number: usize = take(&mut row, 1)?;
+            let Some(questions) = ids
+                .get(number)
+                .and_then(|id| self.question_ids[survey].get(id))
+            else {
+                continue; // a question of another survey
+            };
+            let position: i64 = take(&mut row, 2)?;
+            let rating: Option<i64> = take(&mut row, 3)?;
+            let text: Option<bool> = take(&mut row, 4)?;
+            for &q in questions {
+                if answered.contains(&q) {
+                    continue; // only the first answer counts
+                }
+                answered.push(q);
+                let (dim, _) = self.questions[survey][q];
+                let f = &mut self.figures[survey][q];
+                match dim.kind.as_str() {
+                    "rating" => {
+                        if let Some(r) = rating.filter(|r| (1..=dim.scale).contains(r)) {
+                            f.answered += 1;
+                            *f.ratings.entry(r).or_default() += 1;
+                        }
+                    }
+                    "text" => f.answered += i64::from(text == Some(true)),
+                    "choice" => self.choices.entry((version, position)).or_default().push((
+                        survey,
+                        q,
+                        Vec::new(),
+                    )),
+                    _ => {}
+                }
+            }
+        }
+
+        // The options chosen in those answers: each option of the question
+        // with a chosen id counts once per answer.
+        if !self.choices.is_empty() {
+            let sql = format!(
+                "SELECT ao.version, ao.answer_position, ao.option_id \
+                 FROM fact_survey_answer_option ao WHERE ao.presentation_key = {key}"
+            );
+            for row in stream(conn, sql).map_err(db)? {
+                let mut row = row.map_err(db)?;
+                let version: i64 = take(&mut row, 0)?;
+                let position: i64 = take(&mut row, 1)?;
+                let Some(targets) = self.choices.get_mut(&(version, position)) else {
+                    continue;
+                };
+                let option_id = bytes_at(&row, 2).unwrap_or_default();
+                for (survey, q, chosen) in targets {
+                    let (_, options) = self.questions[*survey][*q];
+                    for o in options
+                        .iter()
+                        .filter(|o| o.option_id.as_bytes() == option_id)
+                    {
+                        if !chosen.contains(&o.position) {
+                            chosen.push(o.position);
+                        }
+                    }
+                }
+            }
+            for (survey, q, chosen) in self.choices.drain().flat_map(|(_, t)| t) {
+                let f = &mut self.figures[survey][q];
+                f.answered += i64::from(!chosen.is_empty());
+                for position in chosen {
+                    *f.option_counts.entry(position).or_default() += 1;
+                }
+            }
+        }
+        tracing::debug!(
+            what = "folding survey answers",
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            "analytics query"
+        );
+        Ok(())
+    }
 }
 
 fn qna(conn: &mut impl Queryable, scope: &Scope) -> Result<QnaReport, AnalyticsError> {
@@ -1380,10 +1761,7 @@ pub fn viewer_list(
     let polls_answered = if polls.is_empty() {
         "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
     } else {
-        format!(
-            "{}, pa AS (SELECT viewer_key, SUM(first_row) AS n FROM counted GROUP BY viewer_key)",
-            counted_ctes(&polls, dim.key)
-        )
+        polls_answered_ctes(&polls, dim.key)
     };
     let base = format!(
         "WITH {sess}, {polls_answered}, \
@@ -1657,20 +2035,13 @@ fn compute_summaries(
         )
     };
     let sql = format!(
-        "WITH {sess}, {PEAK_CTES}, \
-         att AS (SELECT presentation_key, COUNT(DISTINCT viewer_key) AS viewers, \
-                   SUM({DURATION_MS}) AS watch_ms FROM sess GROUP BY presentation_key), \
-         {polls}, {surveys}, {questions} \
-         SELECT p.presentation_key, p.revision, COALESCE(att.viewers, 0), att.watch_ms, \
-           COALESCE(peak.peak, 0), COALESCE(pc.n, 0), COALESCE(sc.n, 0), COALESCE(qc.n, 0) \
+        "WITH {polls}, {surveys}, {questions} \
+         SELECT p.presentation_key, p.revision, COALESCE(pc.n, 0), COALESCE(sc.n, 0), COALESCE(qc.n, 0) \
          FROM dim_presentation p \
-         LEFT JOIN att ON att.presentation_key = p.presentation_key \
-         LEFT JOIN peak ON peak.presentation_key = p.presentation_key \
          LEFT JOIN pc ON pc.presentation_key = p.presentation_key \
          LEFT JOIN sc ON sc.presentation_key = p.presentation_key \
          LEFT JOIN qc ON qc.presentation_key = p.presentation_key \
          WHERE {c} ORDER BY p.presentation_key",
-        sess = sessions_cte(scope),
         polls = count_of("pc", "dim_poll", "created_version"),
         surveys = count_of("sc", "dim_survey", "created_version"),
         questions = count_of("qc", "dim_question", "asked_version"),
@@ -1681,14 +2052,38 @@ fn compute_summaries(
         summaries.push(Summary {
             key: take(&mut row, 0)?,
             revision: take(&mut row, 1)?,
-            unique_viewers: take(&mut row, 2)?,
-            total_watch_seconds: floor_seconds(take_big(&mut row, 3)?),
-            peak_concurrent_viewers: take(&mut row, 4)?,
-            polls: take(&mut row, 5)?,
-            surveys: take(&mut row, 6)?,
-            questions: take(&mut row, 7)?,
+            unique_viewers: 0,
+            total_watch_seconds: 0,
+            peak_concurrent_viewers: 0,
+            polls: take(&mut row, 2)?,
+            surveys: take(&mut row, 3)?,
+            questions: take(&mut row, 4)?,
         });
     }
+    // The attendance figures come from a second statement, so from a second
+    // snapshot: a summary whose revision differs between the two mixes two
+    // states and is left out (it stays stale, to be refreshed next time). A
+    // presentation without counted sessions in the second snapshot had none
+    // in the first either (sessions are never removed).
+    let index: HashMap<u64, usize> = summaries
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.key, i))
+        .collect();
+    let mut mixed = Vec::new();
+    for_each_attendance(conn, scope, false, |key, revision, mut fold| {
+        let Some(summary) = index.get(&key).map(|&i| &mut summaries[i]) else {
+            return;
+        };
+        if summary.revision != revision {
+            mixed.push(key);
+            return;
+        }
+        summary.unique_viewers = fold.unique_viewers();
+        summary.total_watch_seconds = floor_seconds(fold.watch_ms);
+        summary.peak_concurrent_viewers = fold.peak();
+    })?;
+    summaries.retain(|s| !mixed.contains(&s.key));
     Ok(summaries)
 }
 
@@ -1850,6 +2245,42 @@ mod tests {
         assert_eq!(
             exact_eq("p.tenant_id", "acme"),
             "(p.tenant_id = 'acme' AND CAST(p.tenant_id AS BINARY) = CAST('acme' AS BINARY))"
+        );
+        assert_eq!(bytes_literal("a'é"), "X'6127c3a9'");
+        assert_eq!(bytes_literal(""), "X''");
+    }
+
+    #[test]
+    fn attendance_fold_counts_viewers_not_sessions() {
+        let mut fold = AttendanceFold::default();
+        let desktop: [Option<&[u8]>; 3] = [Some(b"desktop"), Some(b"US"), None];
+        let mobile: [Option<&[u8]>; 3] = [Some(b"mobile"), Some(b"US"), Some(b"Sales")];
+        // Viewer 1: two overlapping sessions, on two devices.
+        fold.add(1, 0, 100, desktop);
+        fold.add(1, 50, 150, mobile);
+        // Viewer 2: a session ending when viewer 3's starts (never together).
+        fold.add(2, 10, 60, desktop);
+        fold.add(3, 60, 70, desktop);
+        // Viewer 4: zero length, counted as a viewer but never present.
+        fold.add(4, 55, 55, mobile);
+        let a = fold.finish();
+        assert_eq!((a.sessions, a.unique_viewers), (5, 4));
+        // 100 + 100 + 50 + 10 + 0 ms.
+        assert_eq!(a.total_watch_seconds, 0);
+        assert_eq!(a.average_watch_seconds, 0.1);
+        // At 55: viewer 1 (twice) and viewer 2; at 60 viewer 2 has left.
+        assert_eq!(a.peak_concurrent_viewers, 2);
+        let counts = |m: &BTreeMap<String, i64>| -> Vec<(String, i64)> {
+            m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        assert_eq!(
+            counts(&a.by_device),
+            [("desktop".into(), 3), ("mobile".into(), 2)]
+        );
+        assert_eq!(counts(&a.by_country), [("US".into(), 4)]);
+        assert_eq!(
+            counts(&a.by_department),
+            [("Sales".into(), 2), ("unknown".into(), 3)]
         );
     }
 

@@ -2,25 +2,45 @@
 //! presentation's events in memory from the export), in one run.
 //!
 //! One generated presentation with 20,000 viewers and about 2 million events,
-//! in a tenant with 1,000 presentations. Run:
-//! `cargo bench -p integration-tests --bench analytics` (`-- quick` for a
-//! 2,000-viewer, 100-presentation run).
+//! in a tenant that grows from 100 to 1,000 to 5,000 presentations; every
+//! figure is measured at each size (the report must not depend on it). Run:
+//! `cargo bench -p integration-tests --bench analytics`; add `-- quick` for a
+//! 2,000-viewer presentation in a tenant of 10, 100 and 500, `-- fresh` to
+//! reload from scratch, `-- first` to measure the first size only, `-- profile`
+//! (with `RUST_LOG=shared::analytics=debug`) to print the time of each query
+//! of the answers.
+//!
+//! Loading the big presentation takes minutes, so the database
+//! (`wh_bench_analytics_<viewers>`) is kept between runs: each export piece
+//! is loaded once, and the tenant's added presentations are deleted again at
+//! the start of the next run so that it can grow from its first size again.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use integration_tests::helpers::TestDb;
+use mysql::prelude::Queryable;
 use shared::analytics::{self, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort};
 use shared::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
+use shared::config::{DatabaseSettings, Secret};
 use shared::db::Database;
 use shared::generate::{generate, GenerateOptions};
 use shared::replay::Replay;
 
 const RUNS: usize = 21;
+const TENANT: &str = "tenant-0";
+const PRESENTATION: &str = "prs-000000";
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "quick");
-    let (viewers, others) = if quick { (2_000, 99) } else { (20_000, 999) };
+    let arg = |name: &str| std::env::args().any(|a| a == name);
+    let (viewers, sizes) = if arg("quick") {
+        (2_000, [10, 100, 500])
+    } else {
+        (20_000, [100, 1_000, 5_000])
+    };
+    if arg("profile") {
+        shared::telemetry::init_cli();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -28,30 +48,101 @@ fn main() {
         .unwrap();
     let dir = std::env::temp_dir().join("warehouse-bench-analytics");
     std::fs::create_dir_all(&dir).unwrap();
-    let export = dir.join(format!("export-{viewers}-{others}.jsonl"));
-    if !export.exists() {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&export).unwrap());
-        let big = GenerateOptions {
-            tenants: 1,
-            presentations: 1,
-            viewers,
-            heartbeats: 98,
-            seed: 3,
-            shuffle: true,
-            first_presentation: 0,
-        };
-        generate(&big, &mut out).unwrap();
+
+    // Export pieces: the big presentation, then the tenant's other (small)
+    // presentations, one piece per size step.
+    let big = GenerateOptions {
+        tenants: 1,
+        presentations: 1,
+        viewers,
+        heartbeats: 98,
+        seed: 3,
+        shuffle: true,
+        first_presentation: 0,
+    };
+    let mut pieces = vec![piece(&dir, &big)];
+    let mut first = 1;
+    for size in sizes {
         let small = GenerateOptions {
-            presentations: others,
+            presentations: size - first,
             viewers: 20,
             heartbeats: 4,
-            first_presentation: 1,
-            ..big
+            first_presentation: first,
+            ..big.clone()
         };
-        generate(&small, &mut out).unwrap();
+        pieces.push(piece(&dir, &small));
+        first = size;
     }
-    let test = TestDb::new();
-    let db = Arc::new(Database::connect_blocking(test.settings(), 2).unwrap());
+
+    let url = format!(
+        "{}/wh_bench_analytics_{viewers}",
+        std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into())
+            .trim_end_matches('/')
+    );
+    let settings = DatabaseSettings::Url(Secret::new(url));
+    if arg("fresh") {
+        shared::db::drop_database(&settings).unwrap();
+    }
+    shared::db::create_database_if_missing(&settings).unwrap();
+    let db = Arc::new(Database::connect_blocking(settings, 2).unwrap());
+    shared::migrate::run(&db).unwrap();
+    let mut conn = db.conn().unwrap();
+    conn.query_drop("CREATE TABLE IF NOT EXISTS bench_piece (name VARCHAR(255) PRIMARY KEY)")
+        .unwrap();
+    remove_grown(&mut conn, sizes[0]);
+    let mut computed = Vec::new();
+    // `first`: only the first size (a quicker look, e.g. with `profile`).
+    let steps = if arg("first") { 1 } else { sizes.len() };
+    for (step, size) in sizes.into_iter().take(steps).enumerate() {
+        // Pieces 0 and 1 make the first size; each later size adds one.
+        for path in &pieces[..step + 2] {
+            load_once(&runtime, &db, &mut conn, path);
+        }
+        println!("\n== tenant with {size} presentations ==");
+        computed.push((size, measure(&mut conn)));
+    }
+    // The old way (reading the export of the tenant's first size).
+    let replay = repeat_n(3, || timed(|| replay(&pieces[..2])));
+    println!();
+    row("old way: read the export, replay", replay);
+    for (size, (median, _)) in computed {
+        println!(
+            "report computed, tenant of {size}: {:.0}x faster than the replay",
+            replay.0 / median
+        );
+    }
+}
+
+/// The generated export of `options`, written once.
+fn piece(dir: &Path, options: &GenerateOptions) -> PathBuf {
+    let path = dir.join(format!(
+        "piece-{}-{}-{}.jsonl",
+        options.first_presentation, options.presentations, options.viewers
+    ));
+    if !path.exists() {
+        let partial = path.with_extension("partial");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).unwrap());
+        generate(options, &mut out).unwrap();
+        drop(out);
+        std::fs::rename(&partial, &path).unwrap();
+    }
+    path
+}
+
+fn load_once(
+    runtime: &tokio::runtime::Runtime,
+    db: &Arc<Database>,
+    conn: &mut mysql::PooledConn,
+    path: &Path,
+) {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let done: Option<String> = conn
+        .exec_first("SELECT name FROM bench_piece WHERE name = ?", (&name,))
+        .unwrap();
+    if done.is_some() {
+        return;
+    }
     let ctx = Context {
         db: db.clone(),
         s3: None,
@@ -61,7 +152,7 @@ fn main() {
         on_progress: None,
     };
     let options = BackfillOptions {
-        source: export.display().to_string(),
+        source: path.display().to_string(),
         mode: Mode::Direct,
         filters: Filters::default(),
         dry_run: false,
@@ -70,18 +161,66 @@ fn main() {
         .block_on(backfill::run(&ctx, &options, None, None))
         .unwrap();
     println!(
-        "loaded {} lines ({} events) in {:.1}s",
-        loaded.counters.lines, loaded.counters.events, loaded.elapsed_seconds
+        "loaded {name}: {} events in {:.1}s",
+        loaded.counters.events, loaded.elapsed_seconds
     );
-    let (tenant, presentation) = ("tenant-0", "prs-000000");
-    let mut conn = db.conn().unwrap();
+    conn.exec_drop("INSERT INTO bench_piece (name) VALUES (?)", (&name,))
+        .unwrap();
+}
 
-    let first_report = timed(|| {
-        analytics::presentation_report(&mut conn, tenant, presentation).unwrap();
+/// Deletes the presentations a previous run added past the first size (and
+/// forgets their pieces), so that the tenant grows from there again.
+fn remove_grown(conn: &mut mysql::PooledConn, first_size: u32) {
+    let first_grown = format!("prs-{first_size:06}");
+    let keys: Vec<u64> = conn
+        .exec(
+            "SELECT presentation_key FROM dim_presentation WHERE presentation_id >= ?",
+            (&first_grown,),
+        )
+        .unwrap();
+    if keys.is_empty() {
+        return;
+    }
+    let list = keys
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let tables: Vec<String> = conn
+        .query(
+            "SELECT table_name FROM information_schema.columns \
+             WHERE table_schema = DATABASE() AND column_name = 'presentation_key'",
+        )
+        .unwrap();
+    for table in tables {
+        conn.query_drop(format!(
+            "DELETE FROM `{table}` WHERE presentation_key IN ({list})"
+        ))
+        .unwrap();
+    }
+    conn.exec_drop(
+        "DELETE FROM event_ledger WHERE stream_id >= ?",
+        (&first_grown,),
+    )
+    .unwrap();
+    conn.exec_drop(
+        "DELETE FROM bench_piece WHERE name NOT LIKE 'piece-0-%' AND name NOT LIKE 'piece-1-%'",
+        (),
+    )
+    .unwrap();
+    println!("removed {} presentations of a previous run", keys.len());
+}
+
+/// Prints the figures of one tenant size; returns the computed report's.
+fn measure(conn: &mut mysql::PooledConn) -> (f64, f64) {
+    // Computed: the cached report is removed before each call (untimed), as
+    // after a load touching the presentation.
+    let computed = repeat_n(RUNS, || {
+        conn.query_drop("DELETE FROM agg_presentation_report")
+            .unwrap();
+        timed(|| report(conn))
     });
-    let report = repeat(|| {
-        analytics::presentation_report(&mut conn, tenant, presentation).unwrap();
-    });
+    let cached = repeat_n(RUNS, || timed(|| report(conn)));
     let viewer_query = ViewerQuery {
         country: Some("us".into()),
         sort: ViewerSort::Engagement,
@@ -89,8 +228,10 @@ fn main() {
         offset: 100,
         ..ViewerQuery::default()
     };
-    let viewers_page = repeat(|| {
-        analytics::viewer_list(&mut conn, tenant, presentation, &viewer_query).unwrap();
+    let viewers_page = repeat_n(RUNS, || {
+        timed(|| {
+            analytics::viewer_list(conn, TENANT, PRESENTATION, &viewer_query).unwrap();
+        })
     });
     let list_query = PresentationQuery {
         sort: PresentationSort::Viewers,
@@ -98,69 +239,68 @@ fn main() {
         ..PresentationQuery::default()
     };
     let first_list = timed(|| {
-        analytics::presentation_list(&mut conn, tenant, &list_query).unwrap();
+        analytics::presentation_list(conn, TENANT, &list_query).unwrap();
     });
-    let list = repeat(|| {
-        analytics::presentation_list(&mut conn, tenant, &list_query).unwrap();
+    let list = repeat_n(RUNS, || {
+        timed(|| {
+            analytics::presentation_list(conn, TENANT, &list_query).unwrap();
+        })
     });
-    // The old way: read the export, keep this presentation's events, replay.
-    let replay = repeat_n(3, || {
-        let mut replay = Replay::new();
-        let reader = shared::source::open_local(&export, 0).unwrap().reader;
-        for line in shared::export::LineReader::new(reader, 0, 0) {
-            let line = line.unwrap();
-            if let Ok(event) = backfill::parse_line(&line.bytes) {
-                if event.stream_id == presentation {
-                    replay.add(&event);
-                }
-            }
-        }
-        replay.report(tenant, presentation).unwrap();
-    });
-    println!("{:<44} {:>10} {:>10}", "query", "median ms", "p95 ms");
-    let row =
-        |name: &str, (median, p95): (f64, f64)| println!("{name:<44} {median:>10.2} {p95:>10.2}");
-    println!(
-        "{:<44} {:>10.2}",
-        "report, first (computed)",
-        ms(first_report)
-    );
-    row("report (cached per revision)", report);
+    println!("{:<48} {:>10} {:>10}", "query", "median ms", "p95 ms");
+    row("report, computed (no cached report)", computed);
+    row("report, cached per revision", cached);
     row(
         "viewer page (country, engagement, offset 100)",
         viewers_page,
     );
     println!(
-        "{:<44} {:>10.2}",
+        "{:<48} {:>10.2}",
         "presentation list, first (summaries refreshed)",
         ms(first_list)
     );
-    row("presentation list (1,000, by viewers)", list);
-    row("old way: replay the presentation from export", replay);
-    println!(
-        "report speed-up over the replay: {:.0}x cached, {:.0}x first",
-        replay.0 / report.0,
-        replay.0 / ms(first_report)
-    );
+    row("presentation list (by viewers)", list);
+    computed
+}
+
+fn report(conn: &mut mysql::PooledConn) {
+    analytics::presentation_report(conn, TENANT, PRESENTATION).unwrap();
+}
+
+/// The old way: read the export, keep this presentation's events, replay.
+fn replay(exports: &[PathBuf]) {
+    let mut replay = Replay::new();
+    for export in exports {
+        let reader = shared::source::open_local(export, 0).unwrap().reader;
+        for line in shared::export::LineReader::new(reader, 0, 0) {
+            let line = line.unwrap();
+            if let Ok(event) = backfill::parse_line(&line.bytes) {
+                if event.stream_id == PRESENTATION {
+                    replay.add(&event);
+                }
+            }
+        }
+    }
+    replay.report(TENANT, PRESENTATION).unwrap();
+}
+
+fn row(name: &str, (median, p95): (f64, f64)) {
+    println!("{name:<48} {median:>10.2} {p95:>10.2}");
 }
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn timed(mut f: impl FnMut()) -> Duration {
+fn timed(f: impl FnOnce()) -> Duration {
     let started = Instant::now();
     f();
     started.elapsed()
 }
 
-fn repeat(f: impl FnMut()) -> (f64, f64) {
-    repeat_n(RUNS, f)
-}
-
-/// Median and 95th percentile in milliseconds.
-fn repeat_n(n: usize, mut f: impl FnMut()) -> (f64, f64) {
-    let mut times: Vec<f64> = (0..n).map(|_| ms(timed(&mut f))).collect();
+/// Median and 95th percentile in milliseconds of `n` calls of `f`, each
+/// returning the time of what it measured.
+fn repeat_n(n: usize, mut f: impl FnMut() -> Duration) -> (f64, f64) {
+    let mut times: Vec<f64> = (0..n).map(|_| ms(f())).collect();
     times.sort_by(f64::total_cmp);
     let p95 = times[((n as f64 * 0.95).ceil() as usize).min(n) - 1];
     (times[n / 2], p95)

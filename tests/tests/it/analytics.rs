@@ -1000,6 +1000,53 @@ async fn report_rules_on_a_small_presentation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_answers_blank_by_any_unicode_white_space() {
+    // Blank: empty, spaces, or only other White_Space characters; not blank
+    // as soon as one other character appears, wherever it is.
+    let texts = [
+        "",
+        "  ",
+        "\t\n",
+        "\u{a0}\u{3000}",
+        "\u{85}\u{2028} ",
+        "Thanks",
+        " x",
+        "\u{a0}x",
+        "x\u{3000}",
+        "\u{200b}",
+    ];
+    let mut lines = vec![ev(
+        "p",
+        1,
+        &at(0),
+        "SurveyCreated",
+        json!({"surveyId": "s", "title": "T", "questions": [{"id": "q", "kind": "text", "text": "?"}]}),
+    )];
+    for (i, text) in texts.iter().enumerate() {
+        lines.push(ev(
+            "p",
+            2 + i as i64,
+            &at(1),
+            "SurveySubmitted",
+            json!({"surveyId": "s", "viewerId": format!("u-{i}"),
+                   "answers": [{"questionId": "q", "text": text}]}),
+        ));
+    }
+    let test = TestDb::new();
+    load(&test, &lines).await;
+    let r = presentation_report(&mut test.conn(), "acme", "p").unwrap();
+    assert_eq!(r.surveys[0].responses, 10);
+    // "Thanks", " x", "\u{a0}x", "x\u{3000}" and the zero-width space
+    // (not White_Space).
+    assert_eq!(r.surveys[0].questions[0].answered, 5);
+    let mut replay = Replay::new();
+    for line in &lines {
+        replay.add(&parse_event(line).unwrap());
+    }
+    assert_eq!(r, replay.report("acme", "p").unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_is_cached_per_revision() {
     let test = TestDb::new();
     let loaders = Loaders::new(&test).await;
