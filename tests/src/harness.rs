@@ -181,38 +181,61 @@ pub fn assert_json_eq(what: &str, actual: &serde_json::Value, expected: &serde_j
     assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+pub fn to_json<T: serde::Serialize>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).expect("serialisable")
+}
+
+/// A presentation's whole viewer list (one page), by viewer id.
+pub fn all_viewers(
+    conn: &mut impl mysql::prelude::Queryable,
+    tenant: &str,
+    id: &str,
+) -> Vec<shared::report::ViewerRow> {
+    let query = shared::analytics::ViewerQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let list = shared::analytics::viewer_list(conn, tenant, id, &query).expect("viewer list");
+    assert_eq!(
+        list.total,
+        list.viewers.len() as i64,
+        "{id}: one page holds all"
+    );
+    let mut rows = list.viewers;
+    rows.sort_by(|a, b| a.viewer_id.cmp(&b.viewer_id));
+    rows
+}
+
+/// A tenant's whole presentation list (one page), by presentation id.
+pub fn all_presentations(
+    conn: &mut impl mysql::prelude::Queryable,
+    tenant: &str,
+) -> Vec<shared::report::PresentationRow> {
+    let query = shared::analytics::PresentationQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    let list =
+        shared::analytics::presentation_list(conn, tenant, &query).expect("presentation list");
+    assert_eq!(list.total, list.presentations.len() as i64);
+    let mut rows = list.presentations;
+    rows.sort_by(|a, b| a.presentation_id.cmp(&b.presentation_id));
+    rows
 }
 
 /// Every answer of `../shared/samples/expected.json` (each report, each full
 /// viewer list, each tenant's presentation list) equals the warehouse's.
 pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
-    use shared::analytics::{
-        presentation_list, presentation_report, viewer_list, PresentationQuery, ViewerQuery,
-    };
     let expected = helpers::sample_expected();
     let mut tenants = std::collections::BTreeSet::new();
     for (id, report) in expected["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
         tenants.insert(tenant.to_string());
-        let actual = presentation_report(conn, tenant, id).expect("report");
+        let actual = shared::analytics::presentation_report(conn, tenant, id).expect("report");
         assert_json_eq(&format!("reports.{id}"), &to_json(&actual), report);
-        let query = ViewerQuery {
-            limit: 1000,
-            ..ViewerQuery::default()
-        };
-        let list = viewer_list(conn, tenant, id, &query).expect("viewer list");
-        assert_eq!(
-            list.total,
-            list.viewers.len() as i64,
-            "{id}: one page holds all"
-        );
-        let mut viewers = list.viewers;
-        viewers.sort_by(|a, b| a.viewer_id.cmp(&b.viewer_id));
         assert_json_eq(
             &format!("viewers.{id}"),
-            &to_json(&viewers),
+            &to_json(&all_viewers(conn, tenant, id)),
             &expected["viewers"][id],
         );
     }
@@ -226,17 +249,9 @@ pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
                 .as_str()
                 .cmp(&b["presentationId"].as_str())
         });
-        let query = PresentationQuery {
-            limit: 1000,
-            ..PresentationQuery::default()
-        };
-        let list = presentation_list(conn, tenant, &query).expect("presentation list");
-        assert_eq!(list.total, list.presentations.len() as i64);
-        let mut actual = list.presentations;
-        actual.sort_by(|a, b| a.presentation_id.cmp(&b.presentation_id));
         assert_json_eq(
             &format!("presentations.{tenant}"),
-            &to_json(&actual),
+            &to_json(&all_presentations(conn, tenant)),
             &serde_json::Value::Array(rows),
         );
     }
