@@ -7,7 +7,8 @@
 //! into a bare table, batched the same way, with no logic.
 //!
 //! Run: `cargo bench -p integration-tests --bench loaders` (add `-- quick` for
-//! a smaller run, `-- heavy-joins` for sessions of 4 heartbeats instead of 20).
+//! a smaller run, `-- heavy-joins` for sessions of 4 heartbeats instead of 20,
+//! data point names such as `-- attendance` to run only those loaders).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,7 +32,11 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let by_data_point = events_by_data_point(quick);
+    let only: Vec<DataPoint> = std::env::args()
+        .filter_map(|a| DataPoint::parse(&a))
+        .collect();
+    let mut by_data_point = events_by_data_point(quick);
+    by_data_point.retain(|dp, _| only.is_empty() || only.contains(dp));
     println!(
         "{:<13} {:>6} {:>7} {:>12} {:>14} {:>6}",
         "loader", "batch", "events", "events/s", "limit rows/s", "ratio"
