@@ -644,8 +644,14 @@ pub async fn redrive(
                     })
                     .collect();
                 let deadline = Instant::now() + Duration::from_secs(300);
-                let outcome =
-                    crate::load::commit_batch(&db, deadline, "reconcile-repair", &items, &[])?;
+                let outcome = crate::load::commit_batch(
+                    &db,
+                    deadline,
+                    "reconcile-repair",
+                    &items,
+                    &[],
+                    None,
+                )?;
                 Ok(outcome.counts.loaded)
             })
             .await

@@ -233,12 +233,15 @@ pub fn load_batch(
 /// Loads a batch in one transaction of its own, retrying transient failures
 /// (lost connection, deadlock, lock wait timeout) with backoff until
 /// `deadline`. Nothing of the batch is visible unless all of it committed.
+/// `before_commit` runs with the batch written but not committed (a seam for
+/// tests that make processing fail there; `None` in production).
 pub fn commit_batch(
     db: &Database,
     deadline: Instant,
     source: &str,
     items: &[Item],
     rejects: &[Reject],
+    before_commit: Option<&(dyn Fn() + Sync)>,
 ) -> Result<BatchOutcome, DbError> {
     let mut attempts = 0;
     let (outcome, _) = with_retry(db, deadline, |conn| {
@@ -248,6 +251,9 @@ pub fn commit_batch(
         // concurrent loaders deadlock less.
         let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
         let outcome = load_batch(&mut tx, source, items, rejects, attempts)?;
+        if let Some(hook) = before_commit {
+            hook();
+        }
         tx.commit()?;
         Ok(outcome)
     })?;

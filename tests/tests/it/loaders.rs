@@ -2,6 +2,7 @@
 //! against the real MariaDB and a real (moto) dead-letter queue.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use shared::db::Database;
 use shared::event::DataPoint;
+use shared::sqs_loader::SqsLoader;
 
 use crate::helpers::{self, TestDb};
 pub use integration_tests::harness::{lambda_event, sample_lines, snapshot, sqs_event, Loaders};
@@ -215,6 +217,73 @@ async fn when_the_database_stays_down_every_message_comes_back() {
         started.elapsed() < Duration::from_secs(5),
         "retries stop before the deadline"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_processing_sends_the_whole_batch_back_and_commits_nothing() {
+    let test = TestDb::new();
+    // One connection: the next batch can only work if the panicking one
+    // gave it back with its transaction rolled back.
+    let db = Arc::new(Database::connect(test.settings(), 1).await.unwrap());
+    let aws = helpers::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let dlq_url = helpers::create_queue(&sqs, "dlq").await;
+    let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let countdown = panics_left.clone();
+    let loader = SqsLoader::new(
+        DataPoint::Attendance,
+        "load-attendance",
+        db,
+        sqs.clone(),
+        dlq_url.clone(),
+    )
+    .with_fault_before_commit(Arc::new(move || {
+        // Only the first batch panics, after its statements ran.
+        if countdown
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("injected fault while the batch is written but not committed");
+        }
+    }));
+    let bodies = [
+        joined("p-1", 1, "u-1", "s-1"),
+        joined("p-1", 2, "u-2", "s-2"),
+        "{broken".to_string(),
+    ];
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+    let response = loader.handle(lambda_event(&refs)).await.unwrap();
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec!["msg-0", "msg-1", "msg-2"]);
+    assert_eq!(panics_left.load(SeqCst), 0, "the fault fired");
+    for table in [
+        "event_ledger",
+        "fact_session",
+        "dim_presentation",
+        "dim_viewer",
+        "error_event",
+        "load_run",
+    ] {
+        assert_eq!(
+            test.count(&format!("SELECT COUNT(*) FROM {table}")),
+            0,
+            "{table} holds rows of the batch that panicked"
+        );
+    }
+    assert!(helpers::drain_queue(&sqs, &dlq_url).await.is_empty());
+
+    // SQS redelivers the batch; this time it loads.
+    let response = loader.handle(lambda_event(&refs)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 2);
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 1);
+    assert_eq!(helpers::drain_queue(&sqs, &dlq_url).await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
