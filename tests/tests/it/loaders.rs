@@ -12,6 +12,7 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use shared::db::Database;
 use shared::event::DataPoint;
+use shared::sql::run_script;
 use shared::sqs_loader::SqsLoader;
 
 use crate::helpers::{self, TestDb};
@@ -429,6 +430,45 @@ async fn the_sample_in_batches_of_10_and_of_10000_gives_the_same_facts() {
         small.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'"),
         8
     );
+}
+
+#[test]
+fn a_script_reports_each_statements_outcome_and_stops_at_the_first_error() {
+    let test = TestDb::new();
+    let mut conn = test.conn();
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .unwrap();
+    let big = "x".repeat(600_000);
+    let script = vec![
+        "INSERT INTO t VALUES (1), (2)".to_string(),
+        "SELECT id FROM t ORDER BY id".to_string(),
+        // Too long to share one text with the next: a second round trip.
+        format!("SELECT LENGTH('{big}')"),
+        format!("SELECT LENGTH('{big}')"),
+    ];
+    let outcomes = run_script(&mut conn, &script).unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0].affected_rows, 2);
+    let ids: Vec<i64> = outcomes[1].rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids, vec![1, 2]);
+    let length: i64 = outcomes[3].rows[0].get(0).unwrap();
+    assert_eq!(length, 600_000);
+
+    // The error of a statement in the middle comes back; later ones never run.
+    let script = [
+        "INSERT INTO t VALUES (3)".to_string(),
+        "INSERT INTO t VALUES (1)".to_string(),
+        "INSERT INTO t VALUES (4)".to_string(),
+    ];
+    match run_script(&mut conn, &script) {
+        Err(mysql::Error::MySqlError(e)) => assert_eq!(e.code, 1062, "{e}"),
+        other => panic!(
+            "expected the duplicate key error, got {:?}",
+            other.map(|o| o.len())
+        ),
+    }
+    let ids: Vec<i64> = conn.query("SELECT id FROM t ORDER BY id").unwrap();
+    assert_eq!(ids, vec![1, 2, 3]);
 }
 
 proptest! {
