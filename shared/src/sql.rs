@@ -143,12 +143,6 @@ pub struct Upsert {
     rows_in_statement: usize,
     /// Complete statements not sent yet.
     ready: Vec<String>,
-    pub statements_sent: usize,
-    /// Rows the server reports as affected, over all statements: 1 per
-    /// inserted row, 2 per updated one, 0 per duplicate left unchanged.
-    pub affected_rows: u64,
-    /// `LAST_INSERT_ID()` after the last statement.
-    pub last_insert_id: Option<u64>,
 }
 
 impl Upsert {
@@ -161,9 +155,6 @@ impl Upsert {
             statement: String::new(),
             rows_in_statement: 0,
             ready: Vec::new(),
-            statements_sent: 0,
-            affected_rows: 0,
-            last_insert_id: None,
         }
     }
 
@@ -214,11 +205,7 @@ impl Upsert {
 
     fn send_ready(&mut self, conn: &mut impl Queryable) -> Result<(), mysql::Error> {
         for statement in std::mem::take(&mut self.ready) {
-            let result = conn.query_iter(&statement)?;
-            self.affected_rows += result.affected_rows();
-            self.last_insert_id = result.last_insert_id();
-            drop(result);
-            self.statements_sent += 1;
+            conn.query_drop(&statement)?;
         }
         Ok(())
     }
@@ -226,7 +213,8 @@ impl Upsert {
 
 /// What one statement of a script did.
 pub struct Outcome {
-    /// As for `Upsert::affected_rows`.
+    /// As the server counts them for an upsert: 1 per inserted row, 2 per
+    /// updated one, 0 per duplicate left unchanged.
     pub affected_rows: u64,
     /// The rows of a `SELECT`; empty otherwise.
     pub rows: Vec<mysql::Row>,
