@@ -121,6 +121,7 @@ pub struct Summary {
     #[serde(flatten)]
     pub counters: Counters,
     pub elapsed_seconds: f64,
+    /// `events` (new events loaded, or sent) per second of the run.
     pub events_per_second: f64,
 }
 
@@ -379,7 +380,7 @@ pub async fn run(
         mode: options.mode,
         dry_run: options.dry_run,
         events_per_second: if elapsed_seconds > 0.0 {
-            (checkpoint.counters.lines as f64 / elapsed_seconds).round()
+            (checkpoint.counters.events as f64 / elapsed_seconds).round()
         } else {
             0.0
         },
@@ -644,8 +645,14 @@ pub async fn redrive(
                     })
                     .collect();
                 let deadline = Instant::now() + Duration::from_secs(300);
-                let outcome =
-                    crate::load::commit_batch(&db, deadline, "reconcile-repair", &items, &[])?;
+                let outcome = crate::load::commit_batch(
+                    &db,
+                    deadline,
+                    "reconcile-repair",
+                    &items,
+                    &[],
+                    None,
+                )?;
                 Ok(outcome.counts.loaded)
             })
             .await

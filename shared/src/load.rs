@@ -7,7 +7,9 @@
 //! conflicting), then the dimensions (inferred members included), then the
 //! facts of the new events only. Every fact merge is commutative and
 //! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
-//! any order.
+//! any order. Statements go in three round trips (see `sql::run_script`): the
+//! ledger with the lookup of known viewers, the dimensions with their keys,
+//! then the facts, rejects and audit row.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -21,7 +23,7 @@ use crate::event::{DataPoint, Event, EventBody};
 use crate::report::{
     normalize_country, normalize_department, normalize_device, normalize_optional_text,
 };
-use crate::sql::{merge, push_str_literal, Row, Upsert};
+use crate::sql::{merge, push_str_literal, run_script, Outcome, Row, Upsert};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its
 /// export (its line number is recorded) and SQS bodies are at most 256 KiB.
@@ -133,12 +135,23 @@ pub fn load_batch(
     // 2. The ledger decides: rows this load inserted are new; others were
     // already there (same hash: duplicate, other hash: conflict). The insert
     // locks the identities, so a concurrent load of the same event waits for
-    // this one and then sees it as a duplicate.
+    // this one and then sees it as a duplicate. The viewers the batch names
+    // are looked up in the same round trip (a plain read, wasted at worst).
     candidates.sort_by(|&a, &b| {
         let (ea, eb) = (&items[a].event, &items[b].event);
         (&ea.stream_id, ea.version).cmp(&(&eb.stream_id, eb.version))
     });
-    let inserted = insert_ledger(tx, load_id, items, &candidates)?;
+    let mut script = ledger_statements(load_id, items, &candidates);
+    let ledger_count = script.len();
+    let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
+    script.extend(select_viewers(&named_viewers));
+    let outcomes = run_script(tx, &script)?;
+    let inserted: u64 = outcomes[..ledger_count]
+        .iter()
+        .map(|o| o.affected_rows)
+        .sum();
+    let mut viewer_keys = ViewerKeys::new();
+    read_viewer_keys(&outcomes[ledger_count..], &mut viewer_keys)?;
     let mut new_items = Vec::new();
     if inserted == candidates.len() as u64 {
         // Every identity was inserted now (a duplicate left unchanged counts 0
@@ -164,8 +177,9 @@ pub fn load_batch(
         }
     }
 
-    // 3. Dimensions and facts for the new events.
-    apply_facts(tx, items, &new_items)?;
+    // 3. Dimensions for the new events (one round trip); their facts go
+    // with the rest below.
+    let mut script = fact_statements(tx, items, &new_items, viewer_keys)?;
 
     // 4. Counts, rejects and the audit row.
     for (index, disposition) in dispositions.iter().enumerate() {
@@ -209,8 +223,11 @@ pub fn load_batch(
             RejectKind::Conflict => counts.conflicts += 1,
         }
     }
-    record_rejects(tx, source, rejects.iter().chain(conflicts.iter()))?;
-    tx.query_drop(format!(
+    script.extend(reject_statements(
+        source,
+        rejects.iter().chain(conflicts.iter()),
+    ));
+    script.push(format!(
         "INSERT INTO load_run (load_id, source, started_at, messages, events_loaded, duplicates, conflicts, malformed, wrong_data_point, not_analytics, attempts) \
          VALUES ({load_id}, {}, FROM_UNIXTIME({}), {}, {}, {}, {}, {}, {}, {}, {attempts})",
         crate::sql::str_literal(source),
@@ -222,7 +239,8 @@ pub fn load_batch(
         counts.malformed,
         counts.wrong_data_point,
         counts.not_analytics,
-    ))?;
+    ));
+    run_script(tx, &script)?;
     Ok(BatchOutcome {
         load_id,
         dispositions,
@@ -233,12 +251,15 @@ pub fn load_batch(
 /// Loads a batch in one transaction of its own, retrying transient failures
 /// (lost connection, deadlock, lock wait timeout) with backoff until
 /// `deadline`. Nothing of the batch is visible unless all of it committed.
+/// `before_commit` runs with the batch written but not committed (a seam for
+/// tests that make processing fail there; `None` in production).
 pub fn commit_batch(
     db: &Database,
     deadline: Instant,
     source: &str,
     items: &[Item],
     rejects: &[Reject],
+    before_commit: Option<&(dyn Fn() + Sync)>,
 ) -> Result<BatchOutcome, DbError> {
     let mut attempts = 0;
     let (outcome, _) = with_retry(db, deadline, |conn| {
@@ -248,19 +269,17 @@ pub fn commit_batch(
         // concurrent loaders deadlock less.
         let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
         let outcome = load_batch(&mut tx, source, items, rejects, attempts)?;
+        if let Some(hook) = before_commit {
+            hook();
+        }
         tx.commit()?;
         Ok(outcome)
     })?;
     Ok(outcome)
 }
 
-/// Inserts the ledger rows; returns how many were new.
-fn insert_ledger(
-    tx: &mut impl Queryable,
-    load_id: u64,
-    items: &[Item],
-    indexes: &[usize],
-) -> Result<u64, mysql::Error> {
+/// The ledger rows' statements; their affected rows count the new ones.
+fn ledger_statements(load_id: u64, items: &[Item], indexes: &[usize]) -> Vec<String> {
     let mut upsert = Upsert::new(
         "event_ledger",
         &[
@@ -286,17 +305,16 @@ fn insert_ledger(
             .int(event.occurred_at)
             .bytes(&event.content_hash)
             .uint(load_id);
-        upsert.push(tx, &row)?;
+        upsert.add(&row);
     }
-    upsert.flush(tx)?;
-    Ok(upsert.affected_rows)
+    upsert.take_statements()
 }
 
 type LedgerEntries = HashMap<(String, i64), ([u8; 32], u64)>;
 
 /// The ledger rows of the given identities, one query per stream (a batch
-/// usually holds few streams): `stream_id = ? AND version IN (…)` uses the
-/// primary key on both servers.
+/// usually holds few streams), all in one round trip: `stream_id = ? AND
+/// version IN (…)` uses the primary key on both servers.
 fn read_ledger(
     tx: &mut impl Queryable,
     items: &[Item],
@@ -310,7 +328,7 @@ fn read_ledger(
             .or_default()
             .push(event.version);
     }
-    let mut entries = HashMap::with_capacity(indexes.len());
+    let mut script = Vec::new();
     for (stream, versions) in by_stream {
         for chunk in versions.chunks(5000) {
             let mut sql = String::from(
@@ -320,17 +338,18 @@ fn read_ledger(
             sql.push_str(" AND version IN (");
             push_joined(&mut sql, chunk.iter());
             sql.push(')');
-            tx.query_map(
-                sql,
-                |(stream_id, version, hash, load_id): (String, i64, Vec<u8>, u64)| {
-                    let mut content_hash = [0u8; 32];
-                    if hash.len() == 32 {
-                        content_hash.copy_from_slice(&hash);
-                    }
-                    entries.insert((stream_id, version), (content_hash, load_id));
-                },
-            )?;
+            script.push(sql);
         }
+    }
+    let mut entries = HashMap::with_capacity(indexes.len());
+    for row in run_script(tx, &script)?.into_iter().flat_map(|o| o.rows) {
+        let (stream_id, version, hash, load_id): (String, i64, Vec<u8>, u64) =
+            mysql::from_row_opt(row)?;
+        let mut content_hash = [0u8; 32];
+        if hash.len() == 32 {
+            content_hash.copy_from_slice(&hash);
+        }
+        entries.insert((stream_id, version), (content_hash, load_id));
     }
     Ok(entries)
 }
@@ -359,6 +378,13 @@ pub fn record_rejects<'r>(
     source: &str,
     rejects: impl Iterator<Item = &'r Reject<'r>>,
 ) -> Result<(), mysql::Error> {
+    run_script(tx, &reject_statements(source, rejects)).map(drop)
+}
+
+fn reject_statements<'r>(
+    source: &str,
+    rejects: impl Iterator<Item = &'r Reject<'r>>,
+) -> Vec<String> {
     let mut upsert = Upsert::new(
         "error_event",
         &[
@@ -392,9 +418,9 @@ pub fn record_rejects<'r>(
                 row.null().null();
             }
         }
-        upsert.push(tx, &row)?;
+        upsert.add(&row);
     }
-    upsert.flush(tx)
+    upsert.take_statements()
 }
 
 // ---------------------------------------------------------------------------
@@ -406,34 +432,71 @@ fn date_key(ms: i64) -> i64 {
     y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 
-fn apply_facts(
+/// Writes the dimensions of the new events (presentations, missing viewers)
+/// in one round trip, with the keys they need coming back in it, and returns
+/// the statements of their facts, still to be sent. `viewer_keys` holds the
+/// viewers already known.
+fn fact_statements(
     tx: &mut impl Queryable,
     items: &[Item],
     new_items: &[usize],
-) -> Result<(), mysql::Error> {
+    mut viewer_keys: ViewerKeys,
+) -> Result<Vec<String>, mysql::Error> {
     let events: Vec<&Event> = new_items
         .iter()
         .map(|&i| items[i].event)
         .filter(|e| e.data_point().is_some())
         .collect();
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let presentation_keys = upsert_presentations(tx, &events)?;
-    let viewer_keys = resolve_viewers(tx, &events)?;
+    let mut script = presentation_statements(&events);
+    let presentation_count = script.len();
+    // Viewers not known yet become members; existing ones were only read
+    // (no locks taken on them).
+    let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (tenant, viewers) in wanted_viewers(events.iter().copied()) {
+        for viewer in viewers {
+            if !viewer_keys.contains_key(&(tenant.to_string(), viewer.to_string())) {
+                missing.entry(tenant).or_default().insert(viewer);
+            }
+        }
+    }
+    let mut upsert = Upsert::new(
+        "dim_viewer",
+        &["tenant_id", "viewer_id"],
+        &merge::keep("viewer_id"),
+    );
+    for (tenant, viewers) in &missing {
+        for viewer in viewers {
+            let mut row = Row::default();
+            row.str(tenant).str(viewer);
+            upsert.add(&row);
+        }
+    }
+    script.extend(upsert.take_statements());
+    script.extend(select_viewers(&missing));
+    let outcomes = run_script(tx, &script)?;
+    let mut presentation_keys = HashMap::new();
+    for row in outcomes[..presentation_count]
+        .iter()
+        .flat_map(|o| o.rows.iter())
+    {
+        let (id, key): (String, u64) = mysql::from_row_opt(row.clone())?;
+        presentation_keys.insert(id, key);
+    }
+    read_viewer_keys(&outcomes[presentation_count..], &mut viewer_keys)?;
+
     let mut facts = FactWriter::new(&presentation_keys, &viewer_keys);
     for event in &events {
-        facts.add(tx, event)?;
+        facts.add(event);
     }
-    facts.flush(tx)
+    Ok(facts.finish())
 }
 
 /// Upserts one row per presentation event and one "touch" row per other
-/// stream (inferred member, revision bump); returns presentation keys.
-fn upsert_presentations(
-    tx: &mut impl Queryable,
-    events: &[&Event],
-) -> Result<HashMap<String, u64>, mysql::Error> {
+/// stream (inferred member, revision bump), then selects their keys.
+fn presentation_statements(events: &[&Event]) -> Vec<String> {
     let mut upsert = Upsert::new(
         "dim_presentation",
         &[
@@ -463,8 +526,6 @@ fn upsert_presentations(
             merge::least("started_at_ms"),
             merge::greatest("ended_at_ms"),
             "revision = revision + 1".to_string(),
-            // Hands the key back in the OK packet (see below).
-            "presentation_key = LAST_INSERT_ID(presentation_key)".to_string(),
         ]
         .join(", "),
     );
@@ -484,7 +545,7 @@ fn upsert_presentations(
             row.null();
         }
         row.int(1);
-        upsert.push(tx, &row)?;
+        upsert.add(&row);
     }
     for event in presentation_events {
         let mut row = Row::default();
@@ -528,21 +589,9 @@ fn upsert_presentations(
             _ => continue,
         }
         row.int(1);
-        upsert.push(tx, &row)?;
+        upsert.add(&row);
     }
-    upsert.flush(tx)?;
-
-    let mut keys = HashMap::with_capacity(touched.len());
-    // One presentation in one statement (the usual batch): its key is the
-    // statement's LAST_INSERT_ID, whether the row was inserted or updated.
-    if let ([(stream, _)], 1, Some(key)) = (
-        touched.iter().collect::<Vec<_>>().as_slice(),
-        upsert.statements_sent,
-        upsert.last_insert_id.filter(|k| *k > 0),
-    ) {
-        keys.insert(stream.to_string(), key);
-        return Ok(keys);
-    }
+    let mut script = upsert.take_statements();
     let ids: Vec<&str> = touched.keys().copied().collect();
     for chunk in ids.chunks(1000) {
         let mut sql = String::from(
@@ -555,11 +604,9 @@ fn upsert_presentations(
             push_str_literal(&mut sql, id);
         }
         sql.push(')');
-        tx.query_map(sql, |(id, key): (String, u64)| {
-            keys.insert(id, key);
-        })?;
+        script.push(sql);
     }
-    Ok(keys)
+    script
 }
 
 /// The viewer an event names, if it should be stored. The asker of an
@@ -582,55 +629,28 @@ fn viewer_of(event: &Event) -> Option<&str> {
 
 type ViewerKeys = HashMap<(String, String), u64>;
 
-/// Surrogate keys of the viewers the events name, creating missing members.
-/// Existing viewers are only read (no locks taken on them).
-fn resolve_viewers(tx: &mut impl Queryable, events: &[&Event]) -> Result<ViewerKeys, mysql::Error> {
+/// The viewers the events name, by tenant.
+fn wanted_viewers<'e>(
+    events: impl Iterator<Item = &'e Event>,
+) -> BTreeMap<&'e str, BTreeSet<&'e str>> {
     let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for event in events {
+    for event in events.filter(|e| e.data_point().is_some()) {
         if let Some(viewer) = viewer_of(event) {
             wanted.entry(&event.tenant_id).or_default().insert(viewer);
         }
     }
-    let mut keys = ViewerKeys::new();
-    select_viewers(tx, &wanted, &mut keys)?;
-    let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (tenant, viewers) in &wanted {
-        for viewer in viewers {
-            if !keys.contains_key(&(tenant.to_string(), viewer.to_string())) {
-                missing.entry(tenant).or_default().insert(viewer);
-            }
-        }
-    }
-    if missing.is_empty() {
-        return Ok(keys);
-    }
-    let mut upsert = Upsert::new(
-        "dim_viewer",
-        &["tenant_id", "viewer_id"],
-        &merge::keep("viewer_id"),
-    );
-    for (tenant, viewers) in &missing {
-        for viewer in viewers {
-            let mut row = Row::default();
-            row.str(tenant).str(viewer);
-            upsert.push(tx, &row)?;
-        }
-    }
-    upsert.flush(tx)?;
-    select_viewers(tx, &missing, &mut keys)?;
-    Ok(keys)
+    wanted
 }
 
-fn select_viewers(
-    tx: &mut impl Queryable,
-    wanted: &BTreeMap<&str, BTreeSet<&str>>,
-    keys: &mut ViewerKeys,
-) -> Result<(), mysql::Error> {
+/// Queries for the keys of existing viewers; see `read_viewer_keys`.
+fn select_viewers(wanted: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
+    let mut script = Vec::new();
     for (tenant, viewers) in wanted {
         let viewers: Vec<&str> = viewers.iter().copied().collect();
         for chunk in viewers.chunks(2000) {
-            let mut sql =
-                String::from("SELECT viewer_id, viewer_key FROM dim_viewer WHERE tenant_id = ");
+            let mut sql = String::from(
+                "SELECT tenant_id, viewer_id, viewer_key FROM dim_viewer WHERE tenant_id = ",
+            );
             push_str_literal(&mut sql, tenant);
             sql.push_str(" AND viewer_id IN (");
             for (i, viewer) in chunk.iter().enumerate() {
@@ -640,10 +660,18 @@ fn select_viewers(
                 push_str_literal(&mut sql, viewer);
             }
             sql.push(')');
-            tx.query_map(sql, |(viewer, key): (String, u64)| {
-                keys.insert((tenant.to_string(), viewer), key);
-            })?;
+            script.push(sql);
         }
+    }
+    script
+}
+
+/// The keys `select_viewers` found, from its statements' outcomes (others
+/// among them return no rows).
+fn read_viewer_keys(outcomes: &[Outcome], keys: &mut ViewerKeys) -> Result<(), mysql::Error> {
+    for row in outcomes.iter().flat_map(|o| o.rows.iter()) {
+        let (tenant, viewer, key): (String, String, u64) = mysql::from_row_opt(row.clone())?;
+        keys.insert((tenant, viewer), key);
     }
     Ok(())
 }
@@ -910,7 +938,7 @@ impl<'k> FactWriter<'k> {
         self.viewers[&(event.tenant_id.clone(), viewer_id.to_string())]
     }
 
-    fn add(&mut self, tx: &mut impl Queryable, event: &Event) -> Result<(), mysql::Error> {
+    fn add(&mut self, event: &Event) {
         let presentation = self.presentations[&event.stream_id];
         let version = event.version;
         match &event.body {
@@ -930,7 +958,7 @@ impl<'k> FactWriter<'k> {
                     .int(event.occurred_at)
                     .int(date_key(event.occurred_at))
                     .null();
-                self.sessions.push(tx, &row)?;
+                self.sessions.add(&row);
                 let mut row = Row::default();
                 row.uint(presentation)
                     .uint(viewer)
@@ -940,7 +968,7 @@ impl<'k> FactWriter<'k> {
                     .opt_str(department.as_deref())
                     .str(&country)
                     .str(&device);
-                self.presentation_viewers.push(tx, &row)?;
+                self.presentation_viewers.add(&row);
             }
             EventBody::ViewerHeartbeat { session_id, .. }
             | EventBody::ViewerLeft { session_id, .. } => {
@@ -964,7 +992,7 @@ impl<'k> FactWriter<'k> {
                     .str(question)
                     .bool(*multiple_choice)
                     .null();
-                self.polls.push(tx, &row)?;
+                self.polls.add(&row);
                 for (position, option) in options.iter().enumerate() {
                     let mut row = Row::default();
                     row.uint(presentation)
@@ -973,14 +1001,14 @@ impl<'k> FactWriter<'k> {
                         .int(position as i64)
                         .str(&option.id)
                         .str(&option.text);
-                    self.poll_options.push(tx, &row)?;
+                    self.poll_options.add(&row);
                 }
             }
             EventBody::PollClosed { poll_id } => {
                 let mut row = Row::default();
                 row.uint(presentation).str(poll_id);
                 row.null().null().null().null().int(event.occurred_at);
-                self.polls.push(tx, &row)?;
+                self.polls.add(&row);
             }
             EventBody::PollVoted {
                 poll_id,
@@ -994,19 +1022,19 @@ impl<'k> FactWriter<'k> {
                     .str(poll_id)
                     .uint(viewer)
                     .int(event.occurred_at);
-                self.poll_votes.push(tx, &row)?;
+                self.poll_votes.add(&row);
                 // A poll row, even inferred, so the vote's poll is known.
                 let mut row = Row::default();
                 row.uint(presentation).str(poll_id);
                 row.null().null().null().null().null();
-                self.polls.push(tx, &row)?;
+                self.polls.add(&row);
                 for (position, option_id) in option_ids.iter().enumerate() {
                     let mut row = Row::default();
                     row.uint(presentation)
                         .int(version)
                         .int(position as i64)
                         .str(option_id);
-                    self.poll_vote_options.push(tx, &row)?;
+                    self.poll_vote_options.add(&row);
                 }
             }
             EventBody::SurveyCreated {
@@ -1020,7 +1048,7 @@ impl<'k> FactWriter<'k> {
                     .int(version)
                     .int(event.occurred_at)
                     .str(title);
-                self.surveys.push(tx, &row)?;
+                self.surveys.add(&row);
                 for (position, question) in questions.iter().enumerate() {
                     let mut row = Row::default();
                     row.uint(presentation)
@@ -1031,7 +1059,7 @@ impl<'k> FactWriter<'k> {
                         .str(question.kind.as_str())
                         .str(&question.text)
                         .int(question.scale);
-                    self.survey_questions.push(tx, &row)?;
+                    self.survey_questions.add(&row);
                     for (option_position, option) in question.options.iter().enumerate() {
                         let mut row = Row::default();
                         row.uint(presentation)
@@ -1041,7 +1069,7 @@ impl<'k> FactWriter<'k> {
                             .int(option_position as i64)
                             .str(&option.id)
                             .str(&option.text);
-                        self.survey_question_options.push(tx, &row)?;
+                        self.survey_question_options.add(&row);
                     }
                 }
             }
@@ -1057,10 +1085,10 @@ impl<'k> FactWriter<'k> {
                     .str(survey_id)
                     .uint(viewer)
                     .int(event.occurred_at);
-                self.survey_responses.push(tx, &row)?;
+                self.survey_responses.add(&row);
                 let mut row = Row::default();
                 row.uint(presentation).str(survey_id).null().null().null();
-                self.surveys.push(tx, &row)?;
+                self.surveys.add(&row);
                 for (position, answer) in answers.iter().enumerate() {
                     let mut row = Row::default();
                     row.uint(presentation)
@@ -1069,7 +1097,7 @@ impl<'k> FactWriter<'k> {
                         .str(&answer.question_id)
                         .opt_int(answer.rating)
                         .opt_str(answer.text.as_deref());
-                    self.survey_answers.push(tx, &row)?;
+                    self.survey_answers.add(&row);
                     for (option_position, option_id) in
                         answer.option_ids.iter().flatten().enumerate()
                     {
@@ -1079,7 +1107,7 @@ impl<'k> FactWriter<'k> {
                             .int(position as i64)
                             .int(option_position as i64)
                             .str(option_id);
-                        self.survey_answer_options.push(tx, &row)?;
+                        self.survey_answer_options.add(&row);
                     }
                 }
             }
@@ -1099,7 +1127,7 @@ impl<'k> FactWriter<'k> {
                     .bool(*anonymous)
                     .opt_uint(asker);
                 row.null().null().null().null().null().null();
-                self.questions.push(tx, &row)?;
+                self.questions.add(&row);
             }
             EventBody::QuestionUpvoted {
                 question_id,
@@ -1117,8 +1145,8 @@ impl<'k> FactWriter<'k> {
                     .uint(viewer)
                     .int(version)
                     .bool(upvoted);
-                self.upvotes.push(tx, &row)?;
-                self.push_inferred_question(tx, presentation, question_id)?;
+                self.upvotes.add(&row);
+                self.push_inferred_question(presentation, question_id);
             }
             EventBody::QuestionAnswered {
                 question_id,
@@ -1134,7 +1162,7 @@ impl<'k> FactWriter<'k> {
                     .str(truncate_chars(&answered_by.id, 64))
                     .str(&answered_by.name)
                     .str(truncate_chars(method, 16));
-                self.questions.push(tx, &row)?;
+                self.questions.add(&row);
             }
             EventBody::QuestionDismissed { question_id } => {
                 let mut row = Row::default();
@@ -1146,7 +1174,7 @@ impl<'k> FactWriter<'k> {
                     .null()
                     .null()
                     .null();
-                self.questions.push(tx, &row)?;
+                self.questions.add(&row);
             }
             EventBody::PresentationCreated { .. }
             | EventBody::PresentationRenamed { .. }
@@ -1154,35 +1182,36 @@ impl<'k> FactWriter<'k> {
             | EventBody::PresentationEnded
             | EventBody::NotAnalytics => {}
         }
-        Ok(())
     }
 
-    fn push_inferred_question(
-        &mut self,
-        tx: &mut impl Queryable,
-        presentation: u64,
-        question_id: &str,
-    ) -> Result<(), mysql::Error> {
+    fn push_inferred_question(&mut self, presentation: u64, question_id: &str) {
         let mut row = Row::default();
         row.uint(presentation).str(question_id);
         for _ in 2..QUESTION_COLUMNS.len() {
             row.null();
         }
-        self.questions.push(tx, &row)
+        self.questions.add(&row);
     }
 
-    fn flush(mut self, tx: &mut impl Queryable) -> Result<(), mysql::Error> {
-        for ((presentation, session_id), end) in std::mem::take(&mut self.session_ends) {
+    /// The statements of every row added.
+    fn finish(mut self) -> Vec<String> {
+        // Most attendance events only move a session's end: those rows go in
+        // a statement of their own, three columns wide with a one-column
+        // merge, which costs the server much less than the full session row.
+        let mut session_end_rows = Upsert::new(
+            "fact_session",
+            &["presentation_key", "session_id", "end_ms"],
+            &merge::greatest("end_ms"),
+        );
+        for ((presentation, session_id), end) in &self.session_ends {
             let mut row = Row::default();
-            row.uint(presentation).str(&session_id);
-            for _ in 2..SESSION_COLUMNS.len() - 1 {
-                row.null();
-            }
-            row.int(end);
-            self.sessions.push(tx, &row)?;
+            row.uint(*presentation).str(session_id).int(*end);
+            session_end_rows.add(&row);
         }
+        let mut statements = Vec::new();
         for upsert in [
             &mut self.sessions,
+            &mut session_end_rows,
             &mut self.presentation_viewers,
             &mut self.polls,
             &mut self.poll_options,
@@ -1197,8 +1226,8 @@ impl<'k> FactWriter<'k> {
             &mut self.questions,
             &mut self.upvotes,
         ] {
-            upsert.flush(tx)?;
+            statements.extend(upsert.take_statements());
         }
-        Ok(())
+        statements
     }
 }

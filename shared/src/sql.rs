@@ -5,6 +5,8 @@
 //! row). Values are written as SQL literals for the text protocol: no prepare
 //! round trip, no placeholder limit; statements are cut at `MAX_STATEMENT_BYTES`
 //! to stay far inside `max_allowed_packet` (16 MiB on MariaDB, 64 MiB on MySQL 8).
+//! Statements that do not depend on each other's results go together as one
+//! multi-statement text (`run_script`), one round trip for all of them.
 //! Literal escaping relies on the session `sql_mode` set in `db.rs` (backslash
 //! escapes on).
 
@@ -139,12 +141,8 @@ pub struct Upsert {
     tail: String,
     statement: String,
     rows_in_statement: usize,
-    pub statements_sent: usize,
-    /// Rows the server reports as affected, over all statements: 1 per
-    /// inserted row, 2 per updated one, 0 per duplicate left unchanged.
-    pub affected_rows: u64,
-    /// `LAST_INSERT_ID()` after the last statement.
-    pub last_insert_id: Option<u64>,
+    /// Complete statements not sent yet.
+    ready: Vec<String>,
 }
 
 impl Upsert {
@@ -156,20 +154,30 @@ impl Upsert {
             tail: format!(" ON DUPLICATE KEY UPDATE {update}"),
             statement: String::new(),
             rows_in_statement: 0,
-            statements_sent: 0,
-            affected_rows: 0,
-            last_insert_id: None,
+            ready: Vec::new(),
         }
     }
 
+    /// Adds a row, sending the statement first if the row would overflow it.
     pub fn push(&mut self, conn: &mut impl Queryable, row: &Row) -> Result<(), mysql::Error> {
+        self.add(row);
+        self.send_ready(conn)
+    }
+
+    /// Sends what is left.
+    pub fn flush(&mut self, conn: &mut impl Queryable) -> Result<(), mysql::Error> {
+        self.close_statement();
+        self.send_ready(conn)
+    }
+
+    /// Adds a row without sending anything; see `take_statements`.
+    pub fn add(&mut self, row: &Row) {
         if self.rows_in_statement > 0
             && self.statement.len() + row.text.len() + self.tail.len() + 3 > MAX_STATEMENT_BYTES
         {
-            self.flush(conn)?;
+            self.close_statement();
         }
         if self.rows_in_statement == 0 {
-            self.statement.clear();
             self.statement.push_str(&self.head);
         } else {
             self.statement.push(',');
@@ -178,22 +186,84 @@ impl Upsert {
         self.statement.push_str(&row.text);
         self.statement.push(')');
         self.rows_in_statement += 1;
-        Ok(())
     }
 
-    pub fn flush(&mut self, conn: &mut impl Queryable) -> Result<(), mysql::Error> {
-        if self.rows_in_statement == 0 {
-            return Ok(());
+    /// The complete statements of the rows added so far, for a script that
+    /// runs them with others in one round trip.
+    pub fn take_statements(&mut self) -> Vec<String> {
+        self.close_statement();
+        std::mem::take(&mut self.ready)
+    }
+
+    fn close_statement(&mut self) {
+        if self.rows_in_statement > 0 {
+            self.statement.push_str(&self.tail);
+            self.ready.push(std::mem::take(&mut self.statement));
+            self.rows_in_statement = 0;
         }
-        self.statement.push_str(&self.tail);
-        let result = conn.query_iter(&self.statement)?;
-        self.affected_rows += result.affected_rows();
-        self.last_insert_id = result.last_insert_id();
-        drop(result);
-        self.rows_in_statement = 0;
-        self.statements_sent += 1;
+    }
+
+    fn send_ready(&mut self, conn: &mut impl Queryable) -> Result<(), mysql::Error> {
+        for statement in std::mem::take(&mut self.ready) {
+            conn.query_drop(&statement)?;
+        }
         Ok(())
     }
+}
+
+/// What one statement of a script did.
+pub struct Outcome {
+    /// As the server counts them for an upsert: 1 per inserted row, 2 per
+    /// updated one, 0 per duplicate left unchanged.
+    pub affected_rows: u64,
+    /// The rows of a `SELECT`; empty otherwise.
+    pub rows: Vec<mysql::Row>,
+}
+
+/// Runs statements in order, as few multi-statement texts as fit
+/// `MAX_STATEMENT_BYTES` (one round trip each), and returns one outcome per
+/// statement. The server stops at the first failing statement; its error is
+/// returned. Statements must not end with `;`.
+pub fn run_script(
+    conn: &mut impl Queryable,
+    statements: &[String],
+) -> Result<Vec<Outcome>, mysql::Error> {
+    let mut outcomes = Vec::with_capacity(statements.len());
+    let mut text = String::new();
+    let mut start = 0;
+    while start < statements.len() {
+        let mut end = start;
+        text.clear();
+        while end < statements.len()
+            && (end == start || text.len() + 1 + statements[end].len() <= MAX_STATEMENT_BYTES)
+        {
+            if end > start {
+                text.push(';');
+            }
+            text.push_str(&statements[end]);
+            end += 1;
+        }
+        let mut result = conn.query_iter(&text)?;
+        // Every result set is read: a failing statement's error only shows
+        // in its own set, and dropping the result would hide it.
+        while let Some(set) = result.iter() {
+            let affected_rows = set.affected_rows();
+            let rows = set.collect::<Result<Vec<_>, _>>()?;
+            outcomes.push(Outcome {
+                affected_rows,
+                rows,
+            });
+        }
+        drop(result);
+        if outcomes.len() != end {
+            // A statement with several result sets (a CALL): not for scripts.
+            return Err(mysql::Error::DriverError(
+                mysql::DriverError::UnexpectedPacket,
+            ));
+        }
+        start = end;
+    }
+    Ok(outcomes)
 }
 
 /// Merge rules for `ON DUPLICATE KEY UPDATE`, written once. MySQL and MariaDB

@@ -28,7 +28,11 @@ pub struct SqsLoader {
     db: Arc<Database>,
     sqs: aws_sdk_sqs::Client,
     dlq_url: String,
+    before_commit: Option<FaultHook>,
 }
+
+/// See `SqsLoader::with_fault_before_commit`.
+pub type FaultHook = Arc<dyn Fn() + Send + Sync>;
 
 /// One received message and what parsing made of it.
 struct Message {
@@ -61,7 +65,17 @@ impl SqsLoader {
             db,
             sqs,
             dlq_url: dlq_url.into(),
+            before_commit: None,
         }
+    }
+
+    /// Test seam: `hook` runs inside batch processing, with the batch written
+    /// but not committed, so a test can make processing panic or fail there.
+    /// Production loaders never set it (one `None` check per batch).
+    #[doc(hidden)]
+    pub fn with_fault_before_commit(mut self, hook: FaultHook) -> SqsLoader {
+        self.before_commit = Some(hook);
+        self
     }
 
     pub fn data_point(&self) -> DataPoint {
@@ -116,24 +130,29 @@ impl SqsLoader {
 
         let db = self.db.clone();
         let source = self.source.clone();
+        let hook = self.before_commit.clone();
         let db_deadline = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
+        // Shared with the blocking task, so that the message ids are still
+        // here to report if it panics.
+        let messages = Arc::new(messages);
+        let task_messages = messages.clone();
         // The mysql client blocks; a panic in there comes back as a JoinError
-        // instead of taking the batch down with it.
+        // (the transaction rolls back as it unwinds) instead of taking the
+        // batch down with it.
         let committed = tokio::task::spawn_blocking(move || {
-            let outcome = commit(&db, &source, &messages, db_deadline);
-            (messages, outcome)
+            commit(&db, &source, &task_messages, db_deadline, hook.as_deref())
         })
         .await;
 
-        let (messages, counts) = match committed {
-            Ok((messages, Ok(counts))) => (messages, counts),
-            Ok((messages, Err(error))) => {
+        let counts = match committed {
+            Ok(Ok(counts)) => counts,
+            Ok(Err(error)) => {
                 tracing::error!(loader = %self.source, %error, "batch not committed; every message goes back to the queue");
-                return self.fail_all(messages.iter().map(|m| m.id.clone()), report);
+                return self.fail_all(&messages, report);
             }
             Err(join_error) => {
                 tracing::error!(loader = %self.source, error = %join_error, "loading panicked; every message goes back to the queue");
-                return self.fail_all(std::iter::empty(), report);
+                return self.fail_all(&messages, report);
             }
         };
         report.counts = counts;
@@ -157,11 +176,15 @@ impl SqsLoader {
 
     fn fail_all(
         &self,
-        ids: impl Iterator<Item = Option<String>>,
+        messages: &[Message],
         mut report: BatchReport,
     ) -> (SqsBatchResponse, BatchReport) {
         let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = ids.flatten().map(item_failure).collect();
+        response.batch_item_failures = messages
+            .iter()
+            .filter_map(|m| m.id.clone())
+            .map(item_failure)
+            .collect();
         report.failures = response.batch_item_failures.len();
         (response, report)
     }
@@ -252,6 +275,7 @@ fn commit(
     source: &str,
     messages: &[Message],
     deadline: Instant,
+    before_commit: Option<&(dyn Fn() + Send + Sync)>,
 ) -> Result<BatchCounts, crate::db::DbError> {
     let items: Vec<Item> = messages
         .iter()
@@ -277,7 +301,8 @@ fn commit(
             Ok(_) => None,
         })
         .collect();
-    Ok(commit_batch(db, deadline, source, &items, &rejects)?.counts)
+    let before_commit = before_commit.map(|hook| hook as &(dyn Fn() + Sync));
+    Ok(commit_batch(db, deadline, source, &items, &rejects, before_commit)?.counts)
 }
 
 /// Milliseconds since the Unix epoch, now.

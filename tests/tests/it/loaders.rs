@@ -2,6 +2,7 @@
 //! against the real MariaDB and a real (moto) dead-letter queue.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,8 @@ use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
 use shared::db::Database;
 use shared::event::DataPoint;
+use shared::sql::run_script;
+use shared::sqs_loader::SqsLoader;
 
 use crate::helpers::{self, TestDb};
 pub use integration_tests::harness::{lambda_event, sample_lines, snapshot, sqs_event, Loaders};
@@ -218,6 +221,73 @@ async fn when_the_database_stays_down_every_message_comes_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_processing_sends_the_whole_batch_back_and_commits_nothing() {
+    let test = TestDb::new();
+    // One connection: the next batch can only work if the panicking one
+    // gave it back with its transaction rolled back.
+    let db = Arc::new(Database::connect(test.settings(), 1).await.unwrap());
+    let aws = helpers::aws_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
+    let dlq_url = helpers::create_queue(&sqs, "dlq").await;
+    let panics_left = Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let countdown = panics_left.clone();
+    let loader = SqsLoader::new(
+        DataPoint::Attendance,
+        "load-attendance",
+        db,
+        sqs.clone(),
+        dlq_url.clone(),
+    )
+    .with_fault_before_commit(Arc::new(move || {
+        // Only the first batch panics, after its statements ran.
+        if countdown
+            .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            panic!("injected fault while the batch is written but not committed");
+        }
+    }));
+    let bodies = [
+        joined("p-1", 1, "u-1", "s-1"),
+        joined("p-1", 2, "u-2", "s-2"),
+        "{broken".to_string(),
+    ];
+    let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
+
+    let response = loader.handle(lambda_event(&refs)).await.unwrap();
+    let mut failed: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    failed.sort();
+    assert_eq!(failed, vec!["msg-0", "msg-1", "msg-2"]);
+    assert_eq!(panics_left.load(SeqCst), 0, "the fault fired");
+    for table in [
+        "event_ledger",
+        "fact_session",
+        "dim_presentation",
+        "dim_viewer",
+        "error_event",
+        "load_run",
+    ] {
+        assert_eq!(
+            test.count(&format!("SELECT COUNT(*) FROM {table}")),
+            0,
+            "{table} holds rows of the batch that panicked"
+        );
+    }
+    assert!(helpers::drain_queue(&sqs, &dlq_url).await.is_empty());
+
+    // SQS redelivers the batch; this time it loads.
+    let response = loader.handle(lambda_event(&refs)).await.unwrap();
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 2);
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 1);
+    assert_eq!(helpers::drain_queue(&sqs, &dlq_url).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_wait_timeout_is_retried_until_the_batch_commits() {
     let test = TestDb::new();
     let db = Arc::new(
@@ -360,6 +430,45 @@ async fn the_sample_in_batches_of_10_and_of_10000_gives_the_same_facts() {
         small.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'"),
         8
     );
+}
+
+#[test]
+fn a_script_reports_each_statements_outcome_and_stops_at_the_first_error() {
+    let test = TestDb::new();
+    let mut conn = test.conn();
+    conn.query_drop("CREATE TABLE t (id INT PRIMARY KEY)")
+        .unwrap();
+    let big = "x".repeat(600_000);
+    let script = vec![
+        "INSERT INTO t VALUES (1), (2)".to_string(),
+        "SELECT id FROM t ORDER BY id".to_string(),
+        // Too long to share one text with the next: a second round trip.
+        format!("SELECT LENGTH('{big}')"),
+        format!("SELECT LENGTH('{big}')"),
+    ];
+    let outcomes = run_script(&mut conn, &script).unwrap();
+    assert_eq!(outcomes.len(), 4);
+    assert_eq!(outcomes[0].affected_rows, 2);
+    let ids: Vec<i64> = outcomes[1].rows.iter().map(|r| r.get(0).unwrap()).collect();
+    assert_eq!(ids, vec![1, 2]);
+    let length: i64 = outcomes[3].rows[0].get(0).unwrap();
+    assert_eq!(length, 600_000);
+
+    // The error of a statement in the middle comes back; later ones never run.
+    let script = [
+        "INSERT INTO t VALUES (3)".to_string(),
+        "INSERT INTO t VALUES (1)".to_string(),
+        "INSERT INTO t VALUES (4)".to_string(),
+    ];
+    match run_script(&mut conn, &script) {
+        Err(mysql::Error::MySqlError(e)) => assert_eq!(e.code, 1062, "{e}"),
+        other => panic!(
+            "expected the duplicate key error, got {:?}",
+            other.map(|o| o.len())
+        ),
+    }
+    let ids: Vec<i64> = conn.query("SELECT id FROM t ORDER BY id").unwrap();
+    assert_eq!(ids, vec![1, 2, 3]);
 }
 
 proptest! {
