@@ -30,6 +30,14 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
     ))
 }
 
+/// When a resumable invocation stops working: `margin` before its deadline
+/// (milliseconds since the epoch), or now if that has passed.
+fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Instant {
+    crate::sqs_loader::deadline_instant(deadline_ms)
+        .checked_sub(margin)
+        .unwrap_or_else(std::time::Instant::now)
+}
+
 /// The backfill function's payload: the run's options and, to continue a
 /// run, its id. See `functions/backfill/payload.example.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -91,10 +99,7 @@ impl BackfillFunction {
         {
             return Err("enqueue mode needs QUEUE_URL_PRESENTATION, QUEUE_URL_ATTENDANCE, QUEUE_URL_POLLS, QUEUE_URL_SURVEYS and QUEUE_URL_QNA in the function's environment".into());
         }
-        let deadline = crate::sqs_loader::deadline_instant(event.context.deadline);
-        let mut stop_at = deadline
-            .checked_sub(BACKFILL_DEADLINE_MARGIN)
-            .unwrap_or_else(std::time::Instant::now);
+        let mut stop_at = stop_before(event.context.deadline, BACKFILL_DEADLINE_MARGIN);
         if let Some(seconds) = request.max_seconds {
             stop_at =
                 stop_at.min(std::time::Instant::now() + std::time::Duration::from_secs(seconds));
@@ -176,10 +181,7 @@ impl ReconcileFunction {
             .unwrap_or(event.payload.clone());
         let detail: ReconcileDetail = serde_json::from_value(detail_value)
             .map_err(|e| format!("the event's detail is not a reconcile request: {e}"))?;
-        let deadline = crate::sqs_loader::deadline_instant(event.context.deadline);
-        let stop_at = deadline
-            .checked_sub(RECONCILE_DEADLINE_MARGIN)
-            .unwrap_or_else(std::time::Instant::now);
+        let stop_at = stop_before(event.context.deadline, RECONCILE_DEADLINE_MARGIN);
         let options;
         let start = match detail.run_id {
             Some(run_id) => crate::reconcile::Start::Continue(run_id),
