@@ -159,29 +159,9 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<aws_sdk_sq
 
 /// How many messages a queue holds (visible and in flight).
 pub async fn queue_length(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
-    use aws_sdk_sqs::types::QueueAttributeName;
-    let attributes = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .send()
+    warehouse_cli::local::queue_length(sqs, url)
         .await
-        .expect("queue attributes from moto")
-        .attributes
-        .unwrap_or_default();
-    [
-        QueueAttributeName::ApproximateNumberOfMessages,
-        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-    ]
-    .iter()
-    .map(|name| {
-        attributes
-            .get(name)
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or(0)
-    })
-    .sum()
+        .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 /// The sample export's path.
