@@ -85,7 +85,7 @@ pub struct LocalStack {
     stop: tokio::sync::watch::Sender<bool>,
     mappings: Vec<(DataPoint, tokio::task::JoinHandle<MappingTotals>)>,
     // Dropped in this order: functions, then the control plane, then moto.
-    functions: Vec<Supervised>,
+    functions: Vec<(&'static str, Supervised)>,
     _control_plane: Supervised,
     _moto: Option<Supervised>,
 }
@@ -138,11 +138,11 @@ impl LocalStack {
         for (data_point, queue) in &queues {
             let mut env = common.clone();
             env.push(("DLQ_URL".into(), queue.dlq_url.clone()));
-            functions.push(processes::start_function(
-                loader_function(*data_point),
-                &control_plane_address,
-                &env,
-            )?);
+            let name = loader_function(*data_point);
+            functions.push((
+                name,
+                processes::start_function(name, &control_plane_address, &env)?,
+            ));
         }
         for name in [BACKFILL_FUNCTION, RECONCILE_FUNCTION] {
             let mut env = [common.clone(), queue_urls.clone()].concat();
@@ -150,17 +150,15 @@ impl LocalStack {
                 "BACKFILL_BATCH_LINES".into(),
                 PIPELINE_BACKFILL_LINES.to_string(),
             ));
-            functions.push(processes::start_function(
+            functions.push((
                 name,
-                &control_plane_address,
-                &env,
-            )?);
+                processes::start_function(name, &control_plane_address, &env)?,
+            ));
         }
-        functions.push(processes::start_function(
+        functions.push((
             ANALYTICS_FUNCTION,
-            &control_plane_address,
-            &common,
-        )?);
+            processes::start_function(ANALYTICS_FUNCTION, &control_plane_address, &common)?,
+        ));
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mappings = queues
@@ -208,11 +206,13 @@ impl LocalStack {
         let started = Instant::now();
         let mut empty_checks = 0;
         while empty_checks < 2 {
-            if let Some(i) = self.functions.iter_mut().position(|f| !f.running()) {
-                bail!(
-                    "a function process stopped (number {i} of {}); see target/local-pipeline/*.log",
-                    self.functions.len()
-                );
+            let stopped = self
+                .functions
+                .iter_mut()
+                .position(|(_, process)| !process.running());
+            if let Some(i) = stopped {
+                let name = self.functions[i].0;
+                bail!("the {name} function's process stopped; its output is in target/local-pipeline/{name}-*.log");
             }
             let mut total = 0;
             for queue in self.queues.values() {
