@@ -881,11 +881,7 @@ mod tests {
     // ----- helpers ---------------------------------------------------------
 
     fn assert_json_eq(what: &str, actual: &Value, expected: &Value) {
-        let found = crate::verify::differing_fields(actual, expected);
-        let lines: Vec<String> = found
-            .iter()
-            .map(|d| d.describe("actual", "expected"))
-            .collect();
+        let lines = crate::verify::differences(actual, expected, "actual", "expected");
         assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
     }
 

@@ -99,7 +99,7 @@ pub fn choose_slice(
 
 /// One field where two JSON documents differ; `None` is a field one side lacks.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FieldDifference {
+struct FieldDifference {
     /// `attendance.byDevice.tv`, `polls[0].options[1].votes`.
     pub path: String,
     pub left: Option<serde_json::Value>,
@@ -108,7 +108,7 @@ pub struct FieldDifference {
 
 impl FieldDifference {
     /// `path: <left_name> X ≠ <right_name> Y`.
-    pub fn describe(&self, left_name: &str, right_name: &str) -> String {
+    fn describe(&self, left_name: &str, right_name: &str) -> String {
         let show = |v: &Option<serde_json::Value>| {
             v.as_ref().map_or("(absent)".to_string(), |v| v.to_string())
         };
@@ -122,7 +122,7 @@ impl FieldDifference {
 }
 
 /// Every leaf where two JSON documents differ, in document order.
-pub fn differing_fields(
+fn differing_fields(
     left: &serde_json::Value,
     right: &serde_json::Value,
 ) -> Vec<FieldDifference> {
@@ -159,11 +159,16 @@ fn walk(
     }
 }
 
-/// Where the warehouse's report differs from the replay's, one line a field.
-pub fn differences(warehouse: &serde_json::Value, replay: &serde_json::Value) -> Vec<String> {
-    differing_fields(warehouse, replay)
+/// Where two documents differ, one line a field, each side under its name.
+pub fn differences(
+    left: &serde_json::Value,
+    right: &serde_json::Value,
+    left_name: &str,
+    right_name: &str,
+) -> Vec<String> {
+    differing_fields(left, right)
         .iter()
-        .map(|d| d.describe("warehouse", "replay"))
+        .map(|d| d.describe(left_name, right_name))
         .collect()
 }
 
@@ -211,7 +216,7 @@ pub async fn verify(
         let warehouse = serde_json::to_value(warehouse).expect("reports serialise");
         let old =
             serde_json::to_value(replay.report(tenant, presentation)).expect("reports serialise");
-        let found = differences(&warehouse, &old);
+        let found = differences(&warehouse, &old, "warehouse", "replay");
         if !found.is_empty() {
             report.differences.insert(presentation.clone(), found);
         }
@@ -229,10 +234,10 @@ mod tests {
         let a = json!({"attendance": {"sessions": 3, "byDevice": {"tv": 1}}, "polls": [{"respondents": 2}]});
         let b = json!({"attendance": {"sessions": 4, "byDevice": {"tv": 1}}, "polls": [{"respondents": 2}]});
         assert_eq!(
-            differences(&a, &b),
+            differences(&a, &b, "warehouse", "replay"),
             vec!["attendance.sessions: warehouse 3 ≠ replay 4".to_string()]
         );
-        assert!(differences(&a, &a).is_empty());
+        assert!(differences(&a, &a, "warehouse", "replay").is_empty());
     }
 
     #[test]
@@ -240,7 +245,7 @@ mod tests {
         let with_null = json!({"endedAt": null, "polls": [1, 2]});
         let without = json!({"polls": [1]});
         assert_eq!(
-            differences(&with_null, &without),
+            differences(&with_null, &without, "warehouse", "replay"),
             vec![
                 "endedAt: warehouse null ≠ replay (absent)".to_string(),
                 "polls[1]: warehouse 2 ≠ replay (absent)".to_string()

@@ -173,11 +173,7 @@ pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
 
 /// Fails naming every field where `actual` and `expected` differ.
 pub fn assert_json_eq(what: &str, actual: &serde_json::Value, expected: &serde_json::Value) {
-    let found = shared::verify::differing_fields(actual, expected);
-    let lines: Vec<String> = found
-        .iter()
-        .map(|d| d.describe("actual", "expected"))
-        .collect();
+    let lines = shared::verify::differences(actual, expected, "actual", "expected");
     assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 
