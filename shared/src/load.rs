@@ -145,13 +145,11 @@ pub fn load_batch(
     let ledger_count = script.len();
     let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
     script.extend(select_viewers(&named_viewers));
-    let outcomes = run_script(tx, &script)?;
-    let inserted: u64 = outcomes[..ledger_count]
-        .iter()
-        .map(|o| o.affected_rows)
-        .sum();
+    let mut outcomes = run_script(tx, &script)?;
+    let viewer_outcomes = outcomes.split_off(ledger_count);
+    let inserted: u64 = outcomes.iter().map(|o| o.affected_rows).sum();
     let mut viewer_keys = ViewerKeys::new();
-    read_viewer_keys(&outcomes[ledger_count..], &mut viewer_keys)?;
+    read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
     let mut new_items = Vec::new();
     if inserted == candidates.len() as u64 {
         // Every identity was inserted now (a duplicate left unchanged counts 0
@@ -259,7 +257,7 @@ pub fn commit_batch(
     source: &str,
     items: &[Item],
     rejects: &[Reject],
-    before_commit: Option<&(dyn Fn() + Sync)>,
+    before_commit: Option<&(dyn Fn() + Send + Sync)>,
 ) -> Result<BatchOutcome, DbError> {
     let mut attempts = 0;
     let (outcome, _) = with_retry(db, deadline, |conn| {
@@ -476,16 +474,14 @@ fn fact_statements(
     }
     script.extend(upsert.take_statements());
     script.extend(select_viewers(&missing));
-    let outcomes = run_script(tx, &script)?;
+    let mut outcomes = run_script(tx, &script)?;
+    let viewer_outcomes = outcomes.split_off(presentation_count);
     let mut presentation_keys = HashMap::new();
-    for row in outcomes[..presentation_count]
-        .iter()
-        .flat_map(|o| o.rows.iter())
-    {
-        let (id, key): (String, u64) = mysql::from_row_opt(row.clone())?;
+    for row in outcomes.into_iter().flat_map(|o| o.rows) {
+        let (id, key): (String, u64) = mysql::from_row_opt(row)?;
         presentation_keys.insert(id, key);
     }
-    read_viewer_keys(&outcomes[presentation_count..], &mut viewer_keys)?;
+    read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
 
     let mut facts = FactWriter::new(&presentation_keys, &viewer_keys);
     for event in &events {
@@ -668,9 +664,9 @@ fn select_viewers(wanted: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
 
 /// The keys `select_viewers` found, from its statements' outcomes (others
 /// among them return no rows).
-fn read_viewer_keys(outcomes: &[Outcome], keys: &mut ViewerKeys) -> Result<(), mysql::Error> {
-    for row in outcomes.iter().flat_map(|o| o.rows.iter()) {
-        let (tenant, viewer, key): (String, String, u64) = mysql::from_row_opt(row.clone())?;
+fn read_viewer_keys(outcomes: Vec<Outcome>, keys: &mut ViewerKeys) -> Result<(), mysql::Error> {
+    for row in outcomes.into_iter().flat_map(|o| o.rows) {
+        let (tenant, viewer, key): (String, String, u64) = mysql::from_row_opt(row)?;
         keys.insert((tenant, viewer), key);
     }
     Ok(())

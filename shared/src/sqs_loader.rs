@@ -301,7 +301,6 @@ fn commit(
             Ok(_) => None,
         })
         .collect();
-    let before_commit = before_commit.map(|hook| hook as &(dyn Fn() + Sync));
     Ok(commit_batch(db, deadline, source, &items, &rejects, before_commit)?.counts)
 }
 
