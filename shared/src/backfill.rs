@@ -195,7 +195,7 @@ fn new_run_id() -> String {
     format!("bf-{secs}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
-#[derive(Clone)]
+#[derive(Clone, Default)]
 struct Checkpoint {
     next_offset: u64,
     next_line: u64,
@@ -240,13 +240,7 @@ fn begin(db: &Database, run_id: &str, options: &BackfillOptions) -> Result<Check
                 (run_id, &options.source, options.mode.as_str(), &options_json),
             )
             .map_err(|e| DbError(format!("cannot start backfill run {run_id}: {e}")))?;
-            Ok(Checkpoint {
-                next_offset: 0,
-                next_line: 0,
-                counters: Counters::default(),
-                elapsed_ms: 0,
-                done: false,
-            })
+            Ok(Checkpoint::default())
         }
     }
 }
@@ -284,13 +278,7 @@ pub async fn run(
     }
     let run_id = run_id.unwrap_or_else(new_run_id);
     let mut checkpoint = if options.dry_run {
-        Checkpoint {
-            next_offset: 0,
-            next_line: 0,
-            counters: Counters::default(),
-            elapsed_ms: 0,
-            done: false,
-        }
+        Checkpoint::default()
     } else {
         let db = ctx.db.clone();
         let (id, opts) = (run_id.clone(), options.clone());
@@ -493,8 +481,7 @@ async fn apply_batch(
     let run_id = run_id.to_string();
     let db = ctx.db.clone();
     let mode = options.mode;
-    let (checkpoint, _batch) = tokio::task::spawn_blocking(move || {
-        let mut checkpoint = checkpoint;
+    tokio::task::spawn_blocking(move || {
         let items: Vec<Item> = if mode == Mode::Direct {
             taken
                 .iter()
@@ -542,14 +529,10 @@ async fn apply_batch(
             tx.commit()?;
             Ok(next)
         })?;
-        checkpoint = counted;
-        drop(items);
-        drop(rejects);
-        Ok::<_, DbError>((checkpoint, batch))
+        Ok(counted)
     })
     .await
-    .map_err(|e| DbError(format!("loading a batch failed: {e}")))??;
-    Ok(checkpoint)
+    .map_err(|e| DbError(format!("loading a batch failed: {e}")))?
 }
 
 /// A `SendMessageBatch` entry: its id in the call, the body and the `type` attribute.
@@ -609,7 +592,7 @@ async fn enqueue(
 pub async fn redrive(
     ctx: &Context,
     repair: crate::reconcile::Repair,
-    events: &[&(Event, Vec<u8>)],
+    events: &[(Event, Vec<u8>)],
 ) -> Result<u64, DbError> {
     if events.is_empty() {
         return Ok(0);
@@ -632,32 +615,28 @@ pub async fn redrive(
                 .collect();
             send_events(sqs, &ctx.queues, outgoing).await
         }
-        crate::reconcile::Repair::Direct => {
-            let db = ctx.db.clone();
-            let owned: Vec<(Event, Vec<u8>)> = events.iter().map(|pair| (*pair).clone()).collect();
-            tokio::task::spawn_blocking(move || {
-                let items: Vec<Item> = owned
-                    .iter()
-                    .map(|(event, raw)| Item {
-                        event,
-                        raw: std::str::from_utf8(raw).unwrap_or_default(),
-                        line: 0,
-                    })
-                    .collect();
-                let deadline = Instant::now() + Duration::from_secs(300);
-                let outcome = crate::load::commit_batch(
-                    &db,
-                    deadline,
-                    "reconcile-repair",
-                    &items,
-                    &[],
-                    None,
-                )?;
-                Ok(outcome.counts.loaded)
-            })
-            .await
-            .map_err(|e| DbError(format!("repair failed: {e}")))?
-        }
+        // In place (the reconciliation runs on the multi-threaded runtime):
+        // the events are borrowed, not copied for another thread.
+        crate::reconcile::Repair::Direct => tokio::task::block_in_place(|| {
+            let items: Vec<Item> = events
+                .iter()
+                .map(|(event, raw)| Item {
+                    event,
+                    raw: std::str::from_utf8(raw).unwrap_or_default(),
+                    line: 0,
+                })
+                .collect();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            let outcome = crate::load::commit_batch(
+                &ctx.db,
+                deadline,
+                "reconcile-repair",
+                &items,
+                &[],
+                None,
+            )?;
+            Ok(outcome.counts.loaded)
+        }),
     }
 }
 

@@ -938,8 +938,7 @@ async fn flush(
     }
     match (mode, repair) {
         (Some(mode), Some(ctx)) if !missing.is_empty() => {
-            let events: Vec<&(Event, Vec<u8>)> = missing.iter().collect();
-            let repaired = crate::backfill::redrive(ctx, mode, &events).await?;
+            let repaired = crate::backfill::redrive(ctx, mode, missing).await?;
             tracing::info!(repaired, "missing events re-driven");
             Ok(repaired)
         }

@@ -122,10 +122,7 @@ impl FieldDifference {
 }
 
 /// Every leaf where two JSON documents differ, in document order.
-fn differing_fields(
-    left: &serde_json::Value,
-    right: &serde_json::Value,
-) -> Vec<FieldDifference> {
+fn differing_fields(left: &serde_json::Value, right: &serde_json::Value) -> Vec<FieldDifference> {
     let mut out = Vec::new();
     walk(Some(left), Some(right), "", &mut out);
     out
