@@ -8,8 +8,6 @@
 use serde_json::json;
 use shared::analytics;
 use shared::api::{PresentationParams, ViewerParams};
-use shared::config::DatabaseSettings;
-use shared::db::Database;
 use shared::flags::{self, FlagState, DEFAULT_STATE};
 
 #[derive(clap::Args, Debug)]
@@ -115,23 +113,15 @@ enum FlagsCommand {
     },
 }
 
-fn database() -> anyhow::Result<Database> {
-    let settings = DatabaseSettings::from_env()?;
-    Ok(Database::connect_blocking(settings, 1)?)
-}
-
 /// Prints a value as JSON on stdout: compact, or indented with `pretty`.
-/// (A macro: this crate does not name serde's trait.)
-macro_rules! print_json {
-    ($value:expr, $pretty:expr) => {{
-        let text = if $pretty {
-            serde_json::to_string_pretty(&$value)?
-        } else {
-            serde_json::to_string(&$value)?
-        };
-        println!("{text}");
-        Ok(())
-    }};
+fn print_json(value: &impl serde::Serialize, pretty: bool) -> anyhow::Result<()> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)?
+    } else {
+        serde_json::to_string(value)?
+    };
+    println!("{text}");
+    Ok(())
 }
 
 impl ViewersArgs {
@@ -163,25 +153,25 @@ impl PresentationsArgs {
 
 /// `warehouse report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let db = database()?;
+    let db = crate::database(1)?;
     let report = analytics::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
-    print_json!(report, args.pretty)
+    print_json(&report, args.pretty)
 }
 
 /// `warehouse viewers`.
 pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
-    let db = database()?;
+    let db = crate::database(1)?;
     let list = analytics::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
-    print_json!(list, args.pretty)
+    print_json(&list, args.pretty)
 }
 
 /// `warehouse presentations`.
 pub fn presentations(args: PresentationsArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
-    let db = database()?;
+    let db = crate::database(1)?;
     let list = analytics::presentation_list(&mut db.conn()?, &args.tenant, &query)?;
-    print_json!(list, args.pretty)
+    print_json(&list, args.pretty)
 }
 
 /// `warehouse flags set | list`.
@@ -195,21 +185,25 @@ pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
         } => {
             let data_point = flags::parse_data_point(&data_point)?;
             let state = FlagState::parse(&state)?;
-            let db = database()?;
+            let db = crate::database(1)?;
             let flag = flags::set_flag(&mut db.conn()?, &tenant, data_point, state)?;
-            print_json!(flag, pretty)
+            print_json(&flag, pretty)
         }
         FlagsCommand::List { tenant, pretty } => {
-            let db = database()?;
+            let db = crate::database(1)?;
             let mut conn = db.conn()?;
             let stored = flags::list_flags(&mut conn, tenant.as_deref())?;
             let mut out = json!({ "defaultState": DEFAULT_STATE, "flags": stored });
             if let Some(tenant) = &tenant {
-                let effective = flags::tenant_flags(&mut conn, tenant)?.effective();
+                // The tenant's rows are the ones just listed: no second read.
+                let effective = flags::TenantFlags::from_states(
+                    stored.iter().map(|flag| (flag.data_point, flag.state)),
+                )
+                .effective();
                 out["tenantId"] = json!(tenant);
                 out["effective"] = json!(effective);
             }
-            print_json!(out, pretty)
+            print_json(&out, pretty)
         }
     }
 }

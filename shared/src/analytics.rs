@@ -1056,12 +1056,8 @@ fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, A
 /// `text` as a binary string constant, `X'…'` (the bytes of its UTF-8): a
 /// `CAST('text' AS BINARY)` would be evaluated again for every row.
 fn bytes_literal(text: &str) -> String {
-    let mut literal = String::with_capacity(text.len() * 2 + 3);
-    literal.push_str("X'");
-    for b in text.bytes() {
-        let _ = write!(literal, "{b:02x}");
-    }
-    literal.push('\'');
+    let mut literal = String::new();
+    crate::sql::push_hex_literal(&mut literal, text.as_bytes());
     literal
 }
 

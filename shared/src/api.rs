@@ -363,13 +363,7 @@ impl Route {
 
 /// At most 100 characters of user input, for messages.
 fn clip(text: &str) -> String {
-    if text.chars().count() <= 100 {
-        text.to_string()
-    } else {
-        let mut clipped: String = text.chars().take(100).collect();
-        clipped.push('…');
-        clipped
-    }
+    crate::ejson::truncate_chars(text, 100)
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
