@@ -191,19 +191,6 @@ impl ViewerSort {
     }
 }
 
-impl std::str::FromStr for ViewerSort {
-    type Err = AnalyticsError;
-    fn from_str(s: &str) -> Result<ViewerSort, AnalyticsError> {
-        ViewerSort::parse(s)
-    }
-}
-
-impl std::fmt::Display for ViewerSort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Sort order of the presentation list; ties are broken by `presentationId`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum PresentationSort {
@@ -242,19 +229,6 @@ impl PresentationSort {
             PresentationSort::Viewers => "viewers",
             PresentationSort::Title => "title",
         }
-    }
-}
-
-impl std::str::FromStr for PresentationSort {
-    type Err = AnalyticsError;
-    fn from_str(s: &str) -> Result<PresentationSort, AnalyticsError> {
-        PresentationSort::parse(s)
-    }
-}
-
-impl std::fmt::Display for PresentationSort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -2141,10 +2115,7 @@ mod tests {
         assert_eq!(ViewerSort::parse("watch"), Ok(ViewerSort::Watch));
         assert_eq!(ViewerSort::parse(" Name "), Ok(ViewerSort::Name));
         assert_eq!(ViewerSort::parse("JOINED"), Ok(ViewerSort::Joined));
-        assert_eq!(
-            "engagement".parse::<ViewerSort>(),
-            Ok(ViewerSort::Engagement)
-        );
+        assert_eq!(ViewerSort::parse("engagement"), Ok(ViewerSort::Engagement));
         let err = ViewerSort::parse("views").unwrap_err();
         assert!(
             matches!(&err, AnalyticsError::BadRequest(m) if m.contains("\"views\"") && m.contains("engagement")),
@@ -2167,10 +2138,10 @@ mod tests {
             Err(AnalyticsError::BadRequest(_))
         ));
         for s in ViewerSort::ALL {
-            assert_eq!(ViewerSort::parse(&s.to_string()), Ok(s));
+            assert_eq!(ViewerSort::parse(s.as_str()), Ok(s));
         }
         for s in PresentationSort::ALL {
-            assert_eq!(PresentationSort::parse(&s.to_string()), Ok(s));
+            assert_eq!(PresentationSort::parse(s.as_str()), Ok(s));
         }
     }
 

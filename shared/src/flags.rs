@@ -102,19 +102,6 @@ impl FlagState {
     }
 }
 
-impl std::str::FromStr for FlagState {
-    type Err = AnalyticsError;
-    fn from_str(s: &str) -> Result<FlagState, AnalyticsError> {
-        FlagState::parse(s)
-    }
-}
-
-impl std::fmt::Display for FlagState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A data point that has a flag: `attendance`, `polls`, `surveys` or `qna`,
 /// in any letter case. `presentation` has none (its fields are always served).
 pub fn parse_data_point(text: &str) -> Result<DataPoint, AnalyticsError> {
@@ -438,9 +425,9 @@ mod tests {
     fn parses_states() {
         assert_eq!(FlagState::parse("off"), Ok(FlagState::Off));
         assert_eq!(FlagState::parse(" Shadow "), Ok(FlagState::Shadow));
-        assert_eq!("ON".parse::<FlagState>(), Ok(FlagState::On));
+        assert_eq!(FlagState::parse("ON"), Ok(FlagState::On));
         for s in FlagState::ALL {
-            assert_eq!(FlagState::parse(&s.to_string()), Ok(s));
+            assert_eq!(FlagState::parse(s.as_str()), Ok(s));
         }
         for bad in ["", "enabled", "true", "of"] {
             let err = FlagState::parse(bad).unwrap_err();
