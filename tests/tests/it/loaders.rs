@@ -16,6 +16,17 @@ use shared::sql::run_script;
 use shared::sqs_loader::SqsLoader;
 
 use crate::helpers::{self, TestDb};
+
+/// The ids a batch response sends back, sorted.
+fn failed_ids(response: aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    let mut ids: Vec<String> = response
+        .batch_item_failures
+        .into_iter()
+        .map(|f| f.item_identifier)
+        .collect();
+    ids.sort();
+    ids
+}
 pub use integration_tests::harness::{lambda_event, sample_lines, snapshot, sqs_event, Loaders};
 
 fn event(stream: &str, version: i64, event_type: &str, data: serde_json::Value) -> String {
@@ -151,11 +162,7 @@ async fn a_bad_message_whose_forwarding_fails_comes_back_and_only_it() {
         .handle(lambda_event(&[good.as_str(), "{broken"]))
         .await
         .unwrap();
-    let failed: Vec<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
+    let failed = failed_ids(response);
     assert_eq!(failed, vec!["msg-1".to_string()]);
     assert_eq!(test.count("SELECT COUNT(*) FROM fact_session"), 1);
     assert_eq!(
@@ -202,12 +209,7 @@ async fn when_the_database_stays_down_every_message_comes_back() {
         .get(DataPoint::Attendance)
         .handle_batch(sqs_event(&refs), Instant::now() + Duration::from_secs(5))
         .await;
-    let mut failed: Vec<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    failed.sort();
+    let failed = failed_ids(response);
     assert_eq!(failed, vec!["msg-0".to_string(), "msg-1".to_string()]);
     assert_eq!(report.failures, 2);
     // Nothing was dead-lettered: the bad message's record did not commit either.
@@ -255,12 +257,7 @@ async fn a_panic_in_processing_sends_the_whole_batch_back_and_commits_nothing() 
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
 
     let response = loader.handle(lambda_event(&refs)).await.unwrap();
-    let mut failed: Vec<String> = response
-        .batch_item_failures
-        .into_iter()
-        .map(|f| f.item_identifier)
-        .collect();
-    failed.sort();
+    let failed = failed_ids(response);
     assert_eq!(failed, vec!["msg-0", "msg-1", "msg-2"]);
     assert_eq!(panics_left.load(SeqCst), 0, "the fault fired");
     for table in [

@@ -11,6 +11,7 @@ use shared::db::Database;
 use shared::reconcile::{self, Kind, ReconcileOptions, Repair};
 
 use crate::helpers::{self, TestDb};
+use integration_tests::harness::to_json;
 
 async fn loaded_sample(test: &TestDb) -> Context {
     let aws = helpers::aws_config().await;
@@ -69,9 +70,21 @@ fn remove_events(test: &TestDb, identities: &[(String, i64)]) {
 }
 
 fn report_json(test: &TestDb, tenant: &str, presentation: &str) -> serde_json::Value {
-    let report =
-        shared::analytics::presentation_report(&mut test.conn(), tenant, presentation).unwrap();
-    serde_json::to_value(report).unwrap()
+    to_json(
+        &shared::analytics::presentation_report(&mut test.conn(), tenant, presentation).unwrap(),
+    )
+}
+
+/// A window over all time, as RFC 3339 bounds (for a Lambda's detail) and as
+/// the sample's reconcile options.
+fn all_time() -> (&'static str, &'static str, ReconcileOptions) {
+    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let options = ReconcileOptions {
+        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
+        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
+        ..options(None)
+    };
+    (from, to, options)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -186,7 +199,7 @@ async fn invoke_until_done(
             .handle(lambda_runtime::LambdaEvent::new(payload.clone(), context))
             .await
             .unwrap();
-        let response = serde_json::to_value(&summary).unwrap();
+        let response = to_json(&summary);
         if response["done"] == true {
             return (summary, stopped_in);
         }
@@ -201,12 +214,7 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
     let test = TestDb::new();
     let ctx = loaded_sample(&test).await;
     damage(&test);
-    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
-    let window = ReconcileOptions {
-        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
-        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
-        ..options(None)
-    };
+    let (from, to, window) = all_time();
     let (uninterrupted, expected) = reconcile::reconcile(&ctx.db, None, None, &window)
         .await
         .unwrap();
@@ -265,12 +273,7 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
     let test = TestDb::new();
     let ctx = loaded_sample(&test).await;
     damage(&test);
-    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
-    let local = ReconcileOptions {
-        from_ms: Some(shared::ejson::parse_rfc3339(from).unwrap()),
-        to_ms: Some(shared::ejson::parse_rfc3339(to).unwrap()),
-        ..options(None)
-    };
+    let (from, to, local) = all_time();
     let (_, expected) = reconcile::reconcile(&ctx.db, None, None, &local)
         .await
         .unwrap();
