@@ -141,6 +141,11 @@ struct BackfillArgs {
     /// Lines per transaction.
     #[arg(long, default_value_t = shared::backfill::DEFAULT_BATCH_LINES)]
     batch_lines: usize,
+    /// Connections loading at once in direct mode (events are dealt to them
+    /// by presentation); a resumed run must use its own number again.
+    #[arg(long, default_value_t = shared::backfill::DEFAULT_LANES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=shared::backfill::MAX_LANES as u64))]
+    lanes: usize,
     /// Run it in this deployed backfill function (name or ARN) instead of
     /// here, invoking it again with the returned runId until it is done
     /// (the function's BACKFILL_BATCH_LINES replaces --batch-lines there).
@@ -231,6 +236,7 @@ fn backfill_context(
                 }
             }
         })),
+        before_lane_commit: None,
     }
 }
 
@@ -323,6 +329,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 mode: Mode::parse(&args.mode).map_err(anyhow::Error::msg)?,
                 filters,
                 dry_run: args.dry_run,
+                lanes: args.lanes,
             };
             let runtime = runtime()?;
             if let Some(function) = args.via_lambda {
@@ -355,7 +362,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     QueueUrls::default()
                 };
-                let db = database(2)?;
+                let db = database(options.lanes.max(2))?;
                 let ctx = backfill_context(
                     db,
                     aws.as_ref()

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,18 @@ use crate::source::{open_source, Source};
 /// Lines per transaction: large enough to amortise round trips, small enough
 /// to keep statements and lock sets modest.
 pub const DEFAULT_BATCH_LINES: usize = 5_000;
+
+/// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
+/// The database is the backfill's bottleneck, and one connection keeps one
+/// of its cores busy; two lanes measured about 1.3 times one on 2 cores.
+pub const DEFAULT_LANES: usize = 2;
+
+/// More lanes than this only wait on each other's locks.
+pub const MAX_LANES: usize = 16;
+
+fn default_lanes() -> usize {
+    DEFAULT_LANES
+}
 
 /// SQS's limit for one message and for one `SendMessageBatch` call.
 pub const MAX_SQS_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -85,6 +98,11 @@ pub struct BackfillOptions {
     pub filters: Filters,
     #[serde(default)]
     pub dry_run: bool,
+    /// Connections loading at once in `direct` mode (other modes use one):
+    /// events are dealt to lanes by presentation. Part of the run's options,
+    /// so a resumed run deals its lines the same way.
+    #[serde(default = "default_lanes")]
+    pub lanes: usize,
 }
 
 /// The run's counters; persisted with each checkpoint.
@@ -157,7 +175,13 @@ pub struct Context {
     pub batch_lines: usize,
     /// Called after each committed batch (progress display).
     pub on_progress: Option<ProgressCallback>,
+    /// Runs in a lane's transaction just before it commits, with the lane and
+    /// the batch's last line number: a seam for tests that make one lane fail
+    /// while another goes on (`None` in production).
+    pub before_lane_commit: Option<LaneHook>,
 }
+
+pub type LaneHook = Arc<dyn Fn(usize, u64) + Send + Sync>;
 
 pub type ProgressCallback = Box<dyn Fn(&Progress) + Send + Sync>;
 
@@ -195,27 +219,154 @@ fn new_run_id() -> String {
     format!("bf-{secs}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
+/// Where one lane stands: the byte offset just past the last batch whose
+/// lines of this lane are committed, and the counters of those lines.
 #[derive(Clone, Default)]
 struct Checkpoint {
     next_offset: u64,
     next_line: u64,
     counters: Counters,
     elapsed_ms: u64,
-    done: bool,
 }
 
-/// Starts a run or resumes it: returns where to continue.
-fn begin(db: &Database, run_id: &str, options: &BackfillOptions) -> Result<Checkpoint, DbError> {
+/// A run's lanes, whether it is done, and its time so far.
+struct RunState {
+    lanes: Vec<Checkpoint>,
+    done: bool,
+    elapsed_ms: u64,
+}
+
+impl RunState {
+    fn new(lanes: usize) -> RunState {
+        RunState {
+            lanes: vec![Checkpoint::default(); lanes],
+            done: false,
+            elapsed_ms: 0,
+        }
+    }
+
+    /// The run as a whole: counters summed, the offset every lane has passed
+    /// (where a resumed read starts), the longest elapsed time.
+    fn total(&self) -> Checkpoint {
+        let resume = self
+            .lanes
+            .iter()
+            .min_by_key(|c| c.next_offset)
+            .cloned()
+            .unwrap_or_default();
+        let mut total = Checkpoint {
+            next_offset: resume.next_offset,
+            next_line: resume.next_line,
+            counters: Counters::default(),
+            elapsed_ms: self
+                .lanes
+                .iter()
+                .map(|c| c.elapsed_ms)
+                .fold(self.elapsed_ms, u64::max),
+        };
+        for lane in &self.lanes {
+            total.counters.add(&lane.counters);
+        }
+        total
+    }
+}
+
+impl Counters {
+    fn add(&mut self, other: &Counters) {
+        self.lines += other.lines;
+        self.events += other.events;
+        self.duplicates += other.duplicates;
+        self.malformed += other.malformed;
+        self.not_analytics += other.not_analytics;
+        self.conflicts += other.conflicts;
+        self.skipped += other.skipped;
+        for (dp, n) in &other.by_data_point {
+            *self.by_data_point.entry(dp.clone()).or_default() += n;
+        }
+    }
+}
+
+/// How many lanes a run loads on: `direct` runs use their option, the others
+/// one (what they write is small; their work is sending or counting).
+fn lane_count(options: &BackfillOptions) -> usize {
+    if options.mode == Mode::Direct && !options.dry_run {
+        options.lanes.clamp(1, MAX_LANES)
+    } else {
+        1
+    }
+}
+
+/// The lane a line belongs to: an event's presentation decides, so one
+/// presentation's events stay in one lane in export order (and two lanes
+/// never write the same ledger or fact rows); other lines go by line number.
+/// The hash is spelled out (FNV-1a, then MurmurHash3's finaliser, whose low
+/// bits are well mixed where FNV's are not) because a resumed run, maybe of
+/// another release, must deal the same way.
+fn lane_of(parsed: &Option<Result<Event, String>>, line_number: u64, lanes: usize) -> usize {
+    let key = match parsed {
+        Some(Ok(event)) => {
+            let mut h = event
+                .stream_id
+                .bytes()
+                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            h ^ (h >> 33)
+        }
+        _ => line_number,
+    };
+    (key % lanes as u64) as usize
+}
+
+/// Deals a batch's lines to the lanes, leaving out the lines a lane had
+/// already committed before a resume.
+fn deal(batch: ParsedBatch, lanes: &[Checkpoint]) -> Vec<ParsedBatch> {
+    let mut dealt: Vec<ParsedBatch> = lanes
+        .iter()
+        .map(|_| ParsedBatch {
+            lines: Vec::new(),
+            parsed: Vec::new(),
+            nonblank: 0,
+            end_offset: batch.end_offset,
+            last_line: batch.last_line,
+        })
+        .collect();
+    for (line, parsed) in batch.lines.into_iter().zip(batch.parsed) {
+        let lane = lane_of(&parsed, line.number, lanes.len());
+        if line.end_offset <= lanes[lane].next_offset {
+            continue;
+        }
+        let to = &mut dealt[lane];
+        if parsed.is_some() {
+            to.nonblank += 1;
+        }
+        to.lines.push(line);
+        to.parsed.push(parsed);
+    }
+    dealt
+}
+
+/// Starts a run or resumes it: returns where each lane continues.
+fn begin(
+    db: &Database,
+    run_id: &str,
+    options: &BackfillOptions,
+    lanes: usize,
+) -> Result<RunState, DbError> {
     let options_json = serde_json::to_string(options).expect("options serialise");
     let mut conn = db.conn()?;
-    let existing: Option<(String, String, u64, u64, String, u64)> = conn
+    let existing: Option<(String, String, u64)> = conn
         .exec_first(
-            "SELECT options_json, status, next_offset, next_line, counters_json, elapsed_ms FROM backfill_run WHERE run_id = ?",
+            "SELECT options_json, status, elapsed_ms FROM backfill_run WHERE run_id = ?",
             (run_id,),
         )
         .map_err(|e| DbError(format!("cannot read backfill run {run_id}: {e}")))?;
     match existing {
-        Some((stored, status, next_offset, next_line, counters, elapsed_ms)) => {
+        Some((stored, status, elapsed_ms)) => {
             if stored != options_json {
                 return Err(DbError(format!(
                     "run {run_id} was started with other options ({stored}); resume it with the same source, mode and filters, or use another --run-id"
@@ -226,46 +377,102 @@ fn begin(db: &Database, run_id: &str, options: &BackfillOptions) -> Result<Check
                 (run_id,),
             )
             .map_err(|e| DbError(e.to_string()))?;
-            Ok(Checkpoint {
-                next_offset,
-                next_line,
-                counters: serde_json::from_str(&counters).unwrap_or_default(),
-                elapsed_ms,
+            let rows: Vec<(u64, u64, String, u64)> = conn
+                .exec(
+                    "SELECT next_offset, next_line, counters_json, elapsed_ms FROM backfill_lane WHERE run_id = ? ORDER BY lane",
+                    (run_id,),
+                )
+                .map_err(|e| DbError(format!("cannot read backfill run {run_id}: {e}")))?;
+            if rows.len() != lanes {
+                return Err(DbError(format!(
+                    "run {run_id} has {} lane checkpoints where its options need {lanes}: it was started by an older version; start it again with another --run-id",
+                    rows.len()
+                )));
+            }
+            Ok(RunState {
+                lanes: rows
+                    .into_iter()
+                    .map(
+                        |(next_offset, next_line, counters, elapsed_ms)| Checkpoint {
+                            next_offset,
+                            next_line,
+                            counters: serde_json::from_str(&counters).unwrap_or_default(),
+                            elapsed_ms,
+                        },
+                    )
+                    .collect(),
                 done: status == "done",
+                elapsed_ms,
             })
         }
         None => {
-            conn.exec_drop(
+            let mut tx = conn
+                .start_transaction(mysql::TxOpts::default())
+                .map_err(|e| DbError(format!("cannot start backfill run {run_id}: {e}")))?;
+            tx.exec_drop(
                 "INSERT INTO backfill_run (run_id, source, mode, options_json, status, counters_json, invocations) VALUES (?, ?, ?, ?, 'running', '{}', 1)",
                 (run_id, &options.source, options.mode.as_str(), &options_json),
             )
+            .and_then(|()| {
+                tx.exec_batch(
+                    "INSERT INTO backfill_lane (run_id, lane, counters_json) VALUES (?, ?, '{}')",
+                    (0..lanes).map(|lane| (run_id, lane)),
+                )
+            })
+            .and_then(|()| tx.commit())
             .map_err(|e| DbError(format!("cannot start backfill run {run_id}: {e}")))?;
-            Ok(Checkpoint::default())
+            Ok(RunState::new(lanes))
         }
     }
 }
 
-fn save_checkpoint(
+/// A lane's checkpoint, in the transaction of the batch it follows.
+fn save_lane(
     tx: &mut impl Queryable,
     run_id: &str,
+    lane: usize,
     checkpoint: &Checkpoint,
 ) -> Result<(), mysql::Error> {
     tx.exec_drop(
-        "UPDATE backfill_run SET next_offset = ?, next_line = ?, counters_json = ?, elapsed_ms = ?, status = ?, \
-         updated_at = CURRENT_TIMESTAMP(3), finished_at = IF(? = 'done', CURRENT_TIMESTAMP(3), NULL) WHERE run_id = ?",
+        "UPDATE backfill_lane SET next_offset = ?, next_line = ?, counters_json = ?, elapsed_ms = ? WHERE run_id = ? AND lane = ?",
         (
             checkpoint.next_offset,
             checkpoint.next_line,
             serde_json::to_string(&checkpoint.counters).expect("counters serialise"),
             checkpoint.elapsed_ms,
-            if checkpoint.done { "done" } else { "running" },
-            if checkpoint.done { "done" } else { "running" },
             run_id,
+            lane,
         ),
     )
 }
 
+/// The run's row: where it stands as a whole (what operators read).
+fn save_run(db: &Database, run_id: &str, total: &Checkpoint, done: bool) -> Result<(), DbError> {
+    let status = if done { "done" } else { "running" };
+    db.conn()?
+        .exec_drop(
+            "UPDATE backfill_run SET next_offset = ?, next_line = ?, counters_json = ?, elapsed_ms = ?, status = ?, \
+             updated_at = CURRENT_TIMESTAMP(3), finished_at = IF(? = 'done', CURRENT_TIMESTAMP(3), NULL) WHERE run_id = ?",
+            (
+                total.next_offset,
+                total.next_line,
+                serde_json::to_string(&total.counters).expect("counters serialise"),
+                total.elapsed_ms,
+                status,
+                status,
+                run_id,
+            ),
+        )
+        .map_err(|e| DbError(format!("cannot save backfill run {run_id}: {e}")))
+}
+
 /// Runs (or resumes) a backfill until the export ends or `stop_at` passes.
+///
+/// A reader thread reads and parses batches; each batch is dealt to the
+/// run's lanes by presentation, and every lane loads its share on its own
+/// connection, in order, committing its own checkpoint with it. A resumed
+/// run reads from the offset every lane has passed and skips each lane's
+/// committed lines, so a kill at any moment loses and repeats nothing.
 pub async fn run(
     ctx: &Context,
     options: &BackfillOptions,
@@ -277,59 +484,92 @@ pub async fn run(
         return Err(DbError("enqueue mode needs an SQS client".into()));
     }
     let run_id = run_id.unwrap_or_else(new_run_id);
-    let mut checkpoint = if options.dry_run {
-        Checkpoint::default()
+    let lanes = lane_count(options);
+    let mut state = if options.dry_run {
+        RunState::new(lanes)
     } else {
         let db = ctx.db.clone();
         let (id, opts) = (run_id.clone(), options.clone());
-        tokio::task::spawn_blocking(move || begin(&db, &id, &opts))
+        tokio::task::spawn_blocking(move || begin(&db, &id, &opts, lanes))
             .await
             .map_err(|e| DbError(format!("backfill start failed: {e}")))??
     };
-    let base_elapsed_ms = checkpoint.elapsed_ms;
-    if !checkpoint.done {
+    let base_elapsed_ms = state.total().elapsed_ms;
+    if !state.done {
+        let resume = state.total();
         let source = Source::parse(&options.source).map_err(DbError)?;
-        let opened = open_source(&source, ctx.s3.as_ref(), checkpoint.next_offset)
+        let opened = open_source(&source, ctx.s3.as_ref(), resume.next_offset)
             .await
             .map_err(|e| DbError(e.to_string()))?;
         let bytes_total = opened.total_bytes;
         let bytes_read = opened.bytes_read.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<ParsedBatch>>(2);
         let batch_lines = ctx.batch_lines.max(1);
-        let first_line = checkpoint.next_line;
-        let start_offset = checkpoint.next_offset;
         // Reading, decompressing and parsing run on their own thread while
-        // the previous batch loads: the two cores both work.
+        // the lanes load.
         let reader_thread = std::thread::spawn(move || {
             read_batches(
                 opened.reader,
-                first_line,
-                start_offset,
+                resume.next_line,
+                resume.next_offset,
                 batch_lines,
                 &sender,
             )
         });
-        let mut stopped_early = false;
-        while let Some(batch) = receiver.recv().await {
-            let batch =
-                batch.map_err(|e| DbError(format!("cannot read {}: {e}", options.source)))?;
-            checkpoint = apply_batch(
-                ctx,
-                options,
-                &run_id,
-                checkpoint,
-                batch,
+        let committed_lines = Arc::new(AtomicU64::new(resume.counters.lines));
+        let mut lane_inputs = Vec::with_capacity(lanes);
+        let mut lane_tasks = Vec::with_capacity(lanes);
+        for (index, checkpoint) in state.lanes.iter().cloned().enumerate() {
+            let (input, mut batches) = tokio::sync::mpsc::channel::<ParsedBatch>(1);
+            lane_inputs.push(input);
+            let lane = Lane {
+                index,
+                db: ctx.db.clone(),
+                sqs: ctx.sqs.clone(),
+                queues: ctx.queues.clone(),
+                options: options.clone(),
+                run_id: run_id.clone(),
                 base_elapsed_ms,
                 started,
-            )
-            .await?;
+                committed_lines: committed_lines.clone(),
+                before_commit: ctx.before_lane_commit.clone(),
+            };
+            lane_tasks.push(tokio::spawn(async move {
+                let mut checkpoint = checkpoint;
+                while let Some(batch) = batches.recv().await {
+                    checkpoint = lane.apply_batch(checkpoint, batch).await?;
+                }
+                Ok::<_, DbError>(checkpoint)
+            }));
+        }
+        let mut read_error = None;
+        let mut stopped_early = false;
+        while let Some(batch) = receiver.recv().await {
+            let batch = match batch {
+                Ok(batch) => batch,
+                Err(e) => {
+                    read_error = Some(DbError(format!("cannot read {}: {e}", options.source)));
+                    break;
+                }
+            };
+            let mut lane_failed = false;
+            for (input, share) in lane_inputs.iter().zip(deal(batch, &state.lanes)) {
+                // A lane with nothing of this batch keeps its checkpoint: a
+                // resumed read from there skips the other lanes' lines.
+                if !share.lines.is_empty() && input.send(share).await.is_err() {
+                    lane_failed = true;
+                }
+            }
             if let Some(report) = &ctx.on_progress {
                 report(&Progress {
-                    lines: checkpoint.counters.lines,
-                    bytes_done: bytes_read.load(std::sync::atomic::Ordering::Relaxed),
+                    lines: committed_lines.load(Ordering::Relaxed),
+                    bytes_done: bytes_read.load(Ordering::Relaxed),
                     bytes_total,
                     elapsed: started.elapsed(),
                 });
+            }
+            if lane_failed {
+                break;
             }
             if stop_at.is_some_and(|at| Instant::now() >= at) {
                 stopped_early = true;
@@ -337,46 +577,51 @@ pub async fn run(
             }
         }
         drop(receiver);
+        drop(lane_inputs);
         let _ = reader_thread.join();
-        if !stopped_early {
-            checkpoint.done = true;
-            checkpoint.elapsed_ms = base_elapsed_ms + started.elapsed().as_millis() as u64;
-            if !options.dry_run {
-                let db = ctx.db.clone();
-                let id = run_id.clone();
-                let final_checkpoint = checkpoint.clone();
-                checkpoint = tokio::task::spawn_blocking(move || {
-                    let mut conn = db.conn()?;
-                    save_checkpoint(&mut conn, &id, &final_checkpoint)
-                        .map_err(|e| DbError(e.to_string()))?;
-                    Ok::<_, DbError>(final_checkpoint)
-                })
-                .await
-                .map_err(|e| DbError(format!("backfill finish failed: {e}")))??;
+        let mut lane_error = None;
+        for (index, task) in lane_tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(Ok(checkpoint)) => state.lanes[index] = checkpoint,
+                Ok(Err(e)) => lane_error = lane_error.or(Some(e)),
+                Err(e) => {
+                    lane_error =
+                        lane_error.or(Some(DbError(format!("loading a batch failed: {e}"))))
+                }
             }
         }
+        if let Some(e) = lane_error.or(read_error) {
+            return Err(e);
+        }
+        state.done = !stopped_early;
+        state.elapsed_ms = base_elapsed_ms + started.elapsed().as_millis() as u64;
+        if !options.dry_run {
+            let total = state.total();
+            let (db, id, done) = (ctx.db.clone(), run_id.clone(), state.done);
+            tokio::task::spawn_blocking(move || save_run(&db, &id, &total, done))
+                .await
+                .map_err(|e| DbError(format!("backfill checkpoint failed: {e}")))??;
+        }
     }
-    let elapsed_seconds = if checkpoint.done && checkpoint.elapsed_ms > 0 {
-        checkpoint.elapsed_ms as f64 / 1000.0
-    } else {
-        (base_elapsed_ms as f64 / 1000.0) + started.elapsed().as_secs_f64()
-    };
+    let total = state.total();
+    let elapsed_seconds = total.elapsed_ms as f64 / 1000.0;
     Ok(Summary {
         run_id,
-        done: checkpoint.done,
-        next_offset: checkpoint.next_offset,
+        done: state.done,
+        next_offset: total.next_offset,
         mode: options.mode,
         dry_run: options.dry_run,
         events_per_second: if elapsed_seconds > 0.0 {
-            (checkpoint.counters.events as f64 / elapsed_seconds).round()
+            (total.counters.events as f64 / elapsed_seconds).round()
         } else {
             0.0
         },
-        counters: checkpoint.counters,
+        counters: total.counters,
         elapsed_seconds,
     })
 }
 
+/// Reads the export in batches of `batch_lines` lines, parsed, for `run`.
 fn read_batches(
     reader: Box<dyn BufRead + Send>,
     first_line: u64,
@@ -423,116 +668,139 @@ fn read_batches(
     }
 }
 
-/// Loads or sends one batch, then commits its checkpoint.
-async fn apply_batch(
-    ctx: &Context,
-    options: &BackfillOptions,
-    run_id: &str,
-    mut checkpoint: Checkpoint,
-    batch: ParsedBatch,
+/// One lane of a run: what it needs to load or send its share of each batch.
+struct Lane {
+    index: usize,
+    db: Arc<Database>,
+    sqs: Option<aws_sdk_sqs::Client>,
+    queues: QueueUrls,
+    options: BackfillOptions,
+    run_id: String,
     base_elapsed_ms: u64,
     started: Instant,
-) -> Result<Checkpoint, DbError> {
-    checkpoint.counters.lines += batch.nonblank;
-    checkpoint.next_offset = batch.end_offset;
-    checkpoint.next_line = batch.last_line;
-    checkpoint.elapsed_ms = base_elapsed_ms + started.elapsed().as_millis() as u64;
-    // What this batch takes: valid events the filters accept, and the rejects.
-    let mut taken: Vec<usize> = Vec::new();
-    let mut rejected: Vec<(usize, String)> = Vec::new();
-    for (index, parsed) in batch.parsed.iter().enumerate() {
-        match parsed {
-            None => {}
-            Some(Err(reason)) => rejected.push((index, reason.clone())),
-            Some(Ok(event)) if options.filters.accepts(event) => taken.push(index),
-            Some(Ok(_)) => checkpoint.counters.skipped += 1,
-        }
-    }
-    checkpoint.counters.malformed += rejected.len() as u64;
-    if options.dry_run {
-        for &index in &taken {
-            let event = batch.parsed[index]
-                .as_ref()
-                .and_then(|r| r.as_ref().ok())
-                .expect("taken events are valid");
-            checkpoint.counters.events += 1;
-            match event.data_point() {
-                Some(dp) => {
-                    *checkpoint
-                        .counters
-                        .by_data_point
-                        .entry(dp.to_string())
-                        .or_default() += 1
-                }
-                None => checkpoint.counters.not_analytics += 1,
+    /// Non-blank lines committed by every lane (progress display).
+    committed_lines: Arc<AtomicU64>,
+    before_commit: Option<LaneHook>,
+}
+
+impl Lane {
+    /// Loads or sends this lane's share of a batch, then commits its
+    /// checkpoint (with the load, in `direct` mode).
+    async fn apply_batch(
+        &self,
+        mut checkpoint: Checkpoint,
+        batch: ParsedBatch,
+    ) -> Result<Checkpoint, DbError> {
+        let options = &self.options;
+        checkpoint.counters.lines += batch.nonblank;
+        checkpoint.next_offset = batch.end_offset;
+        checkpoint.next_line = batch.last_line;
+        checkpoint.elapsed_ms = self.base_elapsed_ms + self.started.elapsed().as_millis() as u64;
+        // What this batch takes: valid events the filters accept, and the rejects.
+        let mut taken: Vec<usize> = Vec::new();
+        let mut rejected: Vec<(usize, String)> = Vec::new();
+        for (index, parsed) in batch.parsed.iter().enumerate() {
+            match parsed {
+                None => {}
+                Some(Err(reason)) => rejected.push((index, reason.clone())),
+                Some(Ok(event)) if options.filters.accepts(event) => taken.push(index),
+                Some(Ok(_)) => checkpoint.counters.skipped += 1,
             }
         }
-        return Ok(checkpoint);
-    }
-    let mut unsendable: Vec<(usize, String)> = Vec::new();
-    if options.mode == Mode::Enqueue {
-        let sqs = ctx.sqs.as_ref().expect("checked at start");
-        let (sent, too_large) =
-            enqueue(sqs, &ctx.queues, &batch, &taken, &mut checkpoint.counters).await?;
-        checkpoint.counters.events += sent;
-        unsendable = too_large;
-    }
-    let source = format!("backfill:{run_id}");
-    let run_id = run_id.to_string();
-    let db = ctx.db.clone();
-    let mode = options.mode;
-    tokio::task::spawn_blocking(move || {
-        let items: Vec<Item> = if mode == Mode::Direct {
-            taken
-                .iter()
-                .map(|&index| Item {
-                    event: batch.parsed[index]
-                        .as_ref()
-                        .and_then(|r| r.as_ref().ok())
-                        .expect("taken events are valid"),
-                    raw: std::str::from_utf8(&batch.lines[index].bytes).unwrap_or_default(),
-                    line: batch.lines[index].number,
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let rejects: Vec<Reject> = rejected
-            .iter()
-            .chain(unsendable.iter())
-            .map(|(index, reason)| Reject {
-                raw: &batch.lines[*index].bytes,
-                reason: reason.clone(),
-                kind: RejectKind::Malformed,
-                line: batch.lines[*index].number,
-                identity: None,
-            })
-            .collect();
-        let far = Instant::now() + Duration::from_secs(300);
-        let (counted, _) = with_retry(&db, far, |conn| {
-            let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
-            let mut next = checkpoint.clone();
-            if mode == Mode::Direct {
-                let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;
-                let c = &mut next.counters;
-                c.events += outcome.counts.loaded;
-                c.duplicates += outcome.counts.duplicates;
-                c.conflicts += outcome.counts.conflicts;
-                c.not_analytics += outcome.counts.not_analytics;
-                for (dp, n) in &outcome.counts.loaded_by_data_point {
-                    *c.by_data_point.entry(dp.to_string()).or_default() += n;
+        checkpoint.counters.malformed += rejected.len() as u64;
+        if options.dry_run {
+            for &index in &taken {
+                let event = batch.parsed[index]
+                    .as_ref()
+                    .and_then(|r| r.as_ref().ok())
+                    .expect("taken events are valid");
+                checkpoint.counters.events += 1;
+                match event.data_point() {
+                    Some(dp) => {
+                        *checkpoint
+                            .counters
+                            .by_data_point
+                            .entry(dp.to_string())
+                            .or_default() += 1
+                    }
+                    None => checkpoint.counters.not_analytics += 1,
                 }
+            }
+            self.committed_lines
+                .fetch_add(batch.nonblank, Ordering::Relaxed);
+            return Ok(checkpoint);
+        }
+        let mut unsendable: Vec<(usize, String)> = Vec::new();
+        if options.mode == Mode::Enqueue {
+            let sqs = self.sqs.as_ref().expect("checked at start");
+            let (sent, too_large) =
+                enqueue(sqs, &self.queues, &batch, &taken, &mut checkpoint.counters).await?;
+            checkpoint.counters.events += sent;
+            unsendable = too_large;
+        }
+        let source = format!("backfill:{}", self.run_id);
+        let run_id = self.run_id.clone();
+        let db = self.db.clone();
+        let (mode, lane, nonblank) = (options.mode, self.index, batch.nonblank);
+        let before_commit = self.before_commit.clone();
+        let committed = tokio::task::spawn_blocking(move || {
+            let items: Vec<Item> = if mode == Mode::Direct {
+                taken
+                    .iter()
+                    .map(|&index| Item {
+                        event: batch.parsed[index]
+                            .as_ref()
+                            .and_then(|r| r.as_ref().ok())
+                            .expect("taken events are valid"),
+                        raw: std::str::from_utf8(&batch.lines[index].bytes).unwrap_or_default(),
+                        line: batch.lines[index].number,
+                    })
+                    .collect()
             } else {
-                record_rejects(&mut tx, &source, rejects.iter())?;
-            }
-            save_checkpoint(&mut tx, &run_id, &next)?;
-            tx.commit()?;
-            Ok(next)
-        })?;
-        Ok(counted)
-    })
-    .await
-    .map_err(|e| DbError(format!("loading a batch failed: {e}")))?
+                Vec::new()
+            };
+            let rejects: Vec<Reject> = rejected
+                .iter()
+                .chain(unsendable.iter())
+                .map(|(index, reason)| Reject {
+                    raw: &batch.lines[*index].bytes,
+                    reason: reason.clone(),
+                    kind: RejectKind::Malformed,
+                    line: batch.lines[*index].number,
+                    identity: None,
+                })
+                .collect();
+            let far = Instant::now() + Duration::from_secs(300);
+            let (counted, _) = with_retry(&db, far, |conn| {
+                let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+                let mut next = checkpoint.clone();
+                if mode == Mode::Direct {
+                    let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;
+                    let c = &mut next.counters;
+                    c.events += outcome.counts.loaded;
+                    c.duplicates += outcome.counts.duplicates;
+                    c.conflicts += outcome.counts.conflicts;
+                    c.not_analytics += outcome.counts.not_analytics;
+                    for (dp, n) in &outcome.counts.loaded_by_data_point {
+                        *c.by_data_point.entry(dp.to_string()).or_default() += n;
+                    }
+                } else {
+                    record_rejects(&mut tx, &source, rejects.iter())?;
+                }
+                save_lane(&mut tx, &run_id, lane, &next)?;
+                if let Some(hook) = &before_commit {
+                    hook(lane, batch.last_line);
+                }
+                tx.commit()?;
+                Ok(next)
+            })?;
+            Ok::<_, DbError>(counted)
+        })
+        .await
+        .map_err(|e| DbError(format!("loading a batch failed: {e}")))??;
+        self.committed_lines.fetch_add(nonblank, Ordering::Relaxed);
+        Ok(committed)
+    }
 }
 
 /// A `SendMessageBatch` entry: its id in the call, the body and the `type` attribute.

@@ -84,6 +84,7 @@ impl BackfillFunction {
                 queues,
                 batch_lines,
                 on_progress: None,
+                before_lane_commit: None,
             },
         })
     }

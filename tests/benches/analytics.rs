@@ -150,12 +150,14 @@ fn load_once(
         queues: QueueUrls::default(),
         batch_lines: backfill::DEFAULT_BATCH_LINES,
         on_progress: None,
+        before_lane_commit: None,
     };
     let options = BackfillOptions {
         source: path.display().to_string(),
         mode: Mode::Direct,
         filters: Filters::default(),
         dry_run: false,
+        lanes: backfill::DEFAULT_LANES,
     };
     let loaded = runtime
         .block_on(backfill::run(&ctx, &options, None, None))

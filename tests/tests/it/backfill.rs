@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,7 @@ async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> Contex
         queues,
         batch_lines,
         on_progress: None,
+        before_lane_commit: None,
     }
 }
 
@@ -30,6 +32,7 @@ fn options(source: &str, mode: Mode) -> BackfillOptions {
         mode,
         filters: Filters::default(),
         dry_run: false,
+        lanes: backfill::DEFAULT_LANES,
     }
 }
 
@@ -222,6 +225,56 @@ async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one
         .await
         .unwrap_err();
     assert!(err.0.contains("other options"), "{err}");
+}
+
+/// Each lane commits its own checkpoint, so a kill can leave one lane
+/// batches ahead of another: here lane 0 dies in its third batch while lane
+/// 1 has committed more. The resumed run must skip what lane 1 committed and
+/// redo what lane 0 did not, ending exactly like an uninterrupted run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lanes_stopped_at_different_batches_resumes_to_the_same_end() {
+    let whole = TestDb::new();
+    let ctx = context(&whole, QueueUrls::default(), 400).await;
+    let direct = options(&sample_source(), Mode::Direct);
+    let uninterrupted = backfill::run(&ctx, &direct, None, None).await.unwrap();
+
+    let test = TestDb::new();
+    let mut ctx = context(&test, QueueUrls::default(), 400).await;
+    let lane_1_ahead = Arc::new(AtomicBool::new(false));
+    let ahead = lane_1_ahead.clone();
+    ctx.before_lane_commit = Some(Arc::new(move |lane, last_line| {
+        // Batches of 400 lines: the third ends at line 1200.
+        if lane == 1 && last_line > 1200 {
+            ahead.store(true, Ordering::SeqCst);
+        }
+        if lane == 0 && last_line > 800 {
+            let until = Instant::now() + Duration::from_secs(20);
+            while !ahead.load(Ordering::SeqCst) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            panic!("lane 0 killed by the test");
+        }
+    }));
+    let error = backfill::run(&ctx, &direct, Some("uneven".into()), None)
+        .await
+        .unwrap_err();
+    assert!(error.0.contains("panicked"), "{error}");
+    let offsets: Vec<u64> =
+        test.rows("SELECT next_offset FROM backfill_lane WHERE run_id = 'uneven' ORDER BY lane");
+    assert_eq!(offsets.len(), 2);
+    assert!(
+        offsets[1] > offsets[0],
+        "lane 1 committed past lane 0: {offsets:?}"
+    );
+
+    ctx.before_lane_commit = None;
+    let resumed = backfill::run(&ctx, &direct, Some("uneven".into()), None)
+        .await
+        .unwrap();
+    assert!(resumed.done);
+    assert_eq!(resumed.counters, uninterrupted.counters);
+    assert_sample_stats(&resumed);
+    assert_eq!(snapshot(&test), snapshot(&whole));
 }
 
 pub(crate) async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {

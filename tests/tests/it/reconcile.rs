@@ -22,12 +22,14 @@ async fn loaded_sample(test: &TestDb) -> Context {
         queues: QueueUrls::default(),
         batch_lines: 2000,
         on_progress: None,
+        before_lane_commit: None,
     };
     let options = BackfillOptions {
         source: helpers::sample_path().display().to_string(),
         mode: Mode::Direct,
         filters: Filters::default(),
         dry_run: false,
+        lanes: backfill::DEFAULT_LANES,
     };
     backfill::run(&ctx, &options, None, None).await.unwrap();
     ctx
