@@ -23,3 +23,10 @@ pub mod sql;
 pub mod sqs_loader;
 pub mod telemetry;
 pub mod verify;
+
+/// Every binary of the project (the functions, the CLI, the tests and
+/// benches) allocates through mimalloc: parsing an event builds dozens of
+/// small JSON values, and the system allocator was a large share of that
+/// (see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
