@@ -66,7 +66,9 @@ pub struct BackfillFunction {
 impl BackfillFunction {
     pub async fn from_env() -> Result<BackfillFunction, lambda_runtime::Error> {
         let settings = DatabaseSettings::from_env()?;
-        let db = Arc::new(Database::connect(settings, 2).await?);
+        // Connections open as a run's lanes need them (a direct run takes one
+        // per lane, `lanes` in the payload; the others take one).
+        let db = Arc::new(Database::connect(settings, crate::backfill::MAX_LANES).await?);
         let aws = crate::aws::sdk_config().await;
         // Queue URLs are only needed by enqueue runs; their absence is reported then.
         let queues = crate::backfill::QueueUrls::from_env().unwrap_or_default();
