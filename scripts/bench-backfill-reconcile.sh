@@ -5,6 +5,7 @@
 #   SIZES="100000" scripts/bench-backfill-reconcile.sh
 #   BENCH_DB=mybench BENCH_DIR=/tmp/mine ...  # not to share databases/files with another run
 #   BUFFER_POOL_MIB=0 ...                      # leave MariaDB's buffer pool as it is (default: raise it to 4 GiB)
+#   LANES=1 ...                                # the backfill's --lanes (default 2)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/setup.sh >/dev/null
@@ -43,7 +44,7 @@ for size in $SIZES; do
     python3 -c "import sys; l, s, r = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]); print(f'{l:<9} {sys.argv[4]:<26} {s:>12.2f} {l / max(s, 0.01):>12.0f} {r / 1024:>12.1f}')" \
       "$lines" "$seconds" "$rss_kib" "$step"
   }
-  measure "backfill direct" "$bin" backfill --source "$export" --run-id "bench-$size"
+  measure "backfill direct" "$bin" backfill --source "$export" --run-id "bench-$size" --lanes "${LANES:-2}"
   # The run's own figure: distinct events loaded per second of loading.
   python3 -c "import json; s = json.load(open('$work/out.json')); print(f\"          ({s['events']} events loaded in {s['elapsedSeconds']:.2f} s: {s['eventsPerSecond']:.0f} events/s)\")"
   measure "reconcile (no diff)" "$bin" reconcile --source "$export"

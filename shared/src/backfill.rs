@@ -554,9 +554,9 @@ pub async fn run(
             };
             let mut lane_failed = false;
             for (input, share) in lane_inputs.iter().zip(deal(batch, &state.lanes)) {
-                // A lane with nothing of this batch keeps its checkpoint: a
-                // resumed read from there skips the other lanes' lines.
-                if !share.lines.is_empty() && input.send(share).await.is_err() {
+                // Also a lane with nothing of this batch takes it, to move its
+                // checkpoint on: the run's offset is the least of the lanes'.
+                if input.send(share).await.is_err() {
                     lane_failed = true;
                 }
             }
@@ -774,7 +774,7 @@ impl Lane {
             let (counted, _) = with_retry(&db, far, |conn| {
                 let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
                 let mut next = checkpoint.clone();
-                if mode == Mode::Direct {
+                if mode == Mode::Direct && !batch.lines.is_empty() {
                     let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;
                     let c = &mut next.counters;
                     c.events += outcome.counts.loaded;
@@ -784,7 +784,7 @@ impl Lane {
                     for (dp, n) in &outcome.counts.loaded_by_data_point {
                         *c.by_data_point.entry(dp.to_string()).or_default() += n;
                     }
-                } else {
+                } else if mode == Mode::Enqueue {
                     record_rejects(&mut tx, &source, rejects.iter())?;
                 }
                 save_lane(&mut tx, &run_id, lane, &next)?;
@@ -1020,4 +1020,117 @@ async fn send_with_retry(
         "{} messages for {url} still failed after retries",
         entries.len()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(number: u64, text: &str) -> Line {
+        Line {
+            number,
+            end_offset: number * 100,
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn event_line(stream: &str, version: i64) -> String {
+        format!(
+            r#"{{"streamId":"{stream}","version":{version},"type":"ViewerLeft","occurredAt":{{"$date":"2021-09-14T14:00:00Z"}},"tenantId":"t","data":{{"sessionId":"s","viewerId":"u"}}}}"#
+        )
+    }
+
+    fn batch(lines: Vec<Line>) -> ParsedBatch {
+        let parsed: Vec<_> = lines
+            .iter()
+            .map(|l| (!l.is_blank()).then(|| parse_line(&l.bytes)))
+            .collect();
+        ParsedBatch {
+            nonblank: parsed.iter().filter(|p| p.is_some()).count() as u64,
+            end_offset: lines.last().map_or(0, |l| l.end_offset),
+            last_line: lines.last().map_or(0, |l| l.number),
+            lines,
+            parsed,
+        }
+    }
+
+    #[test]
+    fn lanes_are_dealt_by_presentation_with_a_pinned_hash() {
+        // A resumed run, maybe of another release, must deal as the first
+        // invocation did: these values must never change.
+        let lane = |stream: &str| {
+            let parsed = parse_line(event_line(stream, 1).as_bytes());
+            assert!(parsed.is_ok(), "{parsed:?}");
+            lane_of(&Some(parsed), 7, 2)
+        };
+        assert_eq!(lane("prs-glo-0001"), 0);
+        assert_eq!(lane("prs-acm-0002"), 1);
+        assert_eq!(lane("prs-acm-0000"), 0);
+        // Other lines go by line number.
+        assert_eq!(lane_of(&Some(Err("bad".into())), 7, 2), 1);
+        assert_eq!(lane_of(&None, 8, 2), 0);
+    }
+
+    #[test]
+    fn a_batch_is_dealt_whole_and_committed_lines_are_left_out() {
+        let lines = vec![
+            line(1, &event_line("prs-glo-0001", 1)),
+            line(2, &event_line("prs-acm-0002", 1)),
+            line(3, "not json"),
+            line(4, "  "),
+            line(5, &event_line("prs-acm-0002", 2)),
+        ];
+        let fresh = [Checkpoint::default(), Checkpoint::default()];
+        let dealt = deal(batch(lines.clone()), &fresh);
+        let numbers = |b: &ParsedBatch| b.lines.iter().map(|l| l.number).collect::<Vec<_>>();
+        assert_eq!(numbers(&dealt[0]), vec![1, 4]);
+        assert_eq!(numbers(&dealt[1]), vec![2, 3, 5]);
+        assert_eq!((dealt[0].nonblank, dealt[1].nonblank), (1, 3));
+        assert!(dealt
+            .iter()
+            .all(|b| b.end_offset == 500 && b.last_line == 5));
+
+        // Lane 1 had committed up to line 3 (offset 300) before a resume.
+        let resumed = [
+            Checkpoint::default(),
+            Checkpoint {
+                next_offset: 300,
+                next_line: 3,
+                ..Checkpoint::default()
+            },
+        ];
+        let dealt = deal(batch(lines), &resumed);
+        assert_eq!(numbers(&dealt[0]), vec![1, 4]);
+        assert_eq!(numbers(&dealt[1]), vec![5]);
+    }
+
+    #[test]
+    fn a_runs_totals_sum_its_lanes_and_resume_from_the_least_offset() {
+        let mut first = Checkpoint {
+            next_offset: 900,
+            next_line: 9,
+            elapsed_ms: 40,
+            ..Checkpoint::default()
+        };
+        first.counters.lines = 5;
+        first.counters.by_data_point.insert("attendance".into(), 3);
+        let mut second = Checkpoint {
+            next_offset: 400,
+            next_line: 4,
+            elapsed_ms: 70,
+            ..Checkpoint::default()
+        };
+        second.counters.lines = 2;
+        second.counters.by_data_point.insert("attendance".into(), 1);
+        let state = RunState {
+            lanes: vec![first, second],
+            done: false,
+            elapsed_ms: 50,
+        };
+        let total = state.total();
+        assert_eq!((total.next_offset, total.next_line), (400, 4));
+        assert_eq!(total.counters.lines, 7);
+        assert_eq!(total.counters.by_data_point["attendance"], 4);
+        assert_eq!(total.elapsed_ms, 70);
+    }
 }
