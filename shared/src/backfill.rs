@@ -494,11 +494,12 @@ pub async fn run(
             .await
             .map_err(|e| DbError(format!("backfill start failed: {e}")))??
     };
-    let base_elapsed_ms = state.total().elapsed_ms;
+    // Where the run stands: where a resumed read starts, and its totals.
+    let mut total = state.total();
+    let base_elapsed_ms = total.elapsed_ms;
     if !state.done {
-        let resume = state.total();
         let source = Source::parse(&options.source).map_err(DbError)?;
-        let opened = open_source(&source, ctx.s3.as_ref(), resume.next_offset)
+        let opened = open_source(&source, ctx.s3.as_ref(), total.next_offset)
             .await
             .map_err(|e| DbError(e.to_string()))?;
         let bytes_total = opened.total_bytes;
@@ -510,13 +511,13 @@ pub async fn run(
         let reader_thread = std::thread::spawn(move || {
             read_batches(
                 opened.reader,
-                resume.next_line,
-                resume.next_offset,
+                total.next_line,
+                total.next_offset,
                 batch_lines,
                 &sender,
             )
         });
-        let committed_lines = Arc::new(AtomicU64::new(resume.counters.lines));
+        let committed_lines = Arc::new(AtomicU64::new(total.counters.lines));
         let mut lane_inputs = Vec::with_capacity(lanes);
         let mut lane_tasks = Vec::with_capacity(lanes);
         for (index, checkpoint) in state.lanes.iter().cloned().enumerate() {
@@ -595,15 +596,14 @@ pub async fn run(
         }
         state.done = !stopped_early;
         state.elapsed_ms = base_elapsed_ms + started.elapsed().as_millis() as u64;
+        total = state.total();
         if !options.dry_run {
-            let total = state.total();
-            let (db, id, done) = (ctx.db.clone(), run_id.clone(), state.done);
-            tokio::task::spawn_blocking(move || save_run(&db, &id, &total, done))
+            let (db, id, done, saved) = (ctx.db.clone(), run_id.clone(), state.done, total.clone());
+            tokio::task::spawn_blocking(move || save_run(&db, &id, &saved, done))
                 .await
                 .map_err(|e| DbError(format!("backfill checkpoint failed: {e}")))??;
         }
     }
-    let total = state.total();
     let elapsed_seconds = total.elapsed_ms as f64 / 1000.0;
     Ok(Summary {
         run_id,
@@ -1106,22 +1106,21 @@ mod tests {
 
     #[test]
     fn a_runs_totals_sum_its_lanes_and_resume_from_the_least_offset() {
-        let mut first = Checkpoint {
-            next_offset: 900,
-            next_line: 9,
-            elapsed_ms: 40,
-            ..Checkpoint::default()
+        let lane = |next_offset, next_line, elapsed_ms, lines, attendance| {
+            let mut checkpoint = Checkpoint {
+                next_offset,
+                next_line,
+                elapsed_ms,
+                ..Checkpoint::default()
+            };
+            checkpoint.counters.lines = lines;
+            checkpoint
+                .counters
+                .by_data_point
+                .insert("attendance".into(), attendance);
+            checkpoint
         };
-        first.counters.lines = 5;
-        first.counters.by_data_point.insert("attendance".into(), 3);
-        let mut second = Checkpoint {
-            next_offset: 400,
-            next_line: 4,
-            elapsed_ms: 70,
-            ..Checkpoint::default()
-        };
-        second.counters.lines = 2;
-        second.counters.by_data_point.insert("attendance".into(), 1);
+        let (first, second) = (lane(900, 9, 40, 5, 3), lane(400, 4, 70, 2, 1));
         let state = RunState {
             lanes: vec![first, second],
             done: false,
