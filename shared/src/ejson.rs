@@ -239,7 +239,7 @@ fn decode_object(m: &Map<String, Value>) -> Result<Ejson<'_>, EjsonError> {
     })
 }
 
-fn parse_oid(s: &str) -> Option<[u8; 12]> {
+pub(crate) fn parse_oid(s: &str) -> Option<[u8; 12]> {
     let b = s.as_bytes();
     if b.len() != 24 {
         return None;

@@ -5,6 +5,8 @@ use crate::ejson::{self, Ejson, EjsonError};
 use serde_json::{Map, Value};
 use std::fmt;
 
+mod fast;
+
 /// The warehouse's data points. Every analytics event type belongs to exactly one.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -304,6 +306,14 @@ impl From<EjsonError> for EventError {
 /// (every wrapper anywhere, unknown fields included); the envelope; then, for
 /// analytics types only, `data`. Never panics.
 pub fn parse_event(text: &str) -> Result<Event, EventError> {
+    match fast::parse_common(text) {
+        Some(event) => Ok(event),
+        None => parse_general(text),
+    }
+}
+
+/// Every document, in its Extended JSON forms, valid or not.
+fn parse_general(text: &str) -> Result<Event, EventError> {
     let root: Value = serde_json::from_str(text).map_err(|e| {
         EventError::new(EventErrorKind::InvalidJson, format!("not valid JSON: {e}"))
     })?;
@@ -587,15 +597,14 @@ fn wrong_at(at: &Path<'_>, kind: EventErrorKind, expected: &str, got: &Value) ->
 
 const ID_EXPECTED: &str = "a string of 1 to 64 characters";
 
+fn is_id(s: &str) -> bool {
+    // 1..=64 bytes is 1..=64 characters: most ids need no counting.
+    !s.is_empty() && (s.len() <= MAX_ID_CHARS || s.chars().nth(MAX_ID_CHARS).is_none())
+}
+
 fn id_value(v: Value, at: &Path<'_>, kind: EventErrorKind) -> Result<String, EventError> {
     match v {
-        // Fast path: 1..=64 bytes is 1..=64 characters.
-        Value::String(s)
-            if !s.is_empty()
-                && (s.len() <= MAX_ID_CHARS || s.chars().nth(MAX_ID_CHARS).is_none()) =>
-        {
-            Ok(s)
-        }
+        Value::String(s) if is_id(&s) => Ok(s),
         other => Err(wrong_at(at, kind, ID_EXPECTED, &other)),
     }
 }
@@ -2564,8 +2573,129 @@ mod tests {
             .collect()
     }
 
+    /// The fast path's event, where it gives one, is the general path's.
+    fn fast_path_agrees(text: &str) -> Result<(), TestCaseError> {
+        if let Some(fast) = fast::parse_common(text) {
+            prop_assert_eq!(parse_general(text).ok(), Some(fast), "{}", text);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_fast_path_reads_every_form_of_every_fixture_as_the_general_path_does() {
+        for v in fixture_values() {
+            for form in [Form::Relaxed, Form::Canonical, Form::Legacy] {
+                for reverse in [false, true] {
+                    let text = encoded(&v, form, reverse);
+                    let fast = fast::parse_common(&text);
+                    assert!(fast.is_some(), "{form:?}: {text}");
+                    assert_eq!(fast.ok_or(()), parse_general(&text).map_err(|_| ()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_fast_path_reads_the_sample_as_the_general_path_does() {
+        let text = std::fs::read_to_string(SAMPLE).expect("the sample export");
+        let (mut fast, mut valid) = (0, 0);
+        for line in text.lines() {
+            fast_path_agrees(line).unwrap();
+            valid += usize::from(parse_general(line).is_ok());
+            fast += usize::from(fast::parse_common(line).is_some());
+        }
+        // The sample's valid lines with doubles or escapes take the general path.
+        assert!(fast * 10 >= valid * 9, "{fast} of {valid}");
+    }
+
+    #[test]
+    fn the_fast_path_leaves_what_it_does_not_handle_to_the_general_path() {
+        let base = fixture_line("ViewerHeartbeat");
+        let unusual = [
+            base.replacen("\"version\": 3", "\"version\": 3.0", 1),
+            base.replacen(
+                "\"version\": 3",
+                "\"version\": {\"$numberDouble\": \"3\"}",
+                1,
+            ),
+            base.replacen("\"ViewerHeartbeat\"", "\"Viewer\\u0048eartbeat\"", 1),
+            base.replacen("{", "{\"x\": -1, ", 1),
+            base.replacen("{", "{\"x\": 1, \"x\": 2, ", 1),
+            base.replacen("{", "{\"x\": {\"$date\": {\"$numberInt\": \"5\"}}, ", 1),
+        ];
+        for text in unusual {
+            assert!(
+                text != base && fast::parse_common(&text).is_none(),
+                "{text}"
+            );
+            // The general path still reads the valid ones.
+            if !text.contains("$numberInt") {
+                assert!(parse_event(&text).is_ok(), "{text}");
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn the_fast_path_agrees_on_mutated_events(
+            which in any::<usize>(),
+            mutations in prop::collection::vec(arb_mutation(), 0..5),
+            form in prop::sample::select(vec![Form::Relaxed, Form::Canonical, Form::Legacy]),
+            reverse in any::<bool>(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(vec!["", "\"", "\\", "{", "}", "[", "]", ",", ":", "-", ".", "0", "e", "$", " ", "\u{1}", "é"])), 0..3),
+        ) {
+            let fixtures = fixture_values();
+            let mut v = fixtures[which % fixtures.len()].clone();
+            for m in &mutations {
+                mutate(&mut v, m);
+            }
+            // `encoded` wants valid Extended JSON; a mutation may have broken it.
+            let mut text = match ejson::content_hash(&v) {
+                Ok(_) => encoded(&v, form, reverse),
+                Err(_) => v.to_string(),
+            };
+            for (at, insert) in &edits {
+                // Insert at a character boundary, or replace the character there.
+                let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+                if bounds.is_empty() {
+                    break;
+                }
+                let i = bounds[at.index(bounds.len())];
+                if insert.is_empty() {
+                    text.remove(i);
+                } else {
+                    text.insert_str(i, insert);
+                }
+            }
+            fast_path_agrees(&text)?;
+        }
+
+        #[test]
+        fn the_fast_path_agrees_on_extended_json_anywhere(
+            which in any::<usize>(),
+            top in arb_ejson(),
+            nested in arb_ejson(),
+            form in prop::sample::select(vec![Form::Relaxed, Form::Canonical, Form::Legacy]),
+            reverse in any::<bool>(),
+        ) {
+            let fixtures = fixture_values();
+            let mut v = fixtures[which % fixtures.len()].clone();
+            v["x"] = top;
+            v["data"]["y"] = nested;
+            fast_path_agrees(&encoded(&v, form, reverse))?;
+        }
+
+        #[test]
+        fn the_fast_path_agrees_on_arbitrary_json(v in arb_json()) {
+            fast_path_agrees(&v.to_string())?;
+        }
+
+        #[test]
+        fn the_fast_path_agrees_on_json_like_strings(text in r#"[{}\[\]":,0-9a-zA-Z$.+\- ]{0,300}"#) {
+            fast_path_agrees(&text)?;
+        }
 
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
