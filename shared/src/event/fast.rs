@@ -87,7 +87,7 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
         _ => return None,
     };
     let tenant_id = id("tenantId")?;
-    let Node::Document(_, data_text) = field("data")? else {
+    let Node::Document(data, data_text) = field("data")? else {
         return None;
     };
     let schema_version = match field("meta") {
@@ -101,7 +101,9 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
         }
         Some(_) => return None,
     };
-    let body = if DataPoint::of_type(&event_type).is_some() {
+    let body = if let Some(body) = attendance_body(&event_type, data) {
+        body
+    } else if DataPoint::of_type(&event_type).is_some() {
         let data = serde_json::from_str(data_text).ok()?;
         let root = Path::Root;
         let mut data = Obj::new(data, Path::Key(&root, "data"), EventErrorKind::Data);
@@ -120,6 +122,44 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
         body,
     })
 }
+
+/// Heartbeats and leaves, most of every export, read straight from the
+/// document (as `parse_body` reads them: two ids, other fields ignored);
+/// `None` for other types and anything unusual, which `parse_body` reads.
+fn attendance_body(event_type: &str, data: &[(&str, Node<'_>)]) -> Option<EventBody> {
+    let id = |key: &str| match data.iter().rev().find(|(k, _)| *k == key)? {
+        (_, Node::Str(s)) if super::is_id(s) => Some(s.to_string()),
+        _ => None,
+    };
+    match event_type {
+        "ViewerHeartbeat" => Some(EventBody::ViewerHeartbeat {
+            viewer_id: id("viewerId")?,
+            session_id: id("sessionId")?,
+        }),
+        "ViewerLeft" => Some(EventBody::ViewerLeft {
+            viewer_id: id("viewerId")?,
+            session_id: id("sessionId")?,
+        }),
+        _ => None,
+    }
+}
+
+const PLAIN: u8 = 0;
+const QUOTE: u8 = 1;
+/// What a byte is inside a string: its end (`"`), plain, or what the fast
+/// path leaves to the general one (a backslash, a raw control character).
+/// One table look-up a byte.
+const STRING_BYTE: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 2;
+        b += 1;
+    }
+    table[b'\\' as usize] = 2;
+    table[b'"' as usize] = QUOTE;
+    table
+};
 
 struct Reader<'a> {
     text: &'a str,
@@ -189,13 +229,11 @@ impl<'a> Reader<'a> {
     /// on character boundaries.
     fn string(&mut self) -> Option<&'a str> {
         let start = self.at + 1;
-        let end = start + self.bytes[start..].iter().position(|&b| b == b'"')?;
-        // An escaped quote ends the scan early; its backslash sends the
-        // string to the general path all the same.
-        if self.bytes[start..end]
+        let len = self.bytes[start..]
             .iter()
-            .any(|&b| b == b'\\' || b < 0x20)
-        {
+            .position(|&b| STRING_BYTE[usize::from(b)] != PLAIN)?;
+        let end = start + len;
+        if STRING_BYTE[usize::from(self.bytes[end])] != QUOTE {
             return None;
         }
         self.at = end + 1;
@@ -212,7 +250,7 @@ impl<'a> Reader<'a> {
             .unwrap_or(self.bytes.len() - start);
         let end = start + len;
         let digits = &self.text[start..end];
-        if (len > 1 && digits.starts_with('0'))
+        if (len > 1 && self.bytes[start] == b'0')
             || matches!(self.bytes.get(end), Some(b'.' | b'e' | b'E'))
         {
             return None;
@@ -235,7 +273,7 @@ impl<'a> Reader<'a> {
                 }
                 let key = self.string()?;
                 self.eat(b':')?;
-                if key.starts_with('$') {
+                if key.as_bytes().first() == Some(&b'$') {
                     // A wrapper is the only key of its object.
                     let node = self.wrapped(key, depth)?;
                     return (entries.is_empty() && self.eat(b'}').is_some()).then_some(node);
