@@ -435,23 +435,31 @@ fn scan_stream<T: Send>(
     let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
     let chunk_rx = Mutex::new(chunk_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Vec<T>)>(workers * 2);
+    // Mapped chunks' buffers go back to the reader: fresh megabytes each
+    // time cost page faults.
+    let (spare_tx, spare_rx) = mpsc::channel::<Vec<u8>>();
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (chunk_rx, done_tx) = (&chunk_rx, done_tx.clone());
+            let (chunk_rx, done_tx, spare_tx) = (&chunk_rx, done_tx.clone(), spare_tx.clone());
             scope.spawn(move || loop {
                 let next = chunk_rx.lock().expect("chunk queue lock").recv();
                 let Ok((seq, chunk)) = next else { break };
                 // A chunk ends at a line end (or the export's end).
                 let lines = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
-                let mapped = lines
-                    .split(|b| *b == b'\n')
-                    .filter_map(|line| map(line.strip_suffix(b"\r").unwrap_or(line)))
-                    .collect();
+                let mut mapped = Vec::new();
+                let mut start = 0;
+                for end in memchr::memchr_iter(b'\n', lines).chain([lines.len()]) {
+                    let line = &lines[start..end];
+                    mapped.extend(map(line.strip_suffix(b"\r").unwrap_or(line)));
+                    start = end + 1;
+                }
+                let _ = spare_tx.send(chunk);
                 if done_tx.send((seq, mapped)).is_err() {
                     break;
                 }
             });
         }
+        drop(spare_tx);
         drop(done_tx);
         let reading = scope.spawn(move || -> io::Result<Option<u64>> {
             let mut offset = start;
@@ -462,7 +470,9 @@ fn scan_stream<T: Send>(
                 if seq > 0 && stop() {
                     return Ok(Some(offset));
                 }
-                let mut chunk = std::mem::take(&mut carry);
+                let mut chunk = spare_rx.try_recv().unwrap_or_default();
+                chunk.clear();
+                chunk.append(&mut carry);
                 let mut at_end = false;
                 let mut want = CHUNK_BYTES;
                 let cut = loop {
@@ -476,7 +486,7 @@ fn scan_stream<T: Send>(
                         chunk.extend_from_slice(&buffer[..n]);
                         reader.consume(n);
                     }
-                    match chunk.iter().rposition(|b| *b == b'\n') {
+                    match memchr::memrchr(b'\n', &chunk) {
                         _ if at_end => break chunk.len(),
                         Some(last) => break last + 1,
                         // A line longer than a chunk makes the chunk longer.
