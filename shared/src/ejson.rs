@@ -483,28 +483,28 @@ pub fn content_hash(doc: &Value) -> Result<[u8; 32], EjsonError> {
     Ok(Sha256::digest(&out).into())
 }
 
-fn put_len(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-}
+/// The content hash's serialisation, value by value: the one definition
+/// that [`content_hash`] and the event fast path (`event/fast.rs`) both
+/// write with.
+pub(crate) mod encoding {
+    pub fn null(out: &mut Vec<u8>) {
+        out.push(b'n');
+    }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_len(out, s.len());
-    out.extend_from_slice(s.as_bytes());
-}
+    pub fn boolean(out: &mut Vec<u8>, b: bool) {
+        out.push(if b { b'T' } else { b'F' });
+    }
 
-fn encode(v: &Value, out: &mut Vec<u8>) -> Result<(), EjsonError> {
-    match decode(v)? {
-        Ejson::Null => out.push(b'n'),
-        Ejson::Bool(b) => out.push(if b { b'T' } else { b'F' }),
-        Ejson::Int(i) => {
-            out.push(b'i');
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        Ejson::Double(d) => match integral_f64(d) {
-            Some(i) => {
-                out.push(b'i');
-                out.extend_from_slice(&i.to_le_bytes());
-            }
+    pub fn int(out: &mut Vec<u8>, i: i64) {
+        out.push(b'i');
+        out.extend_from_slice(&i.to_le_bytes());
+    }
+
+    /// An integral double within the int64 range is that integer; any NaN
+    /// is one NaN.
+    pub fn double(out: &mut Vec<u8>, d: f64) {
+        match super::integral_f64(d) {
+            Some(i) => int(out, i),
             None => {
                 let bits = if d.is_nan() {
                     f64::NAN.to_bits()
@@ -514,41 +514,76 @@ fn encode(v: &Value, out: &mut Vec<u8>) -> Result<(), EjsonError> {
                 out.push(b'f');
                 out.extend_from_slice(&bits.to_le_bytes());
             }
-        },
-        Ejson::String(s) => {
-            out.push(b's');
-            put_str(out, s);
         }
-        Ejson::Date(ms) => {
-            out.push(b't');
-            out.extend_from_slice(&ms.to_le_bytes());
-        }
-        Ejson::ObjectId(bytes) => {
-            out.push(b'o');
-            out.extend_from_slice(&bytes);
-        }
+    }
+
+    pub fn string(out: &mut Vec<u8>, s: &str) {
+        out.push(b's');
+        key(out, s);
+    }
+
+    pub fn date(out: &mut Vec<u8>, ms: i64) {
+        out.push(b't');
+        out.extend_from_slice(&ms.to_le_bytes());
+    }
+
+    pub fn object_id(out: &mut Vec<u8>, bytes: &[u8; 12]) {
+        out.push(b'o');
+        out.extend_from_slice(bytes);
+    }
+
+    /// An array's header; its items follow.
+    pub fn array(out: &mut Vec<u8>, items: usize) {
+        out.push(b'a');
+        length(out, items);
+    }
+
+    /// A document's header; its entries follow, each a [`key`] then its
+    /// value, keys sorted (byte order) and distinct.
+    pub fn document(out: &mut Vec<u8>, entries: usize) {
+        out.push(b'd');
+        length(out, entries);
+    }
+
+    pub fn key(out: &mut Vec<u8>, key: &str) {
+        length(out, key.len());
+        out.extend_from_slice(key.as_bytes());
+    }
+
+    fn length(out: &mut Vec<u8>, n: usize) {
+        out.extend_from_slice(&(n as u64).to_le_bytes());
+    }
+}
+
+fn encode(v: &Value, out: &mut Vec<u8>) -> Result<(), EjsonError> {
+    match decode(v)? {
+        Ejson::Null => encoding::null(out),
+        Ejson::Bool(b) => encoding::boolean(out, b),
+        Ejson::Int(i) => encoding::int(out, i),
+        Ejson::Double(d) => encoding::double(out, d),
+        Ejson::String(s) => encoding::string(out, s),
+        Ejson::Date(ms) => encoding::date(out, ms),
+        Ejson::ObjectId(bytes) => encoding::object_id(out, &bytes),
         Ejson::Array(items) => {
-            out.push(b'a');
-            put_len(out, items.len());
+            encoding::array(out, items.len());
             for (i, item) in items.iter().enumerate() {
                 encode(item, out).map_err(|e| e.in_index(i))?;
             }
         }
         Ejson::Document(m) => {
-            out.push(b'd');
-            put_len(out, m.len());
+            encoding::document(out, m.len());
             // serde_json's map is a BTreeMap (sorted) unless some crate turns
             // on `preserve_order`; sort only if needed.
             if m.keys().is_sorted() {
                 for (k, v) in m {
-                    put_str(out, k);
+                    encoding::key(out, k);
                     encode(v, out).map_err(|e| e.in_key(k))?;
                 }
             } else {
                 let mut entries: Vec<(&String, &Value)> = m.iter().collect();
                 entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
                 for (k, v) in entries {
-                    put_str(out, k);
+                    encoding::key(out, k);
                     encode(v, out).map_err(|e| e.in_key(k))?;
                 }
             }

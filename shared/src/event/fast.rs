@@ -16,7 +16,7 @@
 //! very `Event` the general path gives (tested against it below).
 
 use super::{parse_body, DataPoint, Event, EventBody, EventErrorKind, Obj, Path};
-use crate::ejson;
+use crate::ejson::{self, encoding};
 use sha2::{Digest, Sha256};
 
 /// Deeper documents are left to the general path (serde_json's own limit is
@@ -60,7 +60,7 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
         return None;
     }
     let mut encoded = Vec::with_capacity(text.len());
-    encode_sorted_document(&fields, &mut encoded)?;
+    encode_sorted_document(fields.iter(), &mut encoded)?;
     let content_hash: [u8; 32] = Sha256::digest(&encoded).into();
 
     let field = |key: &str| {
@@ -325,13 +325,15 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `ejson::content_hash`'s serialisation (see there) of a document whose
-/// entries are sorted by key and distinct.
-fn encode_sorted_document(entries: &[(&str, Node<'_>)], out: &mut Vec<u8>) -> Option<()> {
-    out.push(b'd');
-    put_len(out, entries.len());
+/// `ejson::content_hash`'s serialisation of a document whose entries are
+/// sorted by key and distinct.
+fn encode_sorted_document<'n, 'a: 'n>(
+    entries: impl ExactSizeIterator<Item = &'n (&'a str, Node<'a>)>,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    encoding::document(out, entries.len());
     for (key, value) in entries {
-        put_str(out, key);
+        encoding::key(out, key);
         encode(value, out)?;
     }
     Some(())
@@ -339,27 +341,14 @@ fn encode_sorted_document(entries: &[(&str, Node<'_>)], out: &mut Vec<u8>) -> Op
 
 fn encode(node: &Node<'_>, out: &mut Vec<u8>) -> Option<()> {
     match node {
-        Node::Null => out.push(b'n'),
-        Node::Bool(b) => out.push(if *b { b'T' } else { b'F' }),
-        Node::Int(i) => {
-            out.push(b'i');
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        Node::Str(s) => {
-            out.push(b's');
-            put_str(out, s);
-        }
-        Node::Date(ms) => {
-            out.push(b't');
-            out.extend_from_slice(&ms.to_le_bytes());
-        }
-        Node::ObjectId(bytes) => {
-            out.push(b'o');
-            out.extend_from_slice(bytes);
-        }
+        Node::Null => encoding::null(out),
+        Node::Bool(b) => encoding::boolean(out, *b),
+        Node::Int(i) => encoding::int(out, *i),
+        Node::Str(s) => encoding::string(out, s),
+        Node::Date(ms) => encoding::date(out, *ms),
+        Node::ObjectId(bytes) => encoding::object_id(out, bytes),
         Node::Array(items) => {
-            out.push(b'a');
-            put_len(out, items.len());
+            encoding::array(out, items.len());
             for item in items {
                 encode(item, out)?;
             }
@@ -370,12 +359,7 @@ fn encode(node: &Node<'_>, out: &mut Vec<u8>) -> Option<()> {
             if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
                 return None;
             }
-            out.push(b'd');
-            put_len(out, sorted.len());
-            for (key, value) in sorted {
-                put_str(out, key);
-                encode(value, out)?;
-            }
+            encode_sorted_document(sorted.into_iter(), out)?;
         }
     }
     Some(())
@@ -388,13 +372,4 @@ fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
         (Some(x), Some(y)) if x != y => x.cmp(y),
         _ => a.cmp(b),
     }
-}
-
-fn put_len(out: &mut Vec<u8>, n: usize) {
-    out.extend_from_slice(&(n as u64).to_le_bytes());
-}
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    put_len(out, s.len());
-    out.extend_from_slice(s.as_bytes());
 }
