@@ -195,6 +195,19 @@ fn hash56(hash: &[u8; 32]) -> u64 {
         .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
+/// A checksum group of the ledger query: a stream's CRC-32 and a block.
+/// The server groups by the 4-byte CRC rather than the stream id, which its
+/// temporary table stores as 256 fixed bytes: at 5 M events the grouping no
+/// longer fit the caches (BENCHMARKS.md). Streams whose CRCs collide are
+/// compared as one group; where that group differs, each of its streams is
+/// looked at.
+type Group = (u32, i64);
+
+/// MySQL's `CRC32()` of the stream id's bytes (utf8mb4, as stored).
+fn stream_crc(stream_id: &str) -> u32 {
+    crc32fast::hash(stream_id.as_bytes())
+}
+
 /// One bit per version of a stream.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct VersionBits(Vec<u64>);
@@ -665,7 +678,17 @@ pub async fn run(
                 tokio::task::block_in_place(|| ledger_blocks(&mut db.conn()?, window))?
             }
         };
-        let (differing, blocks_compared) = compare(streams, ledger);
+        let (mut differing, differing_blocks, blocks_compared) = compare(streams, ledger);
+        if !differing_blocks.is_empty() {
+            let window = progress.window();
+            let in_ledger =
+                tokio::task::block_in_place(|| ledger_streams(db, &differing_blocks, window))?;
+            for stream in in_ledger {
+                let blocks = &differing_blocks[&stream_crc(&stream)];
+                differing.entry(stream).or_default().blocks =
+                    blocks.iter().map(|b| (*b, Checksum::default())).collect();
+            }
+        }
         progress.blocks_compared = blocks_compared;
         progress.blocks_differing = differing.values().map(|s| s.blocks.len() as u64).sum();
         streams = differing;
@@ -776,19 +799,19 @@ pub async fn run(
     tokio::task::block_in_place(|| finish(db, run_id, progress, started))
 }
 
-/// The ledger's checksum per block of the window, read from the covering
+/// The ledger's checksum per group of the window, read from the covering
 /// index `ix_ledger_reconcile`.
 fn ledger_blocks(
     conn: &mut mysql::PooledConn,
     (from, to): (i64, i64),
-) -> Result<HashMap<String, HashMap<i64, Checksum>>, DbError> {
+) -> Result<HashMap<Group, Checksum>, DbError> {
     let sql = format!(
-        "SELECT stream_id, version DIV {BLOCK_VERSIONS} AS block, COUNT(*), CAST(SUM(content_hash56) AS CHAR) \
+        "SELECT CRC32(stream_id) AS stream_crc, version DIV {BLOCK_VERSIONS} AS block, COUNT(*), CAST(SUM(content_hash56) AS CHAR) \
          FROM event_ledger WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' \
-         GROUP BY stream_id, block"
+         GROUP BY stream_crc, block"
     );
-    let mut blocks: HashMap<String, HashMap<i64, Checksum>> = HashMap::new();
-    // The grouping's temporary table holds one row per block (~300 bytes);
+    let mut blocks: HashMap<Group, Checksum> = HashMap::new();
+    // The grouping's temporary table holds one row per group (~40 bytes);
     // past the default 16 MiB (~50,000 blocks, 3 M events) it would move to
     // disk, which took 5 M events from seconds to most of a minute.
     conn.query_drop(format!(
@@ -798,10 +821,9 @@ fn ledger_blocks(
     conn.query_iter(&sql)
         .and_then(|rows| {
             rows.into_iter().try_for_each(|row| {
-                let (stream, block, count, hash_sum): (String, i64, u64, String) =
-                    mysql::from_row(row?);
-                blocks.entry(stream).or_default().insert(
-                    block,
+                let (crc, block, count, hash_sum): (u32, i64, u64, String) = mysql::from_row(row?);
+                blocks.insert(
+                    (crc, block),
                     Checksum {
                         count,
                         hash_sum: hash_sum.parse().unwrap_or(0),
@@ -816,40 +838,71 @@ fn ledger_blocks(
     Ok(blocks)
 }
 
-/// Compares the export's blocks with the ledger's: returns the streams that
-/// have differing blocks (with those blocks, and no versions yet) and how
-/// many ledger blocks were compared.
+/// Compares the export's groups with the ledger's. Returns the export's
+/// streams in differing groups (with those groups' blocks, and no versions
+/// yet), the differing groups' blocks by CRC (a stream only the ledger has
+/// is found by its CRC, see `ledger_streams`), and how many ledger groups
+/// were compared.
 fn compare(
-    mut export: HashMap<String, StreamState>,
-    ledger: HashMap<String, HashMap<i64, Checksum>>,
-) -> (HashMap<String, StreamState>, u64) {
-    let mut differing: HashMap<String, StreamState> = HashMap::new();
-    let mut compared = 0u64;
-    for (stream, blocks) in ledger {
-        let mut source = export.get_mut(&stream);
-        for (block, checksum) in blocks {
-            compared += 1;
-            let exported = source.as_mut().and_then(|s| s.blocks.remove(&block));
-            if exported != Some(checksum) {
-                differing
-                    .entry(stream.clone())
-                    .or_default()
-                    .blocks
-                    .insert(block, Checksum::default());
-            }
-        }
-    }
-    // What remains of the export's blocks is in the export only.
+    export: HashMap<String, StreamState>,
+    ledger: HashMap<Group, Checksum>,
+) -> (
+    HashMap<String, StreamState>,
+    HashMap<u32, HashSet<i64>>,
+    u64,
+) {
+    let mut groups: HashMap<Group, Checksum> = HashMap::new();
+    let mut streams_by_crc: HashMap<u32, Vec<String>> = HashMap::new();
     for (stream, state) in export {
-        if !state.blocks.is_empty() {
-            differing
-                .entry(stream)
-                .or_default()
-                .blocks
-                .extend(state.blocks.into_keys().map(|b| (b, Checksum::default())));
+        let crc = stream_crc(&stream);
+        for (block, checksum) in state.blocks {
+            let group = groups.entry((crc, block)).or_default();
+            group.count += checksum.count;
+            group.hash_sum += checksum.hash_sum;
+        }
+        streams_by_crc.entry(crc).or_default().push(stream);
+    }
+    let compared = ledger.len() as u64;
+    let mut differing_blocks: HashMap<u32, HashSet<i64>> = HashMap::new();
+    for (group, checksum) in &ledger {
+        if groups.remove(group).as_ref() != Some(checksum) {
+            differing_blocks.entry(group.0).or_default().insert(group.1);
         }
     }
-    (differing, compared)
+    // What remains of the export's groups is in the export only.
+    for (crc, block) in groups.into_keys() {
+        differing_blocks.entry(crc).or_default().insert(block);
+    }
+    let mut differing: HashMap<String, StreamState> = HashMap::new();
+    for (crc, blocks) in &differing_blocks {
+        for stream in streams_by_crc.get(crc).into_iter().flatten() {
+            differing.entry(stream.clone()).or_default().blocks =
+                blocks.iter().map(|b| (*b, Checksum::default())).collect();
+        }
+    }
+    (differing, differing_blocks, compared)
+}
+
+/// The streams of the ledger's window whose CRC is among `crcs`: those of
+/// differing groups that the export does not have (its own are known).
+fn ledger_streams(
+    db: &Database,
+    crcs: &HashMap<u32, HashSet<i64>>,
+    (from, to): (i64, i64),
+) -> Result<Vec<String>, DbError> {
+    // One read of the window's index range; a window holds few streams.
+    let sql = format!(
+        "SELECT DISTINCT stream_id FROM event_ledger \
+         WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none'"
+    );
+    let streams: Vec<String> = db
+        .conn()?
+        .query(sql)
+        .map_err(db_error("cannot read the ledger"))?;
+    Ok(streams
+        .into_iter()
+        .filter(|stream| crcs.contains_key(&stream_crc(stream)))
+        .collect())
 }
 
 /// The ledger's rows of the differing blocks, by stream and version.
@@ -1329,6 +1382,35 @@ mod tests {
         }
         assert!(calls >= 3, "{calls} calls");
         assert_eq!(lines, lines_of(&text));
+    }
+
+    #[test]
+    fn streams_whose_crcs_collide_are_one_group_and_both_looked_at_where_it_differs() {
+        let (a, b) = ("prs-fswd4dyg3i", "prs-yc3ktahsjd");
+        // MySQL's CRC32() of both ids.
+        assert_eq!((stream_crc(a), stream_crc(b)), (1541993352, 1541993352));
+        let export = || {
+            let mut export: HashMap<String, StreamState> = HashMap::new();
+            for (stream, hash) in [(a, 5), (b, 7)] {
+                let state = export.entry(stream.to_string()).or_default();
+                state.versions.insert(3);
+                state.blocks.entry(0).or_default().add(hash);
+            }
+            export
+        };
+        let ledger =
+            |hash_sum: u128| HashMap::from([((stream_crc(a), 0), Checksum { count: 2, hash_sum })]);
+        let (differing, blocks, compared) = compare(export(), ledger(12));
+        assert!(differing.is_empty() && blocks.is_empty());
+        assert_eq!(compared, 1);
+        let (differing, blocks, _) = compare(export(), ledger(13));
+        let mut streams: Vec<&String> = differing.keys().collect();
+        streams.sort();
+        assert_eq!(streams, [a, b]);
+        assert!(differing
+            .values()
+            .all(|s| s.versions == VersionBits::default() && s.blocks.keys().eq([0].iter())));
+        assert_eq!(blocks, HashMap::from([(stream_crc(a), HashSet::from([0]))]));
     }
 
     #[test]
