@@ -4,8 +4,10 @@
 //! Checksum first, details only where they differ (in the spirit of
 //! checksum-and-bisect table diffing): the export is streamed once into
 //! per-block checksums (a block is 64 consecutive versions of one stream);
-//! the ledger's blocks are summed in SQL from one covering index and
-//! compared; only the blocks that differ are read in detail, from the ledger
+//! the ledger's blocks are summed in SQL from one covering index, grouped
+//! by the stream id's CRC-32 (streams whose CRCs collide are summed, and
+//! compared, as one group), and compared; only the blocks that differ are
+//! read in detail, from the ledger
 //! by primary key and from a second pass over the export that compares each
 //! of their events as it passes. Memory is a few numbers per block and one
 //! bit per version, never the export or the ledger.
