@@ -50,55 +50,38 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
     if reader.at != reader.bytes.len() {
         return None;
     }
-    let Node::Document(mut fields, _) = root else {
+    let Node::Document(fields, _) = &root else {
         return None;
     };
-    // Keys in byte order, as the hash wants them; a repeated key (which the
-    // general path resolves by keeping the last) is left to it.
-    fields.sort_unstable_by(|a, b| key_order(a.0, b.0));
-    if fields.windows(2).any(|w| w[0].0 == w[1].0) {
-        return None;
-    }
     let mut encoded = Vec::with_capacity(text.len());
-    encode_sorted_document(fields.iter(), &mut encoded)?;
+    encode(&root, &mut encoded)?;
     let content_hash: [u8; 32] = Sha256::digest(&encoded).into();
 
-    let field = |key: &str| {
-        fields
-            .binary_search_by(|(k, _)| key_order(k, key))
-            .ok()
-            .map(|i| &fields[i].1)
-    };
-    let id = |key: &str| match field(key)? {
-        Node::Str(s) if super::is_id(s) => Some(s.to_string()),
-        _ => None,
-    };
-    let stream_id = id("streamId")?;
-    let version = match field("version")? {
+    // `encode` has turned away repeated keys: each key has one value.
+    let stream_id = id(fields, "streamId")?;
+    let version = match field(fields, "version")? {
         Node::Int(i) if *i >= 1 => *i,
         _ => return None,
     };
-    let event_type = match field("type")? {
+    let event_type = match field(fields, "type")? {
         Node::Str(s) if !s.is_empty() => s.to_string(),
         _ => return None,
     };
-    let occurred_at = match field("occurredAt")? {
+    let occurred_at = match field(fields, "occurredAt")? {
         Node::Date(ms) => *ms,
         _ => return None,
     };
-    let tenant_id = id("tenantId")?;
-    let Node::Document(data, data_text) = field("data")? else {
+    let tenant_id = id(fields, "tenantId")?;
+    let Node::Document(data, data_text) = field(fields, "data")? else {
         return None;
     };
-    let schema_version = match field("meta") {
+    let schema_version = match field(fields, "meta") {
         None | Some(Node::Null) => 1,
-        Some(Node::Document(meta, _)) => {
-            match meta.iter().rev().find(|(k, _)| *k == "schemaVersion") {
-                None | Some((_, Node::Null)) => 1,
-                Some((_, Node::Int(i))) if *i >= 1 => *i,
-                _ => return None,
-            }
-        }
+        Some(Node::Document(meta, _)) => match field(meta, "schemaVersion") {
+            None | Some(Node::Null) => 1,
+            Some(Node::Int(i)) if *i >= 1 => *i,
+            _ => return None,
+        },
         Some(_) => return None,
     };
     let body = if let Some(body) = attendance_body(&event_type, data) {
@@ -127,25 +110,36 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
 /// document (as `parse_body` reads them: two ids, other fields ignored);
 /// `None` for other types and anything unusual, which `parse_body` reads.
 fn attendance_body(event_type: &str, data: &[(&str, Node<'_>)]) -> Option<EventBody> {
-    let id = |key: &str| match data.iter().rev().find(|(k, _)| *k == key)? {
-        (_, Node::Str(s)) if super::is_id(s) => Some(s.to_string()),
-        _ => None,
-    };
     match event_type {
         "ViewerHeartbeat" => Some(EventBody::ViewerHeartbeat {
-            viewer_id: id("viewerId")?,
-            session_id: id("sessionId")?,
+            viewer_id: id(data, "viewerId")?,
+            session_id: id(data, "sessionId")?,
         }),
         "ViewerLeft" => Some(EventBody::ViewerLeft {
-            viewer_id: id("viewerId")?,
-            session_id: id("sessionId")?,
+            viewer_id: id(data, "viewerId")?,
+            session_id: id(data, "sessionId")?,
         }),
+        _ => None,
+    }
+}
+
+/// The value of `key` in a document's entries (which `encode` has checked
+/// hold no repeated key).
+fn field<'n, 'a>(entries: &'n [(&'a str, Node<'a>)], key: &str) -> Option<&'n Node<'a>> {
+    entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+}
+
+/// An id (`super::is_id`) at `key`, or `None` for anything else.
+fn id(entries: &[(&str, Node<'_>)], key: &str) -> Option<String> {
+    match field(entries, key)? {
+        Node::Str(s) if super::is_id(s) => Some(s.to_string()),
         _ => None,
     }
 }
 
 const PLAIN: u8 = 0;
 const QUOTE: u8 = 1;
+const FOR_THE_GENERAL_PATH: u8 = 2;
 /// What a byte is inside a string: its end (`"`), plain, or what the fast
 /// path leaves to the general one (a backslash, a raw control character).
 /// One table look-up a byte.
@@ -153,10 +147,10 @@ const STRING_BYTE: [u8; 256] = {
     let mut table = [PLAIN; 256];
     let mut b = 0;
     while b < 0x20 {
-        table[b] = 2;
+        table[b] = FOR_THE_GENERAL_PATH;
         b += 1;
     }
-    table[b'\\' as usize] = 2;
+    table[b'\\' as usize] = FOR_THE_GENERAL_PATH;
     table[b'"' as usize] = QUOTE;
     table
 };
@@ -325,20 +319,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// `ejson::content_hash`'s serialisation of a document whose entries are
-/// sorted by key and distinct.
-fn encode_sorted_document<'n, 'a: 'n>(
-    entries: impl ExactSizeIterator<Item = &'n (&'a str, Node<'a>)>,
-    out: &mut Vec<u8>,
-) -> Option<()> {
-    encoding::document(out, entries.len());
-    for (key, value) in entries {
-        encoding::key(out, key);
-        encode(value, out)?;
-    }
-    Some(())
-}
-
+/// `ejson::content_hash`'s serialisation; `None` for a document with a
+/// repeated key (the general path keeps the last one).
 fn encode(node: &Node<'_>, out: &mut Vec<u8>) -> Option<()> {
     match node {
         Node::Null => encoding::null(out),
@@ -359,7 +341,11 @@ fn encode(node: &Node<'_>, out: &mut Vec<u8>) -> Option<()> {
             if sorted.windows(2).any(|w| w[0].0 == w[1].0) {
                 return None;
             }
-            encode_sorted_document(sorted.into_iter(), out)?;
+            encoding::document(out, sorted.len());
+            for (key, value) in sorted {
+                encoding::key(out, key);
+                encode(value, out)?;
+            }
         }
     }
     Some(())
