@@ -681,21 +681,17 @@ pub async fn run(
                 tokio::task::block_in_place(|| ledger_blocks(&mut db.conn()?, window))?
             }
         };
-        let (mut differing, differing_blocks, blocks_compared) = compare(streams, ledger);
-        if !differing_blocks.is_empty() {
+        let differing = compare(&streams, &ledger);
+        let mut candidates: Vec<String> = streams.into_keys().collect();
+        // Only when something differs: its group may hold a stream only the
+        // ledger has.
+        if !differing.is_empty() {
             let window = progress.window();
-            let in_ledger =
-                tokio::task::block_in_place(|| ledger_streams(db, &differing_blocks, window))?;
-            for stream in in_ledger {
-                if let Some(blocks) = differing_blocks.get(&stream_crc(&stream)) {
-                    differing.entry(stream).or_default().blocks =
-                        blocks.iter().map(|b| (*b, Checksum::default())).collect();
-                }
-            }
+            candidates.extend(tokio::task::block_in_place(|| ledger_streams(db, window))?);
         }
-        progress.blocks_compared = blocks_compared;
-        progress.blocks_differing = differing.values().map(|s| s.blocks.len() as u64).sum();
-        streams = differing;
+        streams = streams_of(&differing, candidates);
+        progress.blocks_compared = ledger.len() as u64;
+        progress.blocks_differing = streams.values().map(|s| s.blocks.len() as u64).sum();
         progress.position = Position {
             pass: Pass::Details,
             source_index: 0,
@@ -844,71 +840,65 @@ fn ledger_blocks(
     Ok(blocks)
 }
 
-/// Compares the export's groups with the ledger's. Returns the export's
-/// streams in differing groups (with those groups' blocks, and no versions
-/// yet), the differing groups' blocks by CRC (a stream only the ledger has
-/// is found by its CRC, see `ledger_streams`), and how many ledger groups
-/// were compared.
+/// Compares the export's groups with the ledger's: the blocks of the
+/// differing groups, by CRC.
 fn compare(
-    export: HashMap<String, StreamState>,
-    ledger: HashMap<Group, Checksum>,
-) -> (
-    HashMap<String, StreamState>,
-    HashMap<u32, HashSet<i64>>,
-    u64,
-) {
+    export: &HashMap<String, StreamState>,
+    ledger: &HashMap<Group, Checksum>,
+) -> HashMap<u32, HashSet<i64>> {
     let mut groups: HashMap<Group, Checksum> = HashMap::new();
-    let mut streams_by_crc: HashMap<u32, Vec<String>> = HashMap::new();
     for (stream, state) in export {
-        let crc = stream_crc(&stream);
-        for (block, checksum) in state.blocks {
-            let group = groups.entry((crc, block)).or_default();
+        let crc = stream_crc(stream);
+        for (block, checksum) in &state.blocks {
+            let group = groups.entry((crc, *block)).or_default();
             group.count += checksum.count;
             group.hash_sum += checksum.hash_sum;
         }
-        streams_by_crc.entry(crc).or_default().push(stream);
     }
-    let compared = ledger.len() as u64;
-    let mut differing_blocks: HashMap<u32, HashSet<i64>> = HashMap::new();
-    for (group, checksum) in &ledger {
+    let mut differing: HashMap<u32, HashSet<i64>> = HashMap::new();
+    for (group, checksum) in ledger {
         if groups.remove(group).as_ref() != Some(checksum) {
-            differing_blocks.entry(group.0).or_default().insert(group.1);
+            differing.entry(group.0).or_default().insert(group.1);
         }
     }
     // What remains of the export's groups is in the export only.
     for (crc, block) in groups.into_keys() {
-        differing_blocks.entry(crc).or_default().insert(block);
+        differing.entry(crc).or_default().insert(block);
     }
-    let mut differing: HashMap<String, StreamState> = HashMap::new();
-    for (crc, blocks) in &differing_blocks {
-        for stream in streams_by_crc.get(crc).into_iter().flatten() {
-            differing.entry(stream.clone()).or_default().blocks =
-                blocks.iter().map(|b| (*b, Checksum::default())).collect();
-        }
-    }
-    (differing, differing_blocks, compared)
+    differing
 }
 
-/// The streams of the ledger's window whose CRC is among `crcs`: those of
-/// differing groups that the export does not have (its own are known).
-fn ledger_streams(
-    db: &Database,
-    crcs: &HashMap<u32, HashSet<i64>>,
-    (from, to): (i64, i64),
-) -> Result<Vec<String>, DbError> {
+/// The streams to look at in detail: each of `streams` (the export's and
+/// the ledger's, repeats allowed) in a differing group, with that group's
+/// blocks and no versions yet.
+fn streams_of(
+    differing: &HashMap<u32, HashSet<i64>>,
+    streams: impl IntoIterator<Item = String>,
+) -> HashMap<String, StreamState> {
+    streams
+        .into_iter()
+        .filter_map(|stream| {
+            let blocks = differing.get(&stream_crc(&stream))?;
+            let state = StreamState {
+                versions: VersionBits::default(),
+                blocks: blocks.iter().map(|b| (*b, Checksum::default())).collect(),
+            };
+            Some((stream, state))
+        })
+        .collect()
+}
+
+/// The streams the ledger has in the window, for differing groups whose
+/// streams the export does not name.
+fn ledger_streams(db: &Database, (from, to): (i64, i64)) -> Result<Vec<String>, DbError> {
     // One read of the window's index range; a window holds few streams.
     let sql = format!(
         "SELECT DISTINCT stream_id FROM event_ledger \
          WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none'"
     );
-    let streams: Vec<String> = db
-        .conn()?
+    db.conn()?
         .query(sql)
-        .map_err(db_error("cannot read the ledger"))?;
-    Ok(streams
-        .into_iter()
-        .filter(|stream| crcs.contains_key(&stream_crc(stream)))
-        .collect())
+        .map_err(db_error("cannot read the ledger"))
 }
 
 /// The ledger's rows of the differing blocks, by stream and version.
@@ -1406,10 +1396,13 @@ mod tests {
         };
         let ledger =
             |hash_sum: u128| HashMap::from([((stream_crc(a), 0), Checksum { count: 2, hash_sum })]);
-        let (differing, blocks, compared) = compare(export(), ledger(12));
+        let looked_at =
+            |blocks: &HashMap<u32, HashSet<i64>>| streams_of(blocks, export().into_keys());
+        let blocks = compare(&export(), &ledger(12));
+        let differing = looked_at(&blocks);
         assert!(differing.is_empty() && blocks.is_empty());
-        assert_eq!(compared, 1);
-        let (differing, blocks, _) = compare(export(), ledger(13));
+        let blocks = compare(&export(), &ledger(13));
+        let differing = looked_at(&blocks);
         let mut streams: Vec<&String> = differing.keys().collect();
         streams.sort();
         assert_eq!(streams, [a, b]);
