@@ -24,8 +24,10 @@ pub const DEFAULT_BATCH_LINES: usize = 5_000;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
 /// The database is the backfill's bottleneck, and one connection keeps one
-/// of its cores busy; two lanes measured about 1.3 times one on 2 cores.
-pub const DEFAULT_LANES: usize = 2;
+/// of its cores busy. On 2 cores two lanes measured about 1.3 times one, and
+/// three a little more again (a lane waiting on its commit leaves a core to
+/// the others; BENCHMARKS.md, 2026-12-02).
+pub const DEFAULT_LANES: usize = 3;
 
 /// More lanes than this only wait on each other's locks.
 pub const MAX_LANES: usize = 16;

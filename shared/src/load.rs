@@ -7,9 +7,9 @@
 //! conflicting), then the dimensions (inferred members included), then the
 //! facts of the new events only. Every fact merge is commutative and
 //! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
-//! any order. Statements go in three round trips (see `sql::run_script`): the
-//! ledger with the lookup of known viewers, the dimensions with their keys,
-//! then the facts, rejects and audit row.
+//! any order. Statements go in a few round trips: the ledger (prepared, see
+//! `sql::PreparedUpsert`), the lookup of known viewers, the dimensions with
+//! their keys, then the facts, rejects and audit row (see `sql::run_script`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,7 +23,7 @@ use crate::event::{DataPoint, Event, EventBody};
 use crate::report::{
     normalize_country, normalize_department, normalize_device, normalize_optional_text,
 };
-use crate::sql::{merge, push_str_literal, run_script, Outcome, Row, Upsert};
+use crate::sql::{merge, push_str_literal, run_script, Outcome, PreparedUpsert, Row, Upsert};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its
 /// export (its line number is recorded) and SQS bodies are at most 256 KiB.
@@ -136,18 +136,14 @@ pub fn load_batch(
     // already there (same hash: duplicate, other hash: conflict). The insert
     // locks the identities, so a concurrent load of the same event waits for
     // this one and then sees it as a duplicate. The viewers the batch names
-    // are looked up in the same round trip (a plain read, wasted at worst).
+    // are looked up right after (a plain read, wasted at worst).
     candidates.sort_by(|&a, &b| {
         let (ea, eb) = (&items[a].event, &items[b].event);
         (&ea.stream_id, ea.version).cmp(&(&eb.stream_id, eb.version))
     });
-    let mut script = ledger_statements(load_id, items, &candidates);
-    let ledger_count = script.len();
+    let inserted = ledger_upsert(load_id, items, &candidates).execute(tx)?;
     let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
-    script.extend(select_viewers(&named_viewers));
-    let mut outcomes = run_script(tx, &script)?;
-    let viewer_outcomes = outcomes.split_off(ledger_count);
-    let inserted: u64 = outcomes.iter().map(|o| o.affected_rows).sum();
+    let viewer_outcomes = run_script(tx, &select_viewers(&named_viewers))?;
     let mut viewer_keys = ViewerKeys::new();
     read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
     let mut new_items = Vec::new();
@@ -276,9 +272,9 @@ pub fn commit_batch(
     Ok(outcome)
 }
 
-/// The ledger rows' statements; their affected rows count the new ones.
-fn ledger_statements(load_id: u64, items: &[Item], indexes: &[usize]) -> Vec<String> {
-    let mut upsert = Upsert::new(
+/// The ledger rows' upsert; its affected rows count the new ones.
+fn ledger_upsert(load_id: u64, items: &[Item], indexes: &[usize]) -> PreparedUpsert {
+    let mut upsert = PreparedUpsert::new(
         "event_ledger",
         &[
             "stream_id",
@@ -303,9 +299,9 @@ fn ledger_statements(load_id: u64, items: &[Item], indexes: &[usize]) -> Vec<Str
             .int(event.occurred_at)
             .bytes(&event.content_hash)
             .uint(load_id);
-        upsert.add(&row);
+        upsert.add(row);
     }
-    upsert.take_statements()
+    upsert
 }
 
 type LedgerEntries = HashMap<(String, i64), ([u8; 32], u64)>;

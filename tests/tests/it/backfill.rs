@@ -235,7 +235,9 @@ async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one
 async fn a_run_whose_lanes_stopped_at_different_batches_resumes_to_the_same_end() {
     let whole = TestDb::new();
     let ctx = context(&whole, QueueUrls::default(), 400).await;
-    let direct = options(&sample_source(), Mode::Direct);
+    // Two lanes, the ones the kill below is written for.
+    let mut direct = options(&sample_source(), Mode::Direct);
+    direct.lanes = 2;
     let uninterrupted = backfill::run(&ctx, &direct, None, None).await.unwrap();
 
     let test = TestDb::new();

@@ -9,4 +9,5 @@ mod loaders;
 mod migrate;
 mod pipeline;
 mod reconcile;
+mod sql;
 mod template;

@@ -1,0 +1,104 @@
+use crate::helpers::TestDb;
+use mysql::prelude::Queryable;
+use shared::sql::{merge, run_script, PreparedUpsert, Row, Upsert};
+
+const COLUMNS: &[&str] = &["k", "s", "b", "n", "u", "flag"];
+
+fn create_table(test: &TestDb, table: &str) {
+    test.conn()
+        .query_drop(format!(
+            "CREATE TABLE {table} (k BIGINT NOT NULL PRIMARY KEY, s TEXT NULL, b VARBINARY(64) NULL, \
+             n BIGINT NULL, u BIGINT UNSIGNED NULL, flag BOOLEAN NULL)"
+        ))
+        .unwrap();
+}
+
+/// Row `k` of a table of awkward values: quotes, backslashes, NUL, control
+/// characters, non-Latin text, bytes that are not UTF-8, extremes and NULLs.
+fn row(k: i64) -> Row {
+    let texts = [
+        "it's",
+        "back\\slash",
+        "nul\0byte",
+        "line\nbreak\r\u{1a}",
+        "🙂 שלום",
+        "",
+    ];
+    let bytes: [&[u8]; 4] = [&[0, 255, 39, 92], b"plain", &[0xc3, 0x28], &[]];
+    let mut row = Row::default();
+    row.int(k)
+        .opt_str((k % 7 != 0).then_some(texts[k as usize % texts.len()]))
+        .bytes(bytes[k as usize % bytes.len()])
+        .opt_int((k % 5 != 0).then_some(if k % 2 == 0 { i64::MIN + k } else { -k }))
+        .opt_uint((k % 3 != 0).then_some(u64::MAX - k as u64))
+        .opt_bool((k % 4 != 0).then_some(k % 8 == 1));
+    row
+}
+
+fn contents(
+    test: &TestDb,
+    table: &str,
+) -> Vec<(
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<u64>,
+    Option<i64>,
+)> {
+    test.rows(&format!(
+        "SELECT k, HEX(s), HEX(b), n, u, flag FROM {table} ORDER BY k"
+    ))
+}
+
+fn prepared(rows: impl Iterator<Item = i64>) -> PreparedUpsert {
+    let mut upsert = PreparedUpsert::new("prepared", COLUMNS, &merge::keep("k"));
+    for k in rows {
+        upsert.add(row(k));
+    }
+    upsert
+}
+
+#[test]
+fn a_prepared_upsert_stores_what_the_text_upsert_stores_for_any_row_count() {
+    let test = TestDb::new();
+    create_table(&test, "prepared");
+    create_table(&test, "text");
+    // 1,100 rows: statements of 1,024, 64, 8 and 4 rows.
+    let affected = prepared(0..1100).execute(&mut test.conn()).unwrap();
+    assert_eq!(affected, 1100);
+    let mut upsert = Upsert::new("text", COLUMNS, &merge::keep("k"));
+    for k in 0..1100 {
+        upsert.add(&row(k));
+    }
+    run_script(&mut test.conn(), &upsert.take_statements()).unwrap();
+    let stored = contents(&test, "prepared");
+    assert_eq!(stored.len(), 1100);
+    assert_eq!(stored, contents(&test, "text"));
+    // The awkward values arrived intact, not merely equally mangled.
+    let (_, s, b, n, u, flag) = &stored[1];
+    assert_eq!(s.as_deref(), Some(hex(b"back\\slash").as_str()));
+    assert_eq!(b.as_deref(), Some(hex(b"plain").as_str()));
+    assert_eq!((*n, *u, *flag), (Some(-1), Some(u64::MAX - 1), Some(1)));
+    assert_eq!(stored[2].2.as_deref(), Some("C328"));
+}
+
+#[test]
+fn a_prepared_upsert_counts_only_the_rows_it_inserted() {
+    let test = TestDb::new();
+    create_table(&test, "prepared");
+    assert_eq!(prepared(0..300).execute(&mut test.conn()).unwrap(), 300);
+    // Rows already there are kept unchanged and count nothing.
+    assert_eq!(prepared(250..1300).execute(&mut test.conn()).unwrap(), 1000);
+    assert_eq!(
+        prepared(std::iter::empty())
+            .execute(&mut test.conn())
+            .unwrap(),
+        0
+    );
+    assert_eq!(test.count("SELECT COUNT(*) FROM prepared"), 1300);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}
