@@ -35,17 +35,17 @@ fn row(k: i64) -> Row {
     row
 }
 
-fn contents(
-    test: &TestDb,
-    table: &str,
-) -> Vec<(
+/// A stored row: key, text and bytes in hex, the numbers as stored.
+type Stored = (
     i64,
     Option<String>,
     Option<String>,
     Option<i64>,
     Option<u64>,
     Option<i64>,
-)> {
+);
+
+fn contents(test: &TestDb, table: &str) -> Vec<Stored> {
     test.rows(&format!(
         "SELECT k, HEX(s), HEX(b), n, u, flag FROM {table} ORDER BY k"
     ))
