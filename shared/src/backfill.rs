@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::error::TrySendError;
 
 use crate::db::{with_retry, Database, DbError};
 use crate::event::{parse_event, DataPoint, Event};
@@ -305,23 +306,22 @@ fn lane_count(options: &BackfillOptions) -> usize {
 /// bits are well mixed where FNV's are not) because a resumed run, maybe of
 /// another release, must deal the same way.
 fn lane_of(parsed: &Option<Result<Event, String>>, line_number: u64, lanes: usize) -> usize {
-    let key = match parsed {
-        Some(Ok(event)) => {
-            let mut h = event
-                .stream_id
-                .bytes()
-                .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-                });
-            h ^= h >> 33;
-            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-            h ^= h >> 33;
-            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-            h ^ (h >> 33)
-        }
-        _ => line_number,
-    };
-    (key % lanes as u64) as usize
+    match parsed {
+        Some(Ok(event)) => lane_of_stream(&event.stream_id, lanes),
+        _ => (line_number % lanes as u64) as usize,
+    }
+}
+
+/// The lane of a presentation's events in a run of `lanes` lanes.
+pub fn lane_of_stream(stream_id: &str, lanes: usize) -> usize {
+    let mut h = stream_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    ((h ^ (h >> 33)) % lanes as u64) as usize
 }
 
 /// Deals a batch's lines to the lanes, leaving out the lines a lane had
@@ -523,7 +523,9 @@ pub async fn run(
         let mut lane_inputs = Vec::with_capacity(lanes);
         let mut lane_tasks = Vec::with_capacity(lanes);
         for (index, checkpoint) in state.lanes.iter().cloned().enumerate() {
-            let (input, mut batches) = tokio::sync::mpsc::channel::<ParsedBatch>(1);
+            // Room for a share waiting beside the one loading, so the reader
+            // can deal on while this lane's presentation takes long.
+            let (input, mut batches) = tokio::sync::mpsc::channel::<ParsedBatch>(2);
             lane_inputs.push(input);
             let lane = Lane {
                 index,
@@ -547,6 +549,11 @@ pub async fn run(
         }
         let mut read_error = None;
         let mut stopped_early = false;
+        let mut lane_failed = false;
+        // The end of the last batch dealt, and the lanes that were not given
+        // it (an empty share left out): they are given it at the end.
+        let mut dealt_end: Option<(u64, u64)> = None;
+        let mut behind = vec![false; lanes];
         while let Some(batch) = receiver.recv().await {
             let batch = match batch {
                 Ok(batch) => batch,
@@ -555,12 +562,26 @@ pub async fn run(
                     break;
                 }
             };
-            let mut lane_failed = false;
-            for (input, share) in lane_inputs.iter().zip(deal(batch, &state.lanes)) {
-                // Also a lane with nothing of this batch takes it, to move its
-                // checkpoint on: the run's offset is the least of the lanes'.
-                if input.send(share).await.is_err() {
-                    lane_failed = true;
+            dealt_end = Some((batch.end_offset, batch.last_line));
+            for (lane, share) in deal(batch, &state.lanes).into_iter().enumerate() {
+                let input = &lane_inputs[lane];
+                // A lane with nothing of this batch takes it only if it has
+                // room, to move its checkpoint on (the run's offset is the
+                // least of the lanes'); waiting for a busy lane here would
+                // leave the others idle, as a presentation's events come in
+                // runs of whole batches.
+                let sent = if share.lines.is_empty() {
+                    match input.try_send(share) {
+                        Ok(()) => Ok(true),
+                        Err(TrySendError::Full(_)) => Ok(false),
+                        Err(TrySendError::Closed(_)) => Err(()),
+                    }
+                } else {
+                    input.send(share).await.map(|()| true).map_err(|_| ())
+                };
+                match sent {
+                    Ok(given) => behind[lane] = !given,
+                    Err(()) => lane_failed = true,
                 }
             }
             if let Some(report) = &ctx.on_progress {
@@ -580,6 +601,19 @@ pub async fn run(
             }
         }
         drop(receiver);
+        if let (false, Some((end_offset, last_line))) = (lane_failed, dealt_end) {
+            for (input, _) in lane_inputs.iter().zip(&behind).filter(|(_, b)| **b) {
+                let empty = ParsedBatch {
+                    lines: Vec::new(),
+                    parsed: Vec::new(),
+                    nonblank: 0,
+                    end_offset,
+                    last_line,
+                };
+                // A failed lane reports its error below.
+                let _ = input.send(empty).await;
+            }
+        }
         drop(lane_inputs);
         let _ = reader_thread.join();
         let mut lane_error = None;

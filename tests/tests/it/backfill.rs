@@ -16,7 +16,7 @@ use crate::loaders::{sample_lines, snapshot};
 async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> Context {
     let aws = helpers::aws_config().await;
     Context {
-        db: Arc::new(Database::connect(test.settings(), 2).await.unwrap()),
+        db: Arc::new(Database::connect(test.settings(), 4).await.unwrap()),
         s3: Some(shared::aws::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues,
@@ -277,6 +277,61 @@ async fn a_run_whose_lanes_stopped_at_different_batches_resumes_to_the_same_end(
     assert_eq!(resumed.counters, uninterrupted.counters);
     assert_sample_stats(&resumed);
     assert_eq!(snapshot(&test), snapshot(&whole));
+}
+
+/// A lane busy with a long presentation is not given the batches it has no
+/// share of (the reader deals on to the other lanes); it must still be
+/// given the export's end, or the run would never read as finished. The
+/// export: one presentation's 4,000 lines, then 300 of another in another
+/// lane, in batches of 100, with the first lane's commits slowed down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lane_left_out_of_the_last_batches_still_ends_at_the_exports_end() {
+    let lines = sample_lines();
+    let stream_of = |line: &String| parse_event(line).ok().map(|e| e.stream_id);
+    let long = "prs-glo-0001";
+    let lanes = 2;
+    let short = ["prs-acm-0000", "prs-acm-0002"]
+        .into_iter()
+        .find(|s| backfill::lane_of_stream(s, lanes) != backfill::lane_of_stream(long, lanes))
+        .expect("the sample's presentations are in both lanes");
+    let of = |stream: &str, n: usize| {
+        lines
+            .iter()
+            .filter(|l| stream_of(l).as_deref() == Some(stream))
+            .take(n)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let text = [of(long, 4000), of(short, 300)].concat().join("\n") + "\n";
+    let path = std::env::temp_dir().join(format!("uneven-{:08x}.jsonl", rand::random::<u32>()));
+    std::fs::write(&path, &text).unwrap();
+    let mut direct = options(&path.display().to_string(), Mode::Direct);
+    direct.lanes = lanes;
+
+    let test = TestDb::new();
+    let mut ctx = context(&test, QueueUrls::default(), 100).await;
+    let slow_lane = backfill::lane_of_stream(long, lanes);
+    ctx.before_lane_commit = Some(Arc::new(move |lane, _| {
+        if lane == slow_lane {
+            std::thread::sleep(Duration::from_millis(15));
+        }
+    }));
+    let summary = backfill::run(&ctx, &direct, Some("uneven-end".into()), None)
+        .await
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert!(summary.done);
+    assert_eq!(summary.next_offset, text.len() as u64);
+    let offsets: Vec<u64> = test
+        .rows("SELECT next_offset FROM backfill_lane WHERE run_id = 'uneven-end' ORDER BY lane");
+    assert_eq!(offsets, vec![text.len() as u64; lanes]);
+    assert_eq!(summary.counters.lines, 4300);
+    let distinct: std::collections::HashSet<(String, i64)> = text
+        .lines()
+        .filter_map(|l| parse_event(l).ok())
+        .map(|e| (e.stream_id, e.version))
+        .collect();
+    assert_eq!(summary.counters.events, distinct.len() as u64);
 }
 
 pub(crate) async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
