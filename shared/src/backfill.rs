@@ -19,9 +19,11 @@ use crate::export::{Line, LineReader};
 use crate::load::{load_batch, record_rejects, Item, Reject, RejectKind};
 use crate::source::{open_source, Source};
 
-/// Lines per transaction: large enough to amortise round trips, small enough
-/// to keep statements and lock sets modest.
-pub const DEFAULT_BATCH_LINES: usize = 5_000;
+/// Lines per transaction: large enough to amortise round trips, commits and
+/// the per-batch merges (about one presentation's worth: 10,000 loaded 5 M
+/// events with an eighth less server time than 5,000, BENCHMARKS.md), small
+/// enough to keep statements and lock sets modest.
+pub const DEFAULT_BATCH_LINES: usize = 10_000;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
 /// The database is the backfill's bottleneck, and one connection keeps one
