@@ -373,7 +373,7 @@ fn begin(
         Some((stored, status, elapsed_ms)) => {
             if stored != options_json {
                 return Err(DbError(format!(
-                    "run {run_id} was started with other options ({stored}); resume it with the same source, mode and filters, or use another --run-id"
+                    "run {run_id} was started with other options ({stored}); resume it with the same source, mode, filters and --lanes, or use another --run-id"
                 )));
             }
             conn.exec_drop(

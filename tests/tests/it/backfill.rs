@@ -225,6 +225,13 @@ async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one
         .await
         .unwrap_err();
     assert!(err.0.contains("other options"), "{err}");
+    // So is another number of lanes (the default changed from 2 to 3).
+    let mut other_lanes = options(&sample_source(), Mode::Direct);
+    other_lanes.lanes = backfill::DEFAULT_LANES - 1;
+    let err = backfill::run(&ctx, &other_lanes, Some("resume-test".into()), None)
+        .await
+        .unwrap_err();
+    assert!(err.0.contains("--lanes"), "{err}");
 }
 
 /// Each lane commits its own checkpoint, so a kill can leave one lane
