@@ -552,10 +552,9 @@ pub async fn run(
         let mut read_error = None;
         let mut stopped_early = false;
         let mut lane_failed = false;
-        // The end of the last batch dealt, and the lanes that were not given
-        // it (an empty share left out): they are given it at the end.
-        let mut dealt_end: Option<(u64, u64)> = None;
-        let mut behind = vec![false; lanes];
+        // Per lane, the last (empty) share it was left out of, if none has
+        // reached it since: it is given that one at the end.
+        let mut left_out: Vec<Option<ParsedBatch>> = (0..lanes).map(|_| None).collect();
         while let Some(batch) = receiver.recv().await {
             let batch = match batch {
                 Ok(batch) => batch,
@@ -564,26 +563,22 @@ pub async fn run(
                     break;
                 }
             };
-            dealt_end = Some((batch.end_offset, batch.last_line));
-            for (lane, share) in deal(batch, &state.lanes).into_iter().enumerate() {
-                let input = &lane_inputs[lane];
+            let shares = deal(batch, &state.lanes);
+            for ((input, share), left_out) in lane_inputs.iter().zip(shares).zip(&mut left_out) {
+                *left_out = None;
                 // A lane with nothing of this batch takes it only if it has
                 // room, to move its checkpoint on (the run's offset is the
                 // least of the lanes'); waiting for a busy lane here would
                 // leave the others idle, as a presentation's events come in
                 // runs of whole batches.
-                let sent = if share.lines.is_empty() {
+                if share.lines.is_empty() {
                     match input.try_send(share) {
-                        Ok(()) => Ok(true),
-                        Err(TrySendError::Full(_)) => Ok(false),
-                        Err(TrySendError::Closed(_)) => Err(()),
+                        Ok(()) => {}
+                        Err(TrySendError::Full(share)) => *left_out = Some(share),
+                        Err(TrySendError::Closed(_)) => lane_failed = true,
                     }
-                } else {
-                    input.send(share).await.map(|()| true).map_err(|_| ())
-                };
-                match sent {
-                    Ok(given) => behind[lane] = !given,
-                    Err(()) => lane_failed = true,
+                } else if input.send(share).await.is_err() {
+                    lane_failed = true;
                 }
             }
             if let Some(report) = &ctx.on_progress {
@@ -603,17 +598,12 @@ pub async fn run(
             }
         }
         drop(receiver);
-        if let (false, Some((end_offset, last_line))) = (lane_failed, dealt_end) {
-            for (input, _) in lane_inputs.iter().zip(&behind).filter(|(_, b)| **b) {
-                let empty = ParsedBatch {
-                    lines: Vec::new(),
-                    parsed: Vec::new(),
-                    nonblank: 0,
-                    end_offset,
-                    last_line,
-                };
-                // A failed lane reports its error below.
-                let _ = input.send(empty).await;
+        if !lane_failed {
+            for (input, share) in lane_inputs.iter().zip(left_out) {
+                if let Some(share) = share {
+                    // A lane that fails now reports its error below.
+                    let _ = input.send(share).await;
+                }
             }
         }
         drop(lane_inputs);

@@ -7,9 +7,8 @@
 //! the ledger's blocks are summed in SQL from one covering index, grouped
 //! by the stream id's CRC-32 (streams whose CRCs collide are summed, and
 //! compared, as one group), and compared; only the blocks that differ are
-//! read in detail, from the ledger
-//! by primary key and from a second pass over the export that compares each
-//! of their events as it passes. Memory is a few numbers per block and one
+//! read in detail, from the ledger by primary key and from a second pass
+//! over the export that compares each of their events as it passes. Memory is a few numbers per block and one
 //! bit per version, never the export or the ledger.
 //!
 //! The export is read in 1 MiB chunks cut at line ends and parsed on every

@@ -158,6 +158,8 @@ pub struct Upsert {
     rows_in_statement: usize,
     /// Complete statements not sent yet.
     ready: Vec<String>,
+    /// The row being added, as literals (kept to reuse its allocation).
+    row_text: String,
 }
 
 impl Upsert {
@@ -170,6 +172,7 @@ impl Upsert {
             statement: String::new(),
             rows_in_statement: 0,
             ready: Vec::new(),
+            row_text: String::new(),
         }
     }
 
@@ -187,10 +190,11 @@ impl Upsert {
 
     /// Adds a row without sending anything; see `take_statements`.
     pub fn add(&mut self, row: &Row) {
-        let mut values = String::new();
-        row.push_literals(&mut values);
+        self.row_text.clear();
+        row.push_literals(&mut self.row_text);
         if self.rows_in_statement > 0
-            && self.statement.len() + values.len() + self.tail.len() + 3 > MAX_STATEMENT_BYTES
+            && self.statement.len() + self.row_text.len() + self.tail.len() + 3
+                > MAX_STATEMENT_BYTES
         {
             self.close_statement();
         }
@@ -200,7 +204,7 @@ impl Upsert {
             self.statement.push(',');
         }
         self.statement.push('(');
-        self.statement.push_str(&values);
+        self.statement.push_str(&self.row_text);
         self.statement.push(')');
         self.rows_in_statement += 1;
     }
@@ -267,10 +271,10 @@ impl PreparedUpsert {
         let mut left = self.values.len() / self.columns;
         let mut values = self.values.into_iter();
         let mut affected_rows = 0;
+        let placeholders = format!("({})", vec!["?"; self.columns].join(","));
         while left > 0 {
             let rows = 1 << left.min(MAX_PREPARED_ROWS).ilog2();
             let mut statement = self.head.clone();
-            let placeholders = format!("({})", vec!["?"; self.columns].join(","));
             for index in 0..rows {
                 if index > 0 {
                     statement.push(',');
