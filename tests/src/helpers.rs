@@ -164,6 +164,31 @@ pub async fn queue_length(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
         .unwrap_or_else(|e| panic!("{e:#}"))
 }
 
+/// An export file written for one test, removed when dropped (also when
+/// the test fails).
+pub struct TempExport(PathBuf);
+
+impl TempExport {
+    /// Writes `text` to a new file whose name starts with `name`.
+    pub fn new(name: &str, text: &str) -> TempExport {
+        let path =
+            std::env::temp_dir().join(format!("{name}-{:08x}.jsonl", rand::rng().random::<u32>()));
+        std::fs::write(&path, text).expect("write a temporary export");
+        TempExport(path)
+    }
+
+    /// The path, as a backfill or reconcile `source`.
+    pub fn source(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for TempExport {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// The sample export's path.
 pub fn sample_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/events.jsonl")

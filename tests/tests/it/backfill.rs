@@ -101,8 +101,7 @@ async fn enqueue_puts_each_analytics_event_on_its_data_points_queue() {
         .step_by(5)
         .map(str::to_string)
         .collect();
-    let export = std::env::temp_dir().join(format!("enqueue-{:08x}.jsonl", rand::random::<u32>()));
-    std::fs::write(&export, lines.join("\n")).unwrap();
+    let export = helpers::TempExport::new("enqueue", &lines.join("\n"));
     let test = TestDb::new();
     let aws = helpers::aws_config().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
@@ -111,15 +110,9 @@ async fn enqueue_puts_each_analytics_event_on_its_data_points_queue() {
         urls.insert(dp, helpers::create_queue(&sqs, dp.as_str()).await);
     }
     let ctx = context(&test, QueueUrls(urls.clone()), 300).await;
-    let summary = backfill::run(
-        &ctx,
-        &options(&export.display().to_string(), Mode::Enqueue),
-        None,
-        None,
-    )
-    .await
-    .unwrap();
-    std::fs::remove_file(&export).unwrap();
+    let summary = backfill::run(&ctx, &options(&export.source(), Mode::Enqueue), None, None)
+        .await
+        .unwrap();
     assert!(summary.done);
     let mut expected: BTreeMap<DataPoint, usize> = BTreeMap::new();
     let mut malformed = 0;
@@ -310,9 +303,8 @@ async fn a_lane_left_out_of_the_last_batches_still_ends_at_the_exports_end() {
             .collect::<Vec<_>>()
     };
     let text = [of(long, 4000), of(short, 300)].concat().join("\n") + "\n";
-    let path = std::env::temp_dir().join(format!("uneven-{:08x}.jsonl", rand::random::<u32>()));
-    std::fs::write(&path, &text).unwrap();
-    let mut direct = options(&path.display().to_string(), Mode::Direct);
+    let export = helpers::TempExport::new("uneven", &text);
+    let mut direct = options(&export.source(), Mode::Direct);
     direct.lanes = lanes;
 
     let test = TestDb::new();
@@ -326,7 +318,6 @@ async fn a_lane_left_out_of_the_last_batches_still_ends_at_the_exports_end() {
     let summary = backfill::run(&ctx, &direct, Some("uneven-end".into()), None)
         .await
         .unwrap();
-    std::fs::remove_file(&path).unwrap();
     assert!(summary.done);
     assert_eq!(summary.next_offset, text.len() as u64);
     let offsets: Vec<u64> = test

@@ -500,13 +500,12 @@ async fn streams_whose_crcs_collide_are_told_apart() {
             .map(|line| line.replace("\"prs-glo-0001\"", &format!("\"{id}\"")))
             .collect()
     };
-    let dir = std::env::temp_dir();
-    let tag = rand::random::<u32>();
-    let both = dir.join(format!("collide-both-{tag:08x}.jsonl"));
-    let only_a = dir.join(format!("collide-a-{tag:08x}.jsonl"));
-    std::fs::write(&both, [renamed(A), renamed(B)].concat().join("\n")).unwrap();
-    std::fs::write(&only_a, renamed(A).join("\n")).unwrap();
-    let ctx = loaded(&test, &both.display().to_string()).await;
+    let both = helpers::TempExport::new(
+        "collide-both",
+        &[renamed(A), renamed(B)].concat().join("\n"),
+    );
+    let only_a = helpers::TempExport::new("collide-a", &renamed(A).join("\n"));
+    let ctx = loaded(&test, &both.source()).await;
     let mut b_events: Vec<(String, i64)> = renamed(B)
         .iter()
         .filter_map(|line| shared::event::parse_event(line).ok())
@@ -516,9 +515,9 @@ async fn streams_whose_crcs_collide_are_told_apart() {
     b_events.sort();
     b_events.dedup();
     assert!(b_events.len() > 100, "{}", b_events.len());
-    let found = |source: &std::path::Path| {
+    let found = |export: &helpers::TempExport| {
         let options = ReconcileOptions {
-            source: source.display().to_string(),
+            source: export.source(),
             ..options(None)
         };
         let db = ctx.db.clone();
@@ -547,6 +546,4 @@ async fn streams_whose_crcs_collide_are_told_apart() {
     let gone = b_events[b_events.len() / 2].clone();
     remove_events(&test, std::slice::from_ref(&gone));
     assert_eq!(found(&both).await, vec![(Kind::Missing, gone.0, gone.1)]);
-    std::fs::remove_file(&both).unwrap();
-    std::fs::remove_file(&only_a).unwrap();
 }
