@@ -9,11 +9,11 @@ use std::io::IsTerminal;
 mod analytics_commands;
 
 use clap::{Parser, Subcommand};
-use shared::backfill::{self, BackfillOptions, Filters, Mode, QueueUrls};
-use shared::config::DatabaseSettings;
-use shared::db::Database;
-use shared::event::DataPoint;
-use shared::generate::{generate, GenerateOptions};
+use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode, QueueUrls};
+use shared::store::config::DatabaseSettings;
+use shared::store::db::Database;
+use shared::contract::event::DataPoint;
+use shared::jobs::generate::{generate, GenerateOptions};
 
 #[derive(Parser)]
 #[command(name = "warehouse", version, about = "Operate the analytics warehouse")]
@@ -139,12 +139,12 @@ struct BackfillArgs {
     #[arg(long)]
     dry_run: bool,
     /// Lines per transaction.
-    #[arg(long, default_value_t = shared::backfill::DEFAULT_BATCH_LINES)]
+    #[arg(long, default_value_t = shared::jobs::backfill::DEFAULT_BATCH_LINES)]
     batch_lines: usize,
     /// Connections loading at once in direct mode (events are dealt to them
     /// by presentation); a resumed run must use its own number again.
-    #[arg(long, default_value_t = shared::backfill::DEFAULT_LANES,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=shared::backfill::MAX_LANES as u64))]
+    #[arg(long, default_value_t = shared::jobs::backfill::DEFAULT_LANES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=shared::jobs::backfill::MAX_LANES as u64))]
     lanes: usize,
     /// Run it in this deployed backfill function (name or ARN) instead of
     /// here, invoking it again with the returned runId until it is done
@@ -174,7 +174,7 @@ fn database(max_connections: usize) -> anyhow::Result<Database> {
 /// otherwise would look for credentials and a region for nothing).
 async fn aws_if(needed: bool) -> Option<aws_config::SdkConfig> {
     match needed {
-        true => Some(shared::aws::sdk_config().await),
+        true => Some(shared::store::aws::sdk_config().await),
         false => None,
     }
 }
@@ -187,7 +187,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    shared::ejson::parse_rfc3339(text).map_err(|e| {
+    shared::contract::ejson::parse_rfc3339(text).map_err(|e| {
         anyhow::anyhow!("{text:?} is not an RFC 3339 time ({e}); write e.g. 2021-09-14T00:00:00Z")
     })
 }
@@ -259,9 +259,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate { create_database } => {
             if create_database {
-                shared::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
+                shared::store::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
             }
-            let report = shared::migrate::run(&database(1)?)?;
+            let report = shared::store::migrate::run(&database(1)?)?;
             println!(
                 "{}",
                 serde_json::json!({"applied": report.applied, "alreadyApplied": report.already_applied})
@@ -281,11 +281,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("the local pipeline needs DATABASE_URL (mysql://root@127.0.0.1:3306/warehouse_pipeline), not the RDS settings");
             };
             if fresh {
-                shared::db::drop_database(&settings)?;
+                shared::store::db::drop_database(&settings)?;
             }
-            shared::db::create_database_if_missing(&settings)?;
+            shared::store::db::create_database_if_missing(&settings)?;
             let db = database(1)?;
-            shared::migrate::run(&db)?;
+            shared::store::migrate::run(&db)?;
             let summary = runtime()?.block_on(async {
                 let mut stack =
                     warehouse_cli::local::LocalStack::start(warehouse_cli::local::LocalOptions {
@@ -336,7 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let mut payload = serde_json::to_value(&options)?;
                 payload["runId"] = serde_json::json!(args.run_id);
                 let summary = runtime.block_on(async {
-                    let aws = shared::aws::sdk_config().await;
+                    let aws = shared::store::aws::sdk_config().await;
                     warehouse_cli::invoke::invoke_until_done(
                         &aws_sdk_lambda::Client::new(&aws),
                         &function,
@@ -367,10 +367,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     db,
                     aws.as_ref()
                         .filter(|_| needs_s3)
-                        .map(shared::aws::s3_client),
+                        .map(shared::store::aws::s3_client),
                     aws.as_ref()
                         .filter(|_| enqueue)
-                        .map(shared::aws::sqs_client),
+                        .map(shared::store::aws::sqs_client),
                     queues,
                     args.batch_lines,
                 );
@@ -389,18 +389,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             to,
             repair,
         } => {
-            let options = shared::reconcile::ReconcileOptions {
+            let options = shared::jobs::reconcile::ReconcileOptions {
                 source,
                 from_ms: from.as_deref().map(parse_time).transpose()?,
                 to_ms: to.as_deref().map(parse_time).transpose()?,
                 repair: repair
                     .as_deref()
-                    .map(shared::reconcile::Repair::parse)
+                    .map(shared::jobs::reconcile::Repair::parse)
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
             };
             let summary = runtime()?.block_on(async {
-                let queue_repair = options.repair == Some(shared::reconcile::Repair::Queue);
+                let queue_repair = options.repair == Some(shared::jobs::reconcile::Repair::Queue);
                 let uses_s3 = options.source.starts_with("s3://");
                 let aws = aws_if(uses_s3 || queue_repair).await;
                 let queues = if queue_repair {
@@ -410,15 +410,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let ctx = backfill_context(
                     database(2)?,
-                    aws.as_ref().filter(|_| uses_s3).map(shared::aws::s3_client),
+                    aws.as_ref().filter(|_| uses_s3).map(shared::store::aws::s3_client),
                     aws.as_ref()
                         .filter(|_| queue_repair)
-                        .map(shared::aws::sqs_client),
+                        .map(shared::store::aws::sqs_client),
                     queues,
                     backfill::DEFAULT_BATCH_LINES,
                 );
                 let (summary, _) =
-                    shared::reconcile::reconcile(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)
+                    shared::jobs::reconcile::reconcile(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)
                         .await?;
                 Ok::<_, anyhow::Error>(summary)
             })?;
@@ -431,10 +431,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report = runtime()?.block_on(async {
                 let aws = aws_if(source.starts_with("s3://")).await;
-                let s3 = aws.as_ref().map(shared::aws::s3_client);
+                let s3 = aws.as_ref().map(shared::store::aws::s3_client);
                 let db = database(1)?;
                 Ok::<_, anyhow::Error>(
-                    shared::verify::verify(&db, s3.as_ref(), &source, sample, seed).await?,
+                    shared::jobs::verify::verify(&db, s3.as_ref(), &source, sample, seed).await?,
                 )
             })?;
             for (presentation, fields) in &report.differences {

@@ -7,7 +7,7 @@
 //! `cargo bench -p integration-tests --bench analytics`; add `-- quick` for a
 //! 2,000-viewer presentation in a tenant of 10, 100 and 500, `-- fresh` to
 //! reload from scratch, `-- first` to measure the first size only, `-- profile`
-//! (with `RUST_LOG=shared::analytics=debug`) to print the time of each query
+//! (with `RUST_LOG=shared::read::analytics=debug`) to print the time of each query
 //! of the answers.
 //!
 //! Loading the big presentation takes minutes, so the database
@@ -20,12 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use shared::analytics::{self, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort};
-use shared::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
-use shared::config::{DatabaseSettings, Secret};
-use shared::db::Database;
-use shared::generate::{generate, GenerateOptions};
-use shared::replay::Replay;
+use shared::read::analytics::{self, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort};
+use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
+use shared::store::config::{DatabaseSettings, Secret};
+use shared::store::db::Database;
+use shared::jobs::generate::{generate, GenerateOptions};
+use shared::read::replay::Replay;
 
 const RUNS: usize = 21;
 const TENANT: &str = "tenant-0";
@@ -82,11 +82,11 @@ fn main() {
     );
     let settings = DatabaseSettings::Url(Secret::new(url));
     if arg("fresh") {
-        shared::db::drop_database(&settings).unwrap();
+        shared::store::db::drop_database(&settings).unwrap();
     }
-    shared::db::create_database_if_missing(&settings).unwrap();
+    shared::store::db::create_database_if_missing(&settings).unwrap();
     let db = Arc::new(Database::connect_blocking(settings, 2).unwrap());
-    shared::migrate::run(&db).unwrap();
+    shared::store::migrate::run(&db).unwrap();
     let mut conn = db.conn().unwrap();
     conn.query_drop("CREATE TABLE IF NOT EXISTS bench_piece (name VARCHAR(255) PRIMARY KEY)")
         .unwrap();
@@ -272,8 +272,8 @@ fn report(conn: &mut mysql::PooledConn) {
 fn replay(exports: &[PathBuf]) {
     let mut replay = Replay::new();
     for export in exports {
-        let reader = shared::source::open_local(export, 0).unwrap().reader;
-        for line in shared::export::LineReader::new(reader, 0, 0) {
+        let reader = shared::export::source::open_local(export, 0).unwrap().reader;
+        for line in shared::export::lines::LineReader::new(reader, 0, 0) {
             let line = line.unwrap();
             if let Ok(event) = backfill::parse_line(&line.bytes) {
                 if event.stream_id == PRESENTATION {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::db::Database;
-use shared::event::{parse_event, DataPoint};
-use shared::sqs_loader::SqsLoader;
+use shared::store::db::Database;
+use shared::contract::event::{parse_event, DataPoint};
+use shared::handlers::sqs_loader::SqsLoader;
 
 use crate::helpers::{self, TestDb};
 
@@ -173,7 +173,7 @@ pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
 
 /// Fails naming every field where `actual` and `expected` differ.
 pub fn assert_json_eq(what: &str, actual: &serde_json::Value, expected: &serde_json::Value) {
-    let lines = shared::verify::differences(actual, expected, "actual", "expected");
+    let lines = shared::jobs::verify::differences(actual, expected, "actual", "expected");
     assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 
@@ -186,12 +186,12 @@ pub fn all_viewers(
     conn: &mut impl mysql::prelude::Queryable,
     tenant: &str,
     id: &str,
-) -> Vec<shared::report::ViewerRow> {
-    let query = shared::analytics::ViewerQuery {
+) -> Vec<shared::contract::answers::ViewerRow> {
+    let query = shared::read::analytics::ViewerQuery {
         limit: 1000,
         ..Default::default()
     };
-    let list = shared::analytics::viewer_list(conn, tenant, id, &query).expect("viewer list");
+    let list = shared::read::analytics::viewer_list(conn, tenant, id, &query).expect("viewer list");
     assert_eq!(
         list.total,
         list.viewers.len() as i64,
@@ -206,13 +206,13 @@ pub fn all_viewers(
 pub fn all_presentations(
     conn: &mut impl mysql::prelude::Queryable,
     tenant: &str,
-) -> Vec<shared::report::PresentationRow> {
-    let query = shared::analytics::PresentationQuery {
+) -> Vec<shared::contract::answers::PresentationRow> {
+    let query = shared::read::analytics::PresentationQuery {
         limit: 1000,
         ..Default::default()
     };
     let list =
-        shared::analytics::presentation_list(conn, tenant, &query).expect("presentation list");
+        shared::read::analytics::presentation_list(conn, tenant, &query).expect("presentation list");
     assert_eq!(list.total, list.presentations.len() as i64);
     let mut rows = list.presentations;
     rows.sort_by(|a, b| a.presentation_id.cmp(&b.presentation_id));
@@ -227,7 +227,7 @@ pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
     for (id, report) in expected["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
         tenants.insert(tenant.to_string());
-        let actual = shared::analytics::presentation_report(conn, tenant, id).expect("report");
+        let actual = shared::read::analytics::presentation_report(conn, tenant, id).expect("report");
         assert_json_eq(&format!("reports.{id}"), &to_json(&actual), report);
         assert_json_eq(
             &format!("viewers.{id}"),

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use mysql::prelude::Queryable;
 use rand::Rng;
-use shared::config::{DatabaseSettings, Secret};
-use shared::db::Database;
+use shared::store::config::{DatabaseSettings, Secret};
+use shared::store::db::Database;
 
 /// The server the tests create their databases on (root, empty password locally).
 fn admin_url() -> String {
@@ -59,7 +59,7 @@ impl TestDb {
         let url = with_database(&admin_url(), &name);
         let db = Database::connect_blocking(DatabaseSettings::Url(Secret::new(url.clone())), 4)
             .expect("connect to the test database");
-        shared::migrate::run(&db).expect("migrate the test database");
+        shared::store::migrate::run(&db).expect("migrate the test database");
         TestDb { name, url, db }
     }
 

@@ -1,12 +1,12 @@
 //! The backfill, invoked by hand (or by `scripts/backfill-via-lambda.sh`):
 //! each invocation continues the run until shortly before its time runs out.
-//! Wiring only: the logic is `shared::backfill`.
+//! Wiring only: the logic is `shared::jobs::backfill`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let function = shared::lambda::BackfillFunction::from_env().await?;
+    let function = shared::handlers::lambda::BackfillFunction::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

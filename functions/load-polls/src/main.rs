@@ -1,12 +1,12 @@
 //! SQS-triggered loader of the polls data point. Wiring only: the loading
-//! logic is `shared::sqs_loader`.
+//! logic is `shared::handlers::sqs_loader`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::event::DataPoint;
+use shared::contract::event::DataPoint;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let loader = shared::lambda::loader_from_env(DataPoint::Polls).await?;
+    let loader = shared::handlers::lambda::loader_from_env(DataPoint::Polls).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| loader.handle(event))).await
 }

@@ -1,4 +1,4 @@
-//! The analytics answers computed by the database (`shared::analytics`),
+//! The analytics answers computed by the database (`shared::read::analytics`),
 //! checked against the golden sample answers, against the in-memory replay on
 //! random subsets of the sample, and rule by rule on small hand-made event
 //! sets, all loaded through the real SQS loader handlers.
@@ -10,14 +10,14 @@ use proptest::prelude::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use shared::analytics::{
+use shared::read::analytics::{
     parse_date, parse_date_to, parse_limit, parse_offset, presentation_list, presentation_report,
     refresh_summaries, viewer_list, AnalyticsError, PresentationQuery, PresentationSort,
     ViewerQuery, ViewerSort,
 };
-use shared::event::parse_event;
-use shared::replay::Replay;
-use shared::report::{PresentationRow, ViewerRow};
+use shared::contract::event::parse_event;
+use shared::read::replay::Replay;
+use shared::contract::answers::{PresentationRow, ViewerRow};
 
 use crate::helpers::{sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
@@ -52,7 +52,7 @@ fn ev_of(
 
 /// `2021-09-10T10:00:00Z` plus `seconds`.
 fn at(seconds: i64) -> String {
-    shared::report::format_time(1_631_268_000_000 + seconds * 1000)
+    shared::contract::answers::format_time(1_631_268_000_000 + seconds * 1000)
 }
 
 async fn load(test: &TestDb, lines: &[String]) {

@@ -1,4 +1,4 @@
-//! The analytics HTTP API (`shared::api`, deployed as `functions/analytics-api`)
+//! The analytics HTTP API (`shared::handlers::api`, deployed as `functions/analytics-api`)
 //! driven as Lambda drives it: real API Gateway HTTP API (payload 2.0) event
 //! JSON into the handler, over the sample loaded through the real loaders.
 
@@ -8,11 +8,11 @@ use std::sync::Arc;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use serde_json::{json, Map, Value};
-use shared::api::{percent_decode, AnalyticsApi};
-use shared::config::{DatabaseSettings, Secret};
-use shared::db::Database;
-use shared::event::DataPoint;
-use shared::flags::{self, FlagState};
+use shared::handlers::api::{percent_decode, AnalyticsApi};
+use shared::store::config::{DatabaseSettings, Secret};
+use shared::store::db::Database;
+use shared::contract::event::DataPoint;
+use shared::read::flags::{self, FlagState};
 
 use crate::helpers::{sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
@@ -159,7 +159,7 @@ async fn sample_api() -> (TestDb, AnalyticsApi) {
         .await
         .deliver(&sample_lines(), 200)
         .await;
-    let db = Database::connect(test.settings(), shared::lambda::LAMBDA_MAX_CONNECTIONS)
+    let db = Database::connect(test.settings(), shared::handlers::lambda::LAMBDA_MAX_CONNECTIONS)
         .await
         .expect("the API's database");
     (test, AnalyticsApi::new(Arc::new(db)))

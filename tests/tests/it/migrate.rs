@@ -1,6 +1,6 @@
 use crate::helpers::TestDb;
 use mysql::prelude::Queryable;
-use shared::migrate::{self, Migration};
+use shared::store::migrate::{self, Migration};
 
 #[test]
 fn migrating_twice_changes_nothing_the_second_time() {

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::config::{required_env, DatabaseSettings};
-use crate::db::Database;
-use crate::event::DataPoint;
-use crate::sqs_loader::SqsLoader;
+use crate::store::config::{required_env, DatabaseSettings};
+use crate::store::db::Database;
+use crate::contract::event::DataPoint;
+use crate::handlers::sqs_loader::SqsLoader;
 
 /// One connection: a Lambda container handles one invocation at a time.
 pub const LAMBDA_MAX_CONNECTIONS: usize = 1;
@@ -19,13 +19,13 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
     let name =
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| format!("load-{data_point}"));
     let db = Arc::new(Database::connect(settings, LAMBDA_MAX_CONNECTIONS).await?);
-    let aws = crate::aws::sdk_config().await;
+    let aws = crate::store::aws::sdk_config().await;
     tracing::info!(function = %name, database = %db.describe(), "loader ready");
     Ok(SqsLoader::new(
         data_point,
         name,
         db,
-        crate::aws::sqs_client(&aws),
+        crate::store::aws::sqs_client(&aws),
         dlq_url,
     ))
 }
@@ -33,7 +33,7 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
 /// When a resumable invocation stops working: `margin` before its deadline
 /// (milliseconds since the epoch), or now if that has passed.
 fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Instant {
-    crate::sqs_loader::deadline_instant(deadline_ms)
+    crate::handlers::sqs_loader::deadline_instant(deadline_ms)
         .checked_sub(margin)
         .unwrap_or_else(std::time::Instant::now)
 }
@@ -44,7 +44,7 @@ fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Inst
 #[serde(rename_all = "camelCase")]
 pub struct BackfillRequest {
     #[serde(flatten)]
-    pub options: crate::backfill::BackfillOptions,
+    pub options: crate::jobs::backfill::BackfillOptions,
     pub run_id: Option<String>,
     /// This invocation's own time budget, shorter than the function's: it
     /// checkpoints after the first batch that ends past it (0: one batch per
@@ -60,7 +60,7 @@ pub const BACKFILL_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::f
 /// time runs out and returns where the run stands; invoke again with the
 /// returned `runId` until `done` is true.
 pub struct BackfillFunction {
-    pub context: crate::backfill::Context,
+    pub context: crate::jobs::backfill::Context,
 }
 
 impl BackfillFunction {
@@ -68,21 +68,21 @@ impl BackfillFunction {
         let settings = DatabaseSettings::from_env()?;
         // Connections open as a run's lanes need them (a direct run takes one
         // per lane, `lanes` in the payload; the others take one).
-        let db = Arc::new(Database::connect(settings, crate::backfill::MAX_LANES).await?);
-        let aws = crate::aws::sdk_config().await;
+        let db = Arc::new(Database::connect(settings, crate::jobs::backfill::MAX_LANES).await?);
+        let aws = crate::store::aws::sdk_config().await;
         // Queue URLs are only needed by enqueue runs; their absence is reported then.
-        let queues = crate::backfill::QueueUrls::from_env().unwrap_or_default();
-        let batch_lines = match crate::config::env_lookup("BACKFILL_BATCH_LINES") {
-            None => crate::backfill::DEFAULT_BATCH_LINES,
+        let queues = crate::jobs::backfill::QueueUrls::from_env().unwrap_or_default();
+        let batch_lines = match crate::store::config::env_lookup("BACKFILL_BATCH_LINES") {
+            None => crate::jobs::backfill::DEFAULT_BATCH_LINES,
             Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 format!("BACKFILL_BATCH_LINES must be a positive number of lines per transaction, got {text:?}")
             })?,
         };
         Ok(BackfillFunction {
-            context: crate::backfill::Context {
+            context: crate::jobs::backfill::Context {
                 db,
-                s3: Some(crate::aws::s3_client(&aws)),
-                sqs: Some(crate::aws::sqs_client(&aws)),
+                s3: Some(crate::store::aws::s3_client(&aws)),
+                sqs: Some(crate::store::aws::sqs_client(&aws)),
                 queues,
                 batch_lines,
                 on_progress: None,
@@ -94,9 +94,9 @@ impl BackfillFunction {
     pub async fn handle(
         &self,
         event: lambda_runtime::LambdaEvent<BackfillRequest>,
-    ) -> Result<crate::backfill::Summary, lambda_runtime::Error> {
+    ) -> Result<crate::jobs::backfill::Summary, lambda_runtime::Error> {
         let request = event.payload;
-        if request.options.mode == crate::backfill::Mode::Enqueue
+        if request.options.mode == crate::jobs::backfill::Mode::Enqueue
             && !request.options.dry_run
             && self.context.queues.0.len() < DataPoint::ALL.len()
         {
@@ -107,7 +107,7 @@ impl BackfillFunction {
             stop_at =
                 stop_at.min(std::time::Instant::now() + std::time::Duration::from_secs(seconds));
         }
-        let summary = crate::backfill::run(
+        let summary = crate::jobs::backfill::run(
             &self.context,
             &request.options,
             request.run_id,
@@ -139,7 +139,7 @@ pub struct ReconcileDetail {
     /// RFC 3339 bounds of the window on `occurredAt`.
     pub from: Option<String>,
     pub to: Option<String>,
-    pub repair: Option<crate::reconcile::Repair>,
+    pub repair: Option<crate::jobs::reconcile::Repair>,
 }
 
 /// Time kept back from the invocation's deadline: the chunks in flight are
@@ -151,23 +151,23 @@ pub const RECONCILE_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::
 /// before its time runs out; an unfinished run answers `done: false` with its
 /// `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 pub struct ReconcileFunction {
-    pub context: crate::backfill::Context,
+    pub context: crate::jobs::backfill::Context,
     /// The export to compare, `{date}` standing for the window's day
     /// (`YYYY-MM-DD`), e.g. `s3://exports/{date}/` (every object under it).
     pub source_template: Option<String>,
-    pub default_repair: Option<crate::reconcile::Repair>,
+    pub default_repair: Option<crate::jobs::reconcile::Repair>,
 }
 
 impl ReconcileFunction {
     pub async fn from_env() -> Result<ReconcileFunction, lambda_runtime::Error> {
         let backfill = BackfillFunction::from_env().await?;
-        let default_repair = match crate::config::env_lookup("RECONCILE_REPAIR") {
+        let default_repair = match crate::store::config::env_lookup("RECONCILE_REPAIR") {
             None => None,
-            Some(text) => Some(crate::reconcile::Repair::parse(&text)?),
+            Some(text) => Some(crate::jobs::reconcile::Repair::parse(&text)?),
         };
         Ok(ReconcileFunction {
             context: backfill.context,
-            source_template: crate::config::env_lookup("RECONCILE_SOURCE"),
+            source_template: crate::store::config::env_lookup("RECONCILE_SOURCE"),
             default_repair,
         })
     }
@@ -175,7 +175,7 @@ impl ReconcileFunction {
     pub async fn handle(
         &self,
         event: lambda_runtime::LambdaEvent<serde_json::Value>,
-    ) -> Result<crate::reconcile::ReconcileSummary, lambda_runtime::Error> {
+    ) -> Result<crate::jobs::reconcile::ReconcileSummary, lambda_runtime::Error> {
         // A scheduled event carries `detail`; a manual invocation may pass the detail itself.
         let detail_value = event
             .payload
@@ -187,13 +187,13 @@ impl ReconcileFunction {
         let stop_at = stop_before(event.context.deadline, RECONCILE_DEADLINE_MARGIN);
         let options;
         let start = match detail.run_id {
-            Some(run_id) => crate::reconcile::Start::Continue(run_id),
+            Some(run_id) => crate::jobs::reconcile::Start::Continue(run_id),
             None => {
                 options = self.options(detail)?;
-                crate::reconcile::Start::New(&options)
+                crate::jobs::reconcile::Start::New(&options)
             }
         };
-        let summary = crate::reconcile::run(
+        let summary = crate::jobs::reconcile::run(
             &self.context.db,
             self.context.s3.as_ref(),
             Some(&self.context),
@@ -202,7 +202,7 @@ impl ReconcileFunction {
         )
         .await?;
         if summary.done {
-            crate::reconcile::log_summary(&summary);
+            crate::jobs::reconcile::log_summary(&summary);
         }
         Ok(summary)
     }
@@ -211,12 +211,12 @@ impl ReconcileFunction {
     fn options(
         &self,
         detail: ReconcileDetail,
-    ) -> Result<crate::reconcile::ReconcileOptions, lambda_runtime::Error> {
+    ) -> Result<crate::jobs::reconcile::ReconcileOptions, lambda_runtime::Error> {
         let parse = |text: &str| {
-            crate::ejson::parse_rfc3339(text)
+            crate::contract::ejson::parse_rfc3339(text)
                 .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
         };
-        let today = crate::sqs_loader::now_ms().div_euclid(86_400_000) * 86_400_000;
+        let today = crate::handlers::sqs_loader::now_ms().div_euclid(86_400_000) * 86_400_000;
         let from = detail
             .from
             .as_deref()
@@ -229,7 +229,7 @@ impl ReconcileFunction {
             .map(parse)
             .transpose()?
             .unwrap_or(today - 1);
-        let day = crate::report::format_time(from)[..10].to_string();
+        let day = crate::contract::answers::format_time(from)[..10].to_string();
         let source = match (detail.source, &self.source_template) {
             (Some(source), _) => source,
             (None, Some(template)) => template.replace("{date}", &day),
@@ -237,7 +237,7 @@ impl ReconcileFunction {
                 return Err("no export to compare: set RECONCILE_SOURCE (e.g. s3://exports/{date}/) or name `source` in the event's detail".into())
             }
         };
-        Ok(crate::reconcile::ReconcileOptions {
+        Ok(crate::jobs::reconcile::ReconcileOptions {
             source,
             from_ms: Some(from),
             to_ms: Some(to),

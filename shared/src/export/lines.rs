@@ -141,10 +141,10 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), flate2::Compression::fast());
         encoder.write_all(b"one\ntwo\nthree\n").unwrap();
         std::fs::write(&path, encoder.finish().unwrap()).unwrap();
-        let all = lines_of(crate::source::open_local(&path, 0).unwrap().reader);
+        let all = lines_of(crate::export::source::open_local(&path, 0).unwrap().reader);
         assert_eq!(all.len(), 3);
         let rest = LineReader::new(
-            crate::source::open_local(&path, all[0].1).unwrap().reader,
+            crate::export::source::open_local(&path, all[0].1).unwrap().reader,
             1,
             all[0].1,
         )

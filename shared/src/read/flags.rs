@@ -3,7 +3,7 @@
 //! warehouse (`feature_flag`, migration 0005) and set with
 //! `warehouse flags set`.
 //!
-//! What the states mean for the HTTP API ([`crate::api`]):
+//! What the states mean for the HTTP API ([`crate::handlers::api`]):
 //! - `on`: the data point's sections are served.
 //! - `shadow`: served only to requests asking with `?shadow=true` (the
 //!   product compares them with its old path); left out otherwise.
@@ -36,10 +36,10 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::analytics::AnalyticsError;
-use crate::event::DataPoint;
-use crate::report::{format_time, PresentationList, PresentationReport, ViewerList};
-use crate::sql::str_literal;
+use crate::read::analytics::AnalyticsError;
+use crate::contract::event::DataPoint;
+use crate::contract::answers::{format_time, PresentationList, PresentationReport, ViewerList};
+use crate::store::sql::str_literal;
 
 /// The data points that have a flag, in the order they are listed.
 pub const FLAGGED_DATA_POINTS: [DataPoint; 4] = [

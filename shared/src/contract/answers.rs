@@ -274,7 +274,7 @@ pub fn count(n: usize) -> i64 {
 
 /// Milliseconds since the Unix epoch (UTC) as the contract prints times:
 /// `2021-09-10T12:45:01.123Z` (total over `i64`).
-pub use crate::ejson::format_millis as format_time;
+pub use crate::contract::ejson::format_millis as format_time;
 
 /// [`format_time`] of an optional time.
 pub fn format_time_opt(ms: Option<i64>) -> Option<String> {
@@ -407,10 +407,10 @@ mod tests {
         assert_eq!(format_time(i64::MAX), "292278994-08-17T07:12:55.807Z");
         assert_eq!(format_time(i64::MIN), "-292275055-05-16T16:47:04.192Z");
         assert_eq!(
-            crate::ejson::civil_from_days(i64::MAX).1,
-            crate::ejson::civil_from_days(i64::MAX).1.clamp(1, 12)
+            crate::contract::ejson::civil_from_days(i64::MAX).1,
+            crate::contract::ejson::civil_from_days(i64::MAX).1.clamp(1, 12)
         );
-        let _ = crate::ejson::civil_from_days(i64::MIN);
+        let _ = crate::contract::ejson::civil_from_days(i64::MIN);
     }
 
     #[test]
@@ -475,7 +475,7 @@ mod tests {
         fn format_time_is_rfc3339_for_years_0_to_9999(ms in -62_167_219_200_000i64..253_402_300_800_000) {
             let s = format_time(ms);
             proptest::prop_assert_eq!(s.len(), 24);
-            proptest::prop_assert_eq!(crate::ejson::parse_rfc3339(&s), Ok(ms));
+            proptest::prop_assert_eq!(crate::contract::ejson::parse_rfc3339(&s), Ok(ms));
         }
     }
 

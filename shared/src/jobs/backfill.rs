@@ -13,11 +13,11 @@ use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::db::{with_retry, Database, DbError};
-use crate::event::{parse_event, DataPoint, Event};
-use crate::export::{Line, LineReader};
-use crate::load::{load_batch, record_rejects, Item, Reject, RejectKind};
-use crate::source::{open_source, Source};
+use crate::store::db::{with_retry, Database, DbError};
+use crate::contract::event::{parse_event, DataPoint, Event};
+use crate::export::lines::{Line, LineReader};
+use crate::write::load::{load_batch, record_rejects, Item, Reject, RejectKind};
+use crate::export::source::{open_source, Source};
 
 /// Lines per transaction: large enough to amortise round trips, commits and
 /// the per-batch merges (about one presentation's worth: 10,000 loaded 5 M
@@ -155,13 +155,13 @@ pub struct QueueUrls(pub BTreeMap<DataPoint, String>);
 impl QueueUrls {
     /// `QUEUE_URL_PRESENTATION`, `QUEUE_URL_ATTENDANCE`, `QUEUE_URL_POLLS`,
     /// `QUEUE_URL_SURVEYS`, `QUEUE_URL_QNA`.
-    pub fn from_env() -> Result<QueueUrls, crate::config::ConfigError> {
+    pub fn from_env() -> Result<QueueUrls, crate::store::config::ConfigError> {
         let mut urls = BTreeMap::new();
         for dp in DataPoint::ALL {
             let name = format!("QUEUE_URL_{}", dp.as_str().to_uppercase());
             urls.insert(
                 dp,
-                crate::config::required_env(
+                crate::store::config::required_env(
                     &name,
                     &format!("the {dp} queue's URL (enqueue mode)"),
                 )?,
@@ -887,14 +887,14 @@ async fn enqueue(
 /// paths as the backfill: onto their queues, or loaded directly.
 pub async fn redrive(
     ctx: &Context,
-    repair: crate::reconcile::Repair,
+    repair: crate::jobs::reconcile::Repair,
     events: &[(Event, Vec<u8>)],
 ) -> Result<u64, DbError> {
     if events.is_empty() {
         return Ok(0);
     }
     match repair {
-        crate::reconcile::Repair::Queue => {
+        crate::jobs::reconcile::Repair::Queue => {
             let sqs = ctx
                 .sqs
                 .as_ref()
@@ -913,7 +913,7 @@ pub async fn redrive(
         }
         // In place (the reconciliation runs on the multi-threaded runtime):
         // the events are borrowed, not copied for another thread.
-        crate::reconcile::Repair::Direct => tokio::task::block_in_place(|| {
+        crate::jobs::reconcile::Repair::Direct => tokio::task::block_in_place(|| {
             let items: Vec<Item> = events
                 .iter()
                 .map(|(event, raw)| Item {
@@ -923,7 +923,7 @@ pub async fn redrive(
                 })
                 .collect();
             let deadline = Instant::now() + Duration::from_secs(300);
-            let outcome = crate::load::commit_batch(
+            let outcome = crate::write::load::commit_batch(
                 &ctx.db,
                 deadline,
                 "reconcile-repair",

@@ -16,7 +16,7 @@
 //! very `Event` the general path gives (tested against it below).
 
 use super::{parse_body, DataPoint, Event, EventBody, EventErrorKind, Obj, Path};
-use crate::ejson::{self, encoding};
+use crate::contract::ejson::{self, encoding};
 use sha2::{Digest, Sha256};
 
 /// Deeper documents are left to the general path (serde_json's own limit is

@@ -10,9 +10,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use lambda_runtime::LambdaEvent;
 
-use crate::db::Database;
-use crate::event::{parse_event, DataPoint, Event};
-use crate::load::{commit_batch, BatchCounts, Item, Reject, RejectKind};
+use crate::store::db::Database;
+use crate::contract::event::{parse_event, DataPoint, Event};
+use crate::write::load::{commit_batch, BatchCounts, Item, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -276,7 +276,7 @@ fn commit(
     messages: &[Message],
     deadline: Instant,
     before_commit: Option<&(dyn Fn() + Send + Sync)>,
-) -> Result<BatchCounts, crate::db::DbError> {
+) -> Result<BatchCounts, crate::store::db::DbError> {
     let items: Vec<Item> = messages
         .iter()
         .filter_map(|m| match &m.parsed {

@@ -6,7 +6,7 @@ use mysql::prelude::Queryable;
 use mysql::PooledConn;
 use sha2::{Digest, Sha256};
 
-use crate::db::{Database, DbError};
+use crate::store::db::{Database, DbError};
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/migrations.rs"));

@@ -9,7 +9,7 @@
 //!   viewer list (§2); parameters `department`, `country`, `device`,
 //!   `search`, `sort`, `limit`, `offset`.
 //!
-//! Every route also takes `shadow=true|false` (see [`crate::flags`]).
+//! Every route also takes `shadow=true|false` (see [`crate::read::flags`]).
 //!
 //! Statuses: 200 with the contract's JSON; 401 when the authorizer's claims
 //! have no `tenantId`; 403 when the path's tenant is not the claim's; 404 for
@@ -55,13 +55,13 @@ use aws_lambda_events::http::{header, HeaderMap, HeaderValue, Method};
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::analytics::{
+use crate::read::analytics::{
     self, parse_date, parse_date_to, parse_limit, parse_offset, AnalyticsError, PresentationQuery,
     PresentationSort, ViewerQuery, ViewerSort,
 };
-use crate::config::DatabaseSettings;
-use crate::db::Database;
-use crate::flags::{self, parse_shadow};
+use crate::store::config::DatabaseSettings;
+use crate::store::db::Database;
+use crate::read::flags::{self, parse_shadow};
 
 /// The JWT claim naming the caller's tenant.
 pub const TENANT_CLAIM: &str = "tenantId";
@@ -363,7 +363,7 @@ impl Route {
 
 /// At most 100 characters of user input, for messages.
 fn clip(text: &str) -> String {
-    crate::ejson::truncate_chars(text, 100)
+    crate::contract::ejson::truncate_chars(text, 100)
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -649,7 +649,7 @@ impl AnalyticsApi {
     /// one connection: a Lambda container answers one request at a time.
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
         let settings = DatabaseSettings::from_env()?;
-        let db = Database::connect(settings, crate::lambda::LAMBDA_MAX_CONNECTIONS).await?;
+        let db = Database::connect(settings, crate::handlers::lambda::LAMBDA_MAX_CONNECTIONS).await?;
         tracing::info!(database = %db.describe(), "analytics API ready");
         Ok(AnalyticsApi::new(Arc::new(db)))
     }

@@ -10,8 +10,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::db::{Database, DbError};
-use crate::replay::Replay;
+use crate::store::db::{Database, DbError};
+use crate::read::replay::Replay;
 
 /// A presentation as the slice chooses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +194,7 @@ pub async fn verify(
     let slice = tokio::task::block_in_place(|| choose_slice(&mut db.conn()?, n, seed))?;
     let wanted: BTreeSet<&str> = slice.iter().map(|(_, p)| p.as_str()).collect();
     let mut replay = Replay::new();
-    crate::reconcile::each_export_event(source, s3, |event| {
+    crate::jobs::reconcile::each_export_event(source, s3, |event| {
         if wanted.contains(event.stream_id.as_str()) {
             replay.add(&event);
         }
@@ -207,7 +207,7 @@ pub async fn verify(
     for (tenant, presentation) in &slice {
         report.checked.push(presentation.clone());
         let warehouse = tokio::task::block_in_place(|| {
-            crate::analytics::presentation_report(&mut db.conn()?, tenant, presentation)
+            crate::read::analytics::presentation_report(&mut db.conn()?, tenant, presentation)
                 .map_err(|e| DbError(e.to_string()))
         })?;
         let warehouse = serde_json::to_value(warehouse).expect("reports serialise");

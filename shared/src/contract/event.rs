@@ -1,7 +1,7 @@
 //! The event contract (`shared/contract/EVENTS.md`) in code: one event document
 //! parsed from any of its Extended JSON encodings into typed values.
 
-use crate::ejson::{self, Ejson, EjsonError};
+use crate::contract::ejson::{self, Ejson, EjsonError};
 use serde_json::{Map, Value};
 use std::fmt;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use mysql::prelude::Queryable;
 use mysql::{Opts, OptsBuilder, Pool, PoolConstraints, PoolOpts, PooledConn, SslOpts};
 
-use crate::config::{DatabaseSettings, RdsAuth};
+use crate::store::config::{DatabaseSettings, RdsAuth};
 
 /// IAM tokens live 15 minutes; a pool older than this is rebuilt with a fresh
 /// one so that new connections never present an expired token.
@@ -286,7 +286,7 @@ fn build_opts(
         .tcp_connect_timeout(Some(Duration::from_secs(5)))
         .init(vec![
             "SET SESSION time_zone = '+00:00'".to_string(),
-            format!("SET SESSION sql_mode = '{}'", crate::sql::SESSION_SQL_MODE),
+            format!("SET SESSION sql_mode = '{}'", crate::store::sql::SESSION_SQL_MODE),
             format!("SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout_seconds}"),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
         ])

@@ -28,10 +28,10 @@ use std::time::Instant;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
-use crate::backfill::parse_line;
-use crate::db::{Database, DbError};
-use crate::event::{DataPoint, Event};
-use crate::source::{open_source, Source};
+use crate::jobs::backfill::parse_line;
+use crate::store::db::{Database, DbError};
+use crate::contract::event::{DataPoint, Event};
+use crate::export::source::{open_source, Source};
 
 /// Versions per block: small enough that few blocks differ when 0.1% of
 /// events are missing, large enough that the block map stays small.
@@ -559,7 +559,7 @@ pub async fn each_export_event(
 pub async fn reconcile(
     db: &Database,
     s3: Option<&aws_sdk_s3::Client>,
-    repair: Option<&crate::backfill::Context>,
+    repair: Option<&crate::jobs::backfill::Context>,
     options: &ReconcileOptions,
 ) -> Result<(ReconcileSummary, Vec<Discrepancy>), DbError> {
     let summary = run(db, s3, repair, Start::New(options), None).await?;
@@ -588,7 +588,7 @@ struct LedgerRow {
 pub async fn run(
     db: &Database,
     s3: Option<&aws_sdk_s3::Client>,
-    repair: Option<&crate::backfill::Context>,
+    repair: Option<&crate::jobs::backfill::Context>,
     start: Start<'_>,
     stop_at: Option<Instant>,
 ) -> Result<ReconcileSummary, DbError> {
@@ -914,7 +914,7 @@ fn ledger_details(
             let mut sql = String::from(
                 "SELECT version, content_hash, data_point, tenant_id FROM event_ledger WHERE stream_id = ",
             );
-            crate::sql::push_str_literal(&mut sql, stream);
+            crate::store::sql::push_str_literal(&mut sql, stream);
             sql.push_str(&format!(
                 " AND occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' AND version DIV {BLOCK_VERSIONS} IN ("
             ));
@@ -954,7 +954,7 @@ async fn flush(
     db: &Database,
     run_id: u64,
     mode: Option<Repair>,
-    repair: Option<&crate::backfill::Context>,
+    repair: Option<&crate::jobs::backfill::Context>,
     found: &[Discrepancy],
     missing: &[(Event, Vec<u8>)],
 ) -> Result<u64, DbError> {
@@ -964,7 +964,7 @@ async fn flush(
             let mut tx = conn
                 .start_transaction(mysql::TxOpts::default())
                 .map_err(db_error("cannot record discrepancies"))?;
-            let mut upsert = crate::sql::Upsert::new(
+            let mut upsert = crate::store::sql::Upsert::new(
                 "reconcile_discrepancy",
                 &[
                     "run_id",
@@ -974,10 +974,10 @@ async fn flush(
                     "data_point",
                     "tenant_id",
                 ],
-                &crate::sql::merge::keep("kind"),
+                &crate::store::sql::merge::keep("kind"),
             );
             for d in found {
-                let mut row = crate::sql::Row::default();
+                let mut row = crate::store::sql::Row::default();
                 row.uint(run_id)
                     .str(d.kind.as_str())
                     .str(&d.stream_id)
@@ -996,7 +996,7 @@ async fn flush(
     }
     match (mode, repair) {
         (Some(mode), Some(ctx)) if !missing.is_empty() => {
-            let repaired = crate::backfill::redrive(ctx, mode, missing).await?;
+            let repaired = crate::jobs::backfill::redrive(ctx, mode, missing).await?;
             tracing::info!(repaired, "missing events re-driven");
             Ok(repaired)
         }
@@ -1086,13 +1086,13 @@ fn checkpoint(
             (run_id,),
         )
         .map_err(db_error("cannot save the run's state"))?;
-        let mut upsert = crate::sql::Upsert::new(
+        let mut upsert = crate::store::sql::Upsert::new(
             "reconcile_run_stream",
             &["run_id", "stream_id", "versions", "blocks"],
             "versions = VALUES(versions), blocks = VALUES(blocks)",
         );
         for (stream, state) in streams {
-            let mut row = crate::sql::Row::default();
+            let mut row = crate::store::sql::Row::default();
             row.uint(run_id)
                 .str(stream)
                 .bytes(&state.versions.to_bytes())
@@ -1298,7 +1298,7 @@ pub fn log_summary(summary: &ReconcileSummary) {
         elapsed_seconds = summary.elapsed_seconds,
         "reconciliation finished"
     );
-    for document in emf_documents(summary, crate::sqs_loader::now_ms()) {
+    for document in emf_documents(summary, crate::handlers::sqs_loader::now_ms()) {
         println!("{document}");
     }
 }

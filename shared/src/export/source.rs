@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::export::{decompress_if_gzip, skip_bytes, GZIP_MAGIC};
+use crate::export::lines::{decompress_if_gzip, skip_bytes, GZIP_MAGIC};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

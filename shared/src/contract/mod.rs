@@ -1,0 +1,3 @@
+pub mod answers;
+pub mod ejson;
+pub mod event;

@@ -1,0 +1,3 @@
+pub mod api;
+pub mod lambda;
+pub mod sqs_loader;

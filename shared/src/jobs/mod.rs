@@ -1,0 +1,4 @@
+pub mod backfill;
+pub mod generate;
+pub mod reconcile;
+pub mod verify;

@@ -1,0 +1,3 @@
+pub mod analytics;
+pub mod flags;
+pub mod replay;
