@@ -1,13 +1,13 @@
 //! `warehouse report | viewers | presentations | flags`: the analytics
 //! answers of ANALYTICS.md and the API's rollout flags, as JSON on stdout
 //! (compact; `--pretty` for people). The parameters are checked by the same
-//! code as the HTTP API's (`shared::handlers::api::{ViewerParams, PresentationParams}`),
+//! code as the HTTP API's (`shared::handlers::{ViewerParams, PresentationParams}`),
 //! before any connection is made, so both accept exactly the same inputs.
 //! The CLI ignores the flags: it always answers in full.
 
 use serde_json::json;
-use shared::read::analytics;
-use shared::handlers::api::{PresentationParams, ViewerParams};
+use shared::handlers::{PresentationParams, ViewerParams};
+use shared::read as analytics;
 use shared::read::flags::{self, FlagState, DEFAULT_STATE};
 
 #[derive(clap::Args, Debug)]

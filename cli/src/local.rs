@@ -11,7 +11,7 @@ use anyhow::{bail, Context};
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
-use shared::contract::event::DataPoint;
+use shared::contract::DataPoint;
 
 use crate::invoke;
 use crate::processes::{self, Supervised};
@@ -43,7 +43,7 @@ const PACING_QUEUE_LENGTH: usize = 100;
 
 pub struct LocalOptions {
     /// The warehouse the functions write to (`mysql://…`).
-    pub database_url: shared::store::config::Secret,
+    pub database_url: shared::store::Secret,
     /// Messages per invocation, at most (the mapping's `BatchSize`).
     pub batch_size: usize,
     /// The queues' visibility timeout: how long a message reported as failed

@@ -9,11 +9,11 @@ use std::io::IsTerminal;
 mod analytics_commands;
 
 use clap::{Parser, Subcommand};
+use shared::contract::DataPoint;
 use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode, QueueUrls};
-use shared::store::config::DatabaseSettings;
-use shared::store::db::Database;
-use shared::contract::event::DataPoint;
 use shared::jobs::generate::{generate, GenerateOptions};
+use shared::store::Database;
+use shared::store::DatabaseSettings;
 
 #[derive(Parser)]
 #[command(name = "warehouse", version, about = "Operate the analytics warehouse")]
@@ -174,7 +174,7 @@ fn database(max_connections: usize) -> anyhow::Result<Database> {
 /// otherwise would look for credentials and a region for nothing).
 async fn aws_if(needed: bool) -> Option<aws_config::SdkConfig> {
     match needed {
-        true => Some(shared::store::aws::sdk_config().await),
+        true => Some(shared::store::sdk_config().await),
         false => None,
     }
 }
@@ -187,7 +187,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn parse_time(text: &str) -> anyhow::Result<i64> {
-    shared::contract::ejson::parse_rfc3339(text).map_err(|e| {
+    shared::contract::parse_rfc3339(text).map_err(|e| {
         anyhow::anyhow!("{text:?} is not an RFC 3339 time ({e}); write e.g. 2021-09-14T00:00:00Z")
     })
 }
@@ -259,7 +259,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate { create_database } => {
             if create_database {
-                shared::store::db::create_database_if_missing(&DatabaseSettings::from_env()?)?;
+                shared::store::create_database_if_missing(&DatabaseSettings::from_env()?)?;
             }
             let report = shared::store::migrate::run(&database(1)?)?;
             println!(
@@ -281,9 +281,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 anyhow::bail!("the local pipeline needs DATABASE_URL (mysql://root@127.0.0.1:3306/warehouse_pipeline), not the RDS settings");
             };
             if fresh {
-                shared::store::db::drop_database(&settings)?;
+                shared::store::drop_database(&settings)?;
             }
-            shared::store::db::create_database_if_missing(&settings)?;
+            shared::store::create_database_if_missing(&settings)?;
             let db = database(1)?;
             shared::store::migrate::run(&db)?;
             let summary = runtime()?.block_on(async {
@@ -336,7 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let mut payload = serde_json::to_value(&options)?;
                 payload["runId"] = serde_json::json!(args.run_id);
                 let summary = runtime.block_on(async {
-                    let aws = shared::store::aws::sdk_config().await;
+                    let aws = shared::store::sdk_config().await;
                     warehouse_cli::invoke::invoke_until_done(
                         &aws_sdk_lambda::Client::new(&aws),
                         &function,
@@ -367,10 +367,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     db,
                     aws.as_ref()
                         .filter(|_| needs_s3)
-                        .map(shared::store::aws::s3_client),
+                        .map(shared::store::s3_client),
                     aws.as_ref()
                         .filter(|_| enqueue)
-                        .map(shared::store::aws::sqs_client),
+                        .map(shared::store::sqs_client),
                     queues,
                     args.batch_lines,
                 );
@@ -410,16 +410,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 let ctx = backfill_context(
                     database(2)?,
-                    aws.as_ref().filter(|_| uses_s3).map(shared::store::aws::s3_client),
+                    aws.as_ref()
+                        .filter(|_| uses_s3)
+                        .map(shared::store::s3_client),
                     aws.as_ref()
                         .filter(|_| queue_repair)
-                        .map(shared::store::aws::sqs_client),
+                        .map(shared::store::sqs_client),
                     queues,
                     backfill::DEFAULT_BATCH_LINES,
                 );
-                let (summary, _) =
-                    shared::jobs::reconcile::reconcile(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)
-                        .await?;
+                let (summary, _) = shared::jobs::reconcile::reconcile(
+                    &ctx.db,
+                    ctx.s3.as_ref(),
+                    Some(&ctx),
+                    &options,
+                )
+                .await?;
                 Ok::<_, anyhow::Error>(summary)
             })?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -431,7 +437,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report = runtime()?.block_on(async {
                 let aws = aws_if(source.starts_with("s3://")).await;
-                let s3 = aws.as_ref().map(shared::store::aws::s3_client);
+                let s3 = aws.as_ref().map(shared::store::s3_client);
                 let db = database(1)?;
                 Ok::<_, anyhow::Error>(
                     shared::jobs::verify::verify(&db, s3.as_ref(), &source, sample, seed).await?,

@@ -20,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use shared::read::analytics::{self, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort};
 use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
-use shared::store::config::{DatabaseSettings, Secret};
-use shared::store::db::Database;
 use shared::jobs::generate::{generate, GenerateOptions};
-use shared::read::replay::Replay;
+use shared::read::Replay;
+use shared::read::{
+    self as analytics, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort,
+};
+use shared::store::Database;
+use shared::store::{DatabaseSettings, Secret};
 
 const RUNS: usize = 21;
 const TENANT: &str = "tenant-0";
@@ -82,9 +84,9 @@ fn main() {
     );
     let settings = DatabaseSettings::Url(Secret::new(url));
     if arg("fresh") {
-        shared::store::db::drop_database(&settings).unwrap();
+        shared::store::drop_database(&settings).unwrap();
     }
-    shared::store::db::create_database_if_missing(&settings).unwrap();
+    shared::store::create_database_if_missing(&settings).unwrap();
     let db = Arc::new(Database::connect_blocking(settings, 2).unwrap());
     shared::store::migrate::run(&db).unwrap();
     let mut conn = db.conn().unwrap();
@@ -272,10 +274,10 @@ fn report(conn: &mut mysql::PooledConn) {
 fn replay(exports: &[PathBuf]) {
     let mut replay = Replay::new();
     for export in exports {
-        let reader = shared::export::source::open_local(export, 0).unwrap().reader;
-        for line in shared::export::lines::LineReader::new(reader, 0, 0) {
+        let reader = shared::export::open_local(export, 0).unwrap().reader;
+        for line in shared::export::LineReader::new(reader, 0, 0) {
             let line = line.unwrap();
-            if let Ok(event) = backfill::parse_line(&line.bytes) {
+            if let Ok(event) = shared::export::parse_line(&line.bytes) {
                 if event.stream_id == PRESENTATION {
                     replay.add(&event);
                 }

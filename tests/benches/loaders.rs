@@ -23,10 +23,10 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use integration_tests::harness::sqs_event;
 use integration_tests::helpers::TestDb;
 use mysql::prelude::Queryable;
-use shared::store::db::Database;
-use shared::contract::event::{parse_event, DataPoint};
+use shared::contract::{parse_event, DataPoint};
+use shared::handlers::SqsLoader;
 use shared::jobs::generate::{generate, GenerateOptions};
-use shared::handlers::sqs_loader::SqsLoader;
+use shared::store::Database;
 
 const BATCH_SIZES: [usize; 4] = [10, 100, 1000, 10_000];
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::store::db::Database;
-use shared::contract::event::{parse_event, DataPoint};
-use shared::handlers::sqs_loader::SqsLoader;
+use shared::contract::{parse_event, DataPoint};
+use shared::handlers::SqsLoader;
+use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 
@@ -186,12 +186,12 @@ pub fn all_viewers(
     conn: &mut impl mysql::prelude::Queryable,
     tenant: &str,
     id: &str,
-) -> Vec<shared::contract::answers::ViewerRow> {
-    let query = shared::read::analytics::ViewerQuery {
+) -> Vec<shared::contract::ViewerRow> {
+    let query = shared::read::ViewerQuery {
         limit: 1000,
         ..Default::default()
     };
-    let list = shared::read::analytics::viewer_list(conn, tenant, id, &query).expect("viewer list");
+    let list = shared::read::viewer_list(conn, tenant, id, &query).expect("viewer list");
     assert_eq!(
         list.total,
         list.viewers.len() as i64,
@@ -206,13 +206,12 @@ pub fn all_viewers(
 pub fn all_presentations(
     conn: &mut impl mysql::prelude::Queryable,
     tenant: &str,
-) -> Vec<shared::contract::answers::PresentationRow> {
-    let query = shared::read::analytics::PresentationQuery {
+) -> Vec<shared::contract::PresentationRow> {
+    let query = shared::read::PresentationQuery {
         limit: 1000,
         ..Default::default()
     };
-    let list =
-        shared::read::analytics::presentation_list(conn, tenant, &query).expect("presentation list");
+    let list = shared::read::presentation_list(conn, tenant, &query).expect("presentation list");
     assert_eq!(list.total, list.presentations.len() as i64);
     let mut rows = list.presentations;
     rows.sort_by(|a, b| a.presentation_id.cmp(&b.presentation_id));
@@ -227,7 +226,7 @@ pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
     for (id, report) in expected["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
         tenants.insert(tenant.to_string());
-        let actual = shared::read::analytics::presentation_report(conn, tenant, id).expect("report");
+        let actual = shared::read::presentation_report(conn, tenant, id).expect("report");
         assert_json_eq(&format!("reports.{id}"), &to_json(&actual), report);
         assert_json_eq(
             &format!("viewers.{id}"),

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 
 use mysql::prelude::Queryable;
 use rand::Rng;
-use shared::store::config::{DatabaseSettings, Secret};
-use shared::store::db::Database;
+use shared::store::Database;
+use shared::store::{DatabaseSettings, Secret};
 
 /// The server the tests create their databases on (root, empty password locally).
 fn admin_url() -> String {

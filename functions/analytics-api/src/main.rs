@@ -9,6 +9,6 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let api = shared::handlers::api::AnalyticsApi::from_env().await?;
+    let api = shared::handlers::AnalyticsApi::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| api.handle(event))).await
 }

@@ -2,11 +2,11 @@
 //! logic is `shared::handlers::sqs_loader`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
-use shared::contract::event::DataPoint;
+use shared::contract::DataPoint;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let loader = shared::handlers::lambda::loader_from_env(DataPoint::Presentation).await?;
+    let loader = shared::handlers::loader_from_env(DataPoint::Presentation).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| loader.handle(event))).await
 }

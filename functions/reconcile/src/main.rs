@@ -17,6 +17,6 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let function = shared::handlers::lambda::ReconcileFunction::from_env().await?;
+    let function = shared::handlers::ReconcileFunction::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
 }

@@ -408,7 +408,9 @@ mod tests {
         assert_eq!(format_time(i64::MIN), "-292275055-05-16T16:47:04.192Z");
         assert_eq!(
             crate::contract::ejson::civil_from_days(i64::MAX).1,
-            crate::contract::ejson::civil_from_days(i64::MAX).1.clamp(1, 12)
+            crate::contract::ejson::civil_from_days(i64::MAX)
+                .1
+                .clamp(1, 12)
         );
         let _ = crate::contract::ejson::civil_from_days(i64::MIN);
     }

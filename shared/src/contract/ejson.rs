@@ -61,10 +61,6 @@ impl Ejson<'_> {
             _ => None,
         }
     }
-
-    pub fn is_number(&self) -> bool {
-        matches!(self, Ejson::Int(_) | Ejson::Double(_))
-    }
 }
 
 /// `d` as an i64 when it is integral and within the i64 range.
@@ -346,7 +342,9 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`; `None` outside years 0 to 9999.
+/// `ms` as `YYYY-MM-DDTHH:MM:SS.mmmZ`; `None` outside years 0 to 9999 (the
+/// tests write dates in every Extended JSON form with it).
+#[cfg(test)]
 pub fn format_rfc3339_millis(ms: i64) -> Option<String> {
     let (year, _, _) = civil_from_days(ms.div_euclid(86_400_000));
     (0..=9999).contains(&year).then(|| format_millis(ms))

@@ -144,7 +144,9 @@ mod tests {
         let all = lines_of(crate::export::source::open_local(&path, 0).unwrap().reader);
         assert_eq!(all.len(), 3);
         let rest = LineReader::new(
-            crate::export::source::open_local(&path, all[0].1).unwrap().reader,
+            crate::export::source::open_local(&path, all[0].1)
+                .unwrap()
+                .reader,
             1,
             all[0].1,
         )

@@ -55,13 +55,13 @@ use aws_lambda_events::http::{header, HeaderMap, HeaderValue, Method};
 use mysql::prelude::Queryable;
 use serde_json::{json, Value};
 
-use crate::read::analytics::{
-    self, parse_date, parse_date_to, parse_limit, parse_offset, AnalyticsError, PresentationQuery,
-    PresentationSort, ViewerQuery, ViewerSort,
-};
-use crate::store::config::DatabaseSettings;
-use crate::store::db::Database;
 use crate::read::flags::{self, parse_shadow};
+use crate::read::{
+    self as read, parse_date, parse_date_to, parse_limit, parse_offset, AnalyticsError,
+    PresentationQuery, PresentationSort, ViewerQuery, ViewerSort,
+};
+use crate::store::Database;
+use crate::store::DatabaseSettings;
 
 /// The JWT claim naming the caller's tenant.
 pub const TENANT_CLAIM: &str = "tenantId";
@@ -169,7 +169,7 @@ impl PresentationParams {
     pub const NAMES: [&'static str; 6] = ["search", "from", "to", "sort", "limit", "offset"];
 
     /// The query, or a bad request naming the parameter that is wrong.
-    /// (`from` after `to` is refused by [`analytics::presentation_list`].)
+    /// (`from` after `to` is refused by [`read::presentation_list`].)
     pub fn query(&self) -> Result<PresentationQuery, AnalyticsError> {
         let sort = match given(&self.sort) {
             None => PresentationSort::default(),
@@ -363,7 +363,7 @@ impl Route {
 
 /// At most 100 characters of user input, for messages.
 fn clip(text: &str) -> String {
-    crate::contract::ejson::truncate_chars(text, 100)
+    crate::contract::truncate_chars(text, 100)
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -605,7 +605,7 @@ pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, Ana
             query,
             shadow,
         } => {
-            let list = analytics::presentation_list(conn, tenant_id, query)?;
+            let list = read::presentation_list(conn, tenant_id, query)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::presentation_list_json(&list, &flags, *shadow))
         }
@@ -614,7 +614,7 @@ pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, Ana
             presentation_id,
             shadow,
         } => {
-            let report = analytics::presentation_report(conn, tenant_id, presentation_id)?;
+            let report = read::presentation_report(conn, tenant_id, presentation_id)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::report_json(&report, &flags, *shadow))
         }
@@ -624,7 +624,7 @@ pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, Ana
             query,
             shadow,
         } => {
-            let list = analytics::viewer_list(conn, tenant_id, presentation_id, query)?;
+            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::viewer_list_json(&list, &flags, *shadow))
         }
@@ -649,7 +649,8 @@ impl AnalyticsApi {
     /// one connection: a Lambda container answers one request at a time.
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
         let settings = DatabaseSettings::from_env()?;
-        let db = Database::connect(settings, crate::handlers::lambda::LAMBDA_MAX_CONNECTIONS).await?;
+        let db =
+            Database::connect(settings, crate::handlers::lambda::LAMBDA_MAX_CONNECTIONS).await?;
         tracing::info!(database = %db.describe(), "analytics API ready");
         Ok(AnalyticsApi::new(Arc::new(db)))
     }

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::store::config::{required_env, DatabaseSettings};
-use crate::store::db::Database;
-use crate::contract::event::DataPoint;
+use crate::contract::DataPoint;
 use crate::handlers::sqs_loader::SqsLoader;
+use crate::store::Database;
+use crate::store::{required_env, DatabaseSettings};
 
 /// One connection: a Lambda container handles one invocation at a time.
 pub const LAMBDA_MAX_CONNECTIONS: usize = 1;
@@ -19,13 +19,13 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
     let name =
         std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| format!("load-{data_point}"));
     let db = Arc::new(Database::connect(settings, LAMBDA_MAX_CONNECTIONS).await?);
-    let aws = crate::store::aws::sdk_config().await;
+    let aws = crate::store::sdk_config().await;
     tracing::info!(function = %name, database = %db.describe(), "loader ready");
     Ok(SqsLoader::new(
         data_point,
         name,
         db,
-        crate::store::aws::sqs_client(&aws),
+        crate::store::sqs_client(&aws),
         dlq_url,
     ))
 }
@@ -33,7 +33,7 @@ pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_
 /// When a resumable invocation stops working: `margin` before its deadline
 /// (milliseconds since the epoch), or now if that has passed.
 fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Instant {
-    crate::handlers::sqs_loader::deadline_instant(deadline_ms)
+    crate::store::deadline_instant(deadline_ms)
         .checked_sub(margin)
         .unwrap_or_else(std::time::Instant::now)
 }
@@ -69,10 +69,10 @@ impl BackfillFunction {
         // Connections open as a run's lanes need them (a direct run takes one
         // per lane, `lanes` in the payload; the others take one).
         let db = Arc::new(Database::connect(settings, crate::jobs::backfill::MAX_LANES).await?);
-        let aws = crate::store::aws::sdk_config().await;
+        let aws = crate::store::sdk_config().await;
         // Queue URLs are only needed by enqueue runs; their absence is reported then.
         let queues = crate::jobs::backfill::QueueUrls::from_env().unwrap_or_default();
-        let batch_lines = match crate::store::config::env_lookup("BACKFILL_BATCH_LINES") {
+        let batch_lines = match crate::store::env_lookup("BACKFILL_BATCH_LINES") {
             None => crate::jobs::backfill::DEFAULT_BATCH_LINES,
             Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
                 format!("BACKFILL_BATCH_LINES must be a positive number of lines per transaction, got {text:?}")
@@ -81,8 +81,8 @@ impl BackfillFunction {
         Ok(BackfillFunction {
             context: crate::jobs::backfill::Context {
                 db,
-                s3: Some(crate::store::aws::s3_client(&aws)),
-                sqs: Some(crate::store::aws::sqs_client(&aws)),
+                s3: Some(crate::store::s3_client(&aws)),
+                sqs: Some(crate::store::sqs_client(&aws)),
                 queues,
                 batch_lines,
                 on_progress: None,
@@ -161,13 +161,13 @@ pub struct ReconcileFunction {
 impl ReconcileFunction {
     pub async fn from_env() -> Result<ReconcileFunction, lambda_runtime::Error> {
         let backfill = BackfillFunction::from_env().await?;
-        let default_repair = match crate::store::config::env_lookup("RECONCILE_REPAIR") {
+        let default_repair = match crate::store::env_lookup("RECONCILE_REPAIR") {
             None => None,
             Some(text) => Some(crate::jobs::reconcile::Repair::parse(&text)?),
         };
         Ok(ReconcileFunction {
             context: backfill.context,
-            source_template: crate::store::config::env_lookup("RECONCILE_SOURCE"),
+            source_template: crate::store::env_lookup("RECONCILE_SOURCE"),
             default_repair,
         })
     }
@@ -213,10 +213,10 @@ impl ReconcileFunction {
         detail: ReconcileDetail,
     ) -> Result<crate::jobs::reconcile::ReconcileOptions, lambda_runtime::Error> {
         let parse = |text: &str| {
-            crate::contract::ejson::parse_rfc3339(text)
+            crate::contract::parse_rfc3339(text)
                 .map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))
         };
-        let today = crate::handlers::sqs_loader::now_ms().div_euclid(86_400_000) * 86_400_000;
+        let today = crate::store::now_ms().div_euclid(86_400_000) * 86_400_000;
         let from = detail
             .from
             .as_deref()
@@ -229,7 +229,7 @@ impl ReconcileFunction {
             .map(parse)
             .transpose()?
             .unwrap_or(today - 1);
-        let day = crate::contract::answers::format_time(from)[..10].to_string();
+        let day = crate::contract::format_time(from)[..10].to_string();
         let source = match (detail.source, &self.source_template) {
             (Some(source), _) => source,
             (None, Some(template)) => template.replace("{date}", &day),

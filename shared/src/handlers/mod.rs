@@ -1,3 +1,6 @@
-pub mod api;
-pub mod lambda;
-pub mod sqs_loader;
+mod api;
+mod lambda;
+mod sqs_loader;
+pub use api::{percent_decode, AnalyticsApi, PresentationParams, ViewerParams};
+pub use lambda::{loader_from_env, BackfillFunction, ReconcileFunction, LAMBDA_MAX_CONNECTIONS};
+pub use sqs_loader::SqsLoader;

@@ -4,15 +4,15 @@
 //! reports back only the messages whose effect did not commit.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use lambda_runtime::LambdaEvent;
 
-use crate::store::db::Database;
-use crate::contract::event::{parse_event, DataPoint, Event};
-use crate::write::load::{commit_batch, BatchCounts, Item, Reject, RejectKind};
+use crate::contract::{parse_event, DataPoint, Event};
+use crate::store::Database;
+use crate::write::{commit_batch, BatchCounts, Item, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -87,7 +87,7 @@ impl SqsLoader {
         &self,
         event: LambdaEvent<SqsEvent>,
     ) -> Result<SqsBatchResponse, lambda_runtime::Error> {
-        let deadline = deadline_instant(event.context.deadline);
+        let deadline = crate::store::deadline_instant(event.context.deadline);
         let (response, report) = self.handle_batch(event.payload, deadline).await;
         tracing::info!(
             loader = %self.source,
@@ -276,7 +276,7 @@ fn commit(
     messages: &[Message],
     deadline: Instant,
     before_commit: Option<&(dyn Fn() + Send + Sync)>,
-) -> Result<BatchCounts, crate::store::db::DbError> {
+) -> Result<BatchCounts, crate::store::DbError> {
     let items: Vec<Item> = messages
         .iter()
         .filter_map(|m| match &m.parsed {
@@ -302,21 +302,4 @@ fn commit(
         })
         .collect();
     Ok(commit_batch(db, deadline, source, &items, &rejects, before_commit)?.counts)
-}
-
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// The invocation deadline (milliseconds since the epoch) as an `Instant`.
-pub fn deadline_instant(deadline_ms: u64) -> Instant {
-    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Instant::now() + remaining
 }

@@ -13,11 +13,12 @@ use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
 
-use crate::store::db::{with_retry, Database, DbError};
-use crate::contract::event::{parse_event, DataPoint, Event};
-use crate::export::lines::{Line, LineReader};
-use crate::write::load::{load_batch, record_rejects, Item, Reject, RejectKind};
-use crate::export::source::{open_source, Source};
+use crate::contract::{DataPoint, Event};
+use crate::export::{open_source, Source};
+use crate::export::{parse_line, ParseError};
+use crate::export::{Line, LineReader};
+use crate::store::{with_retry, Database, DbError};
+use crate::write::{load_batch, record_rejects, Item, Reject, RejectKind};
 
 /// Lines per transaction: large enough to amortise round trips, commits and
 /// the per-batch merges (about one presentation's worth: 10,000 loaded 5 M
@@ -155,16 +156,13 @@ pub struct QueueUrls(pub BTreeMap<DataPoint, String>);
 impl QueueUrls {
     /// `QUEUE_URL_PRESENTATION`, `QUEUE_URL_ATTENDANCE`, `QUEUE_URL_POLLS`,
     /// `QUEUE_URL_SURVEYS`, `QUEUE_URL_QNA`.
-    pub fn from_env() -> Result<QueueUrls, crate::store::config::ConfigError> {
+    pub fn from_env() -> Result<QueueUrls, crate::store::ConfigError> {
         let mut urls = BTreeMap::new();
         for dp in DataPoint::ALL {
             let name = format!("QUEUE_URL_{}", dp.as_str().to_uppercase());
             urls.insert(
                 dp,
-                crate::store::config::required_env(
-                    &name,
-                    &format!("the {dp} queue's URL (enqueue mode)"),
-                )?,
+                crate::store::required_env(&name, &format!("the {dp} queue's URL (enqueue mode)"))?,
             );
         }
         Ok(QueueUrls(urls))
@@ -201,19 +199,10 @@ pub struct Progress {
 /// A batch parsed ahead of loading (by the reader thread).
 struct ParsedBatch {
     lines: Vec<Line>,
-    parsed: Vec<Option<Result<Event, String>>>,
+    parsed: Vec<Option<Result<Event, ParseError>>>,
     nonblank: u64,
     end_offset: u64,
     last_line: u64,
-}
-
-pub fn parse_line(bytes: &[u8]) -> Result<Event, String> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => parse_event(text).map_err(|e| e.to_string()),
-        Err(e) => Err(format!(
-            "the line is not valid UTF-8 ({e}); exports are UTF-8 text"
-        )),
-    }
 }
 
 fn new_run_id() -> String {
@@ -307,7 +296,7 @@ fn lane_count(options: &BackfillOptions) -> usize {
 /// The hash is spelled out (FNV-1a, then MurmurHash3's finaliser, whose low
 /// bits are well mixed where FNV's are not) because a resumed run, maybe of
 /// another release, must deal the same way.
-fn lane_of(parsed: &Option<Result<Event, String>>, line_number: u64, lanes: usize) -> usize {
+fn lane_of(parsed: &Option<Result<Event, ParseError>>, line_number: u64, lanes: usize) -> usize {
     match parsed {
         Some(Ok(event)) => lane_of_stream(&event.stream_id, lanes),
         _ => (line_number % lanes as u64) as usize,
@@ -730,7 +719,7 @@ impl Lane {
         for (index, parsed) in batch.parsed.iter().enumerate() {
             match parsed {
                 None => {}
-                Some(Err(reason)) => rejected.push((index, reason.clone())),
+                Some(Err(reason)) => rejected.push((index, reason.to_string())),
                 Some(Ok(event)) if options.filters.accepts(event) => taken.push(index),
                 Some(Ok(_)) => checkpoint.counters.skipped += 1,
             }
@@ -923,7 +912,7 @@ pub async fn redrive(
                 })
                 .collect();
             let deadline = Instant::now() + Duration::from_secs(300);
-            let outcome = crate::write::load::commit_batch(
+            let outcome = crate::write::commit_batch(
                 &ctx.db,
                 deadline,
                 "reconcile-repair",
@@ -1095,7 +1084,7 @@ mod tests {
         assert_eq!(lane("prs-acm-0002"), 1);
         assert_eq!(lane("prs-acm-0000"), 0);
         // Other lines go by line number.
-        assert_eq!(lane_of(&Some(Err("bad".into())), 7, 2), 1);
+        assert_eq!(lane_of(&Some(parse_line(b"bad")), 7, 2), 1);
         assert_eq!(lane_of(&None, 8, 2), 0);
     }
 

@@ -9,7 +9,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-use crate::contract::answers::format_time;
+use crate::contract::format_time;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GenerateOptions {
@@ -242,7 +242,7 @@ fn presentation_events(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::event::parse_event;
+    use crate::contract::parse_event;
 
     #[test]
     fn generated_exports_are_valid_and_deterministic() {

@@ -28,10 +28,10 @@ use std::time::Instant;
 use mysql::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
-use crate::jobs::backfill::parse_line;
-use crate::store::db::{Database, DbError};
-use crate::contract::event::{DataPoint, Event};
-use crate::export::source::{open_source, Source};
+use crate::contract::{DataPoint, Event};
+use crate::export::parse_line;
+use crate::export::{open_source, Source};
+use crate::store::{Database, DbError};
 
 /// Versions per block: small enough that few blocks differ when 0.1% of
 /// events are missing, large enough that the block map stays small.
@@ -914,7 +914,7 @@ fn ledger_details(
             let mut sql = String::from(
                 "SELECT version, content_hash, data_point, tenant_id FROM event_ledger WHERE stream_id = ",
             );
-            crate::store::sql::push_str_literal(&mut sql, stream);
+            crate::store::push_str_literal(&mut sql, stream);
             sql.push_str(&format!(
                 " AND occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' AND version DIV {BLOCK_VERSIONS} IN ("
             ));
@@ -964,7 +964,7 @@ async fn flush(
             let mut tx = conn
                 .start_transaction(mysql::TxOpts::default())
                 .map_err(db_error("cannot record discrepancies"))?;
-            let mut upsert = crate::store::sql::Upsert::new(
+            let mut upsert = crate::store::Upsert::new(
                 "reconcile_discrepancy",
                 &[
                     "run_id",
@@ -974,10 +974,10 @@ async fn flush(
                     "data_point",
                     "tenant_id",
                 ],
-                &crate::store::sql::merge::keep("kind"),
+                &crate::store::merge::keep("kind"),
             );
             for d in found {
-                let mut row = crate::store::sql::Row::default();
+                let mut row = crate::store::Row::default();
                 row.uint(run_id)
                     .str(d.kind.as_str())
                     .str(&d.stream_id)
@@ -1086,13 +1086,13 @@ fn checkpoint(
             (run_id,),
         )
         .map_err(db_error("cannot save the run's state"))?;
-        let mut upsert = crate::store::sql::Upsert::new(
+        let mut upsert = crate::store::Upsert::new(
             "reconcile_run_stream",
             &["run_id", "stream_id", "versions", "blocks"],
             "versions = VALUES(versions), blocks = VALUES(blocks)",
         );
         for (stream, state) in streams {
-            let mut row = crate::store::sql::Row::default();
+            let mut row = crate::store::Row::default();
             row.uint(run_id)
                 .str(stream)
                 .bytes(&state.versions.to_bytes())
@@ -1298,7 +1298,7 @@ pub fn log_summary(summary: &ReconcileSummary) {
         elapsed_seconds = summary.elapsed_seconds,
         "reconciliation finished"
     );
-    for document in emf_documents(summary, crate::handlers::sqs_loader::now_ms()) {
+    for document in emf_documents(summary, crate::store::now_ms()) {
         println!("{document}");
     }
 }

@@ -10,8 +10,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use crate::store::db::{Database, DbError};
-use crate::read::replay::Replay;
+use crate::read::Replay;
+use crate::store::{Database, DbError};
 
 /// A presentation as the slice chooses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,7 +207,7 @@ pub async fn verify(
     for (tenant, presentation) in &slice {
         report.checked.push(presentation.clone());
         let warehouse = tokio::task::block_in_place(|| {
-            crate::read::analytics::presentation_report(&mut db.conn()?, tenant, presentation)
+            crate::read::presentation_report(&mut db.conn()?, tenant, presentation)
                 .map_err(|e| DbError(e.to_string()))
         })?;
         let warehouse = serde_json::to_value(warehouse).expect("reports serialise");

@@ -77,14 +77,14 @@ use std::fmt::Write;
 use mysql::prelude::{FromValue, Queryable};
 use mysql::Row;
 
-use crate::read::replay::MAX_DISTRIBUTION_KEYS;
-use crate::contract::answers::{
+use crate::contract::{
     average_2dp, average_seconds_1dp, floor_seconds, format_time, format_time_opt, Attendance,
     PollOption, PollReport, PresentationList, PresentationReport, PresentationRow, Presenter,
     QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail, SurveyQuestionReport,
     SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS, UNKNOWN,
 };
-use crate::store::sql::{push_str_literal, str_literal, Row as SqlRow, Upsert};
+use crate::read::replay::MAX_DISTRIBUTION_KEYS;
+use crate::store::{push_str_literal, str_literal, Row as SqlRow, Upsert};
 
 /// Page size when none is given.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -382,12 +382,12 @@ fn parse_plain_date(text: &str) -> Result<Option<i64>, AnalyticsError> {
             "malformed date {text:?}: month must be 01 to 12; {DATE_FORMS}"
         )));
     }
-    if day < 1 || day > crate::contract::ejson::days_in_month(i64::from(year), month) {
+    if day < 1 || day > crate::contract::days_in_month(i64::from(year), month) {
         return Err(bad_request(format!(
             "malformed date {text:?}: day is out of range for the month; {DATE_FORMS}"
         )));
     }
-    Ok(Some(crate::contract::ejson::days_from_civil(
+    Ok(Some(crate::contract::days_from_civil(
         i64::from(year),
         month,
         day,
@@ -395,7 +395,7 @@ fn parse_plain_date(text: &str) -> Result<Option<i64>, AnalyticsError> {
 }
 
 fn parse_instant(text: &str) -> Result<i64, AnalyticsError> {
-    crate::contract::ejson::parse_rfc3339(text.trim())
+    crate::contract::parse_rfc3339(text.trim())
         .map_err(|why| bad_request(format!("malformed date {text:?} ({why}); {DATE_FORMS}")))
 }
 
@@ -1031,7 +1031,7 @@ fn poll_dims(conn: &mut impl Queryable, scope: &Scope) -> Result<Vec<PollDim>, A
 /// `CAST('text' AS BINARY)` would be evaluated again for every row.
 fn bytes_literal(text: &str) -> String {
     let mut literal = String::new();
-    crate::store::sql::push_hex_literal(&mut literal, text.as_bytes());
+    crate::store::push_hex_literal(&mut literal, text.as_bytes());
     literal
 }
 
@@ -2094,7 +2094,7 @@ fn write_summaries(conn: &mut impl Queryable, summaries: &[Summary]) -> Result<(
             .and_then(|()| upsert.flush(conn));
         match outcome {
             Ok(()) => return Ok(()),
-            Err(e) if attempt < 3 && crate::store::db::is_transient(&e) => {
+            Err(e) if attempt < 3 && crate::store::is_transient(&e) => {
                 std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
             }
             Err(e) => {

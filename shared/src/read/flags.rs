@@ -36,10 +36,10 @@ use mysql::prelude::Queryable;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::contract::DataPoint;
+use crate::contract::{format_time, PresentationList, PresentationReport, ViewerList};
 use crate::read::analytics::AnalyticsError;
-use crate::contract::event::DataPoint;
-use crate::contract::answers::{format_time, PresentationList, PresentationReport, ViewerList};
-use crate::store::sql::str_literal;
+use crate::store::str_literal;
 
 /// The data points that have a flag, in the order they are listed.
 pub const FLAGGED_DATA_POINTS: [DataPoint; 4] = [

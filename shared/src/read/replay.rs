@@ -25,14 +25,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use crate::contract::event::{Choice, Event, EventBody, QuestionKind, SurveyAnswer, SurveyQuestion};
-use crate::contract::answers::{
+use crate::contract::{
     average_2dp, average_seconds_1dp, count, department_or_unknown, floor_seconds, format_time,
     format_time_opt, normalize_country, normalize_department, normalize_device,
     normalize_optional_text, trim_blanks, Attendance, PollOption, PollReport, PresentationReport,
     PresentationRow, Presenter, QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail,
     SurveyQuestionReport, SurveyReport, TopQuestion, ViewerRow, TOP_QUESTIONS,
 };
+use crate::contract::{Choice, Event, EventBody, QuestionKind, SurveyAnswer, SurveyQuestion};
 
 /// Rating distributions list zero counts for at most this many values.
 pub const MAX_DISTRIBUTION_KEYS: i64 = 1000;
@@ -141,7 +141,7 @@ struct Created {
 #[derive(Debug, Clone, Default)]
 struct SessionState {
     /// Lowest-version `ViewerJoined`: the session's viewer and attributes.
-    first_join: Option<(i64, crate::contract::event::ViewerJoined)>,
+    first_join: Option<(i64, crate::contract::ViewerJoined)>,
     /// Earliest `ViewerJoined.occurredAt`.
     start: Option<i64>,
     /// Latest `occurredAt` among heartbeats and leaves.
@@ -214,7 +214,7 @@ struct PresentationState {
     ended_at: Option<i64>,
     sessions: BTreeMap<String, SessionState>,
     /// viewerId → highest-version `ViewerJoined` carrying that viewerId.
-    latest_join: BTreeMap<String, (i64, crate::contract::event::ViewerJoined)>,
+    latest_join: BTreeMap<String, (i64, crate::contract::ViewerJoined)>,
     polls: BTreeMap<String, PollState>,
     surveys: BTreeMap<String, SurveyState>,
     questions: BTreeMap<String, QuestionState>,
@@ -392,7 +392,7 @@ impl PresentationState {
 /// One session as the contract defines it.
 struct Session<'a> {
     viewer_id: &'a str,
-    joined: &'a crate::contract::event::ViewerJoined,
+    joined: &'a crate::contract::ViewerJoined,
     start: i64,
     end: i64,
 }
@@ -866,7 +866,7 @@ fn qna_report(state: &PresentationState) -> QnaReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::event::{parse_event, Person, ViewerJoined};
+    use crate::contract::{parse_event, Person, ViewerJoined};
     use serde_json::Value;
 
     const SAMPLE: &str = concat!(

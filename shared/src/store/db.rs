@@ -286,7 +286,10 @@ fn build_opts(
         .tcp_connect_timeout(Some(Duration::from_secs(5)))
         .init(vec![
             "SET SESSION time_zone = '+00:00'".to_string(),
-            format!("SET SESSION sql_mode = '{}'", crate::store::sql::SESSION_SQL_MODE),
+            format!(
+                "SET SESSION sql_mode = '{}'",
+                crate::store::sql::SESSION_SQL_MODE
+            ),
             format!("SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout_seconds}"),
             "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
         ])

@@ -1,5 +1,16 @@
-pub mod aws;
-pub mod config;
-pub mod db;
+mod aws;
+mod clock;
+mod config;
+mod db;
 pub mod migrate;
-pub mod sql;
+mod sql;
+pub use aws::{s3_client, sdk_config, sqs_client};
+pub use clock::{deadline_instant, now_ms};
+pub use config::{env_lookup, required_env, ConfigError, DatabaseSettings, Secret};
+pub use db::{
+    create_database_if_missing, drop_database, is_transient, with_retry, Database, DbError,
+};
+pub use sql::{
+    merge, push_hex_literal, push_str_literal, run_script, str_literal, Outcome, PreparedUpsert,
+    Row, Upsert,
+};

@@ -18,12 +18,12 @@ use std::time::Instant;
 use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
 
-use crate::store::db::{with_retry, Database, DbError};
-use crate::contract::event::{DataPoint, Event, EventBody};
-use crate::contract::answers::{
+use crate::contract::{
     normalize_country, normalize_department, normalize_device, normalize_optional_text,
 };
-use crate::store::sql::{merge, push_str_literal, run_script, Outcome, PreparedUpsert, Row, Upsert};
+use crate::contract::{DataPoint, Event, EventBody};
+use crate::store::{merge, push_str_literal, run_script, Outcome, PreparedUpsert, Row, Upsert};
+use crate::store::{with_retry, Database, DbError};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its
 /// export (its line number is recorded) and SQS bodies are at most 256 KiB.
@@ -109,7 +109,7 @@ pub fn load_batch(
     rejects: &[Reject],
     attempts: u32,
 ) -> Result<BatchOutcome, mysql::Error> {
-    let started_at_ms = crate::handlers::sqs_loader::now_ms();
+    let started_at_ms = crate::store::now_ms();
     let load_id = rand::random::<u64>() >> 1; // fits BIGINT UNSIGNED and i64 alike
     let mut dispositions = vec![Disposition::Duplicate; items.len()];
     let mut counts = BatchCounts::default();
@@ -224,7 +224,7 @@ pub fn load_batch(
     script.push(format!(
         "INSERT INTO load_run (load_id, source, started_at, messages, events_loaded, duplicates, conflicts, malformed, wrong_data_point, not_analytics, attempts) \
          VALUES ({load_id}, {}, FROM_UNIXTIME({}), {}, {}, {}, {}, {}, {}, {}, {attempts})",
-        crate::store::sql::str_literal(source),
+        crate::store::str_literal(source),
         started_at_ms as f64 / 1000.0,
         items.len() + rejects.len(),
         counts.loaded,
@@ -422,7 +422,7 @@ fn reject_statements<'r>(
 
 fn date_key(ms: i64) -> i64 {
     let days = ms.div_euclid(86_400_000);
-    let (y, m, d) = crate::contract::ejson::civil_from_days(days);
+    let (y, m, d) = crate::contract::civil_from_days(days);
     y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 

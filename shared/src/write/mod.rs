@@ -1,1 +1,2 @@
-pub mod load;
+mod load;
+pub use load::{commit_batch, load_batch, record_rejects, BatchCounts, Item, Reject, RejectKind};

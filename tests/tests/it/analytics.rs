@@ -10,14 +10,14 @@ use proptest::prelude::*;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use shared::read::analytics::{
+use shared::contract::parse_event;
+use shared::contract::{PresentationRow, ViewerRow};
+use shared::read::Replay;
+use shared::read::{
     parse_date, parse_date_to, parse_limit, parse_offset, presentation_list, presentation_report,
     refresh_summaries, viewer_list, AnalyticsError, PresentationQuery, PresentationSort,
     ViewerQuery, ViewerSort,
 };
-use shared::contract::event::parse_event;
-use shared::read::replay::Replay;
-use shared::contract::answers::{PresentationRow, ViewerRow};
 
 use crate::helpers::{sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
@@ -52,7 +52,7 @@ fn ev_of(
 
 /// `2021-09-10T10:00:00Z` plus `seconds`.
 fn at(seconds: i64) -> String {
-    shared::contract::answers::format_time(1_631_268_000_000 + seconds * 1000)
+    shared::contract::format_time(1_631_268_000_000 + seconds * 1000)
 }
 
 async fn load(test: &TestDb, lines: &[String]) {

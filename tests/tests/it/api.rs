@@ -8,11 +8,11 @@ use std::sync::Arc;
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use serde_json::{json, Map, Value};
-use shared::handlers::api::{percent_decode, AnalyticsApi};
-use shared::store::config::{DatabaseSettings, Secret};
-use shared::store::db::Database;
-use shared::contract::event::DataPoint;
+use shared::contract::DataPoint;
+use shared::handlers::{percent_decode, AnalyticsApi};
 use shared::read::flags::{self, FlagState};
+use shared::store::Database;
+use shared::store::{DatabaseSettings, Secret};
 
 use crate::helpers::{sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
@@ -159,7 +159,7 @@ async fn sample_api() -> (TestDb, AnalyticsApi) {
         .await
         .deliver(&sample_lines(), 200)
         .await;
-    let db = Database::connect(test.settings(), shared::handlers::lambda::LAMBDA_MAX_CONNECTIONS)
+    let db = Database::connect(test.settings(), shared::handlers::LAMBDA_MAX_CONNECTIONS)
         .await
         .expect("the API's database");
     (test, AnalyticsApi::new(Arc::new(db)))

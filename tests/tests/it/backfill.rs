@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shared::contract::{parse_event, DataPoint, Event};
 use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls, Summary};
-use shared::store::db::Database;
-use shared::contract::event::{parse_event, DataPoint, Event};
+use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 use crate::loaders::{sample_lines, snapshot};
@@ -17,7 +17,7 @@ async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> Contex
     let aws = helpers::aws_config().await;
     Context {
         db: Arc::new(Database::connect(test.settings(), 4).await.unwrap()),
-        s3: Some(shared::store::aws::s3_client(&aws)),
+        s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues,
         batch_lines,
@@ -391,8 +391,8 @@ async fn filters_select_exactly_what_they_say() {
         ids.dedup();
         ids
     };
-    let from = shared::contract::ejson::parse_rfc3339("2021-09-14T14:10:00Z").unwrap();
-    let to = shared::contract::ejson::parse_rfc3339("2021-09-14T14:20:00Z").unwrap();
+    let from = shared::contract::parse_rfc3339("2021-09-14T14:10:00Z").unwrap();
+    let to = shared::contract::parse_rfc3339("2021-09-14T14:20:00Z").unwrap();
     let cases: Vec<(Filters, Vec<(String, i64)>)> = vec![
         (
             Filters {
@@ -459,7 +459,7 @@ async fn a_dry_run_counts_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_returns_not_done_near_its_deadline_and_finishes_when_invoked_again() {
     let test = TestDb::new();
-    let function = shared::handlers::lambda::BackfillFunction {
+    let function = shared::handlers::BackfillFunction {
         context: context(&test, QueueUrls::default(), 300).await,
     };
     let payload =

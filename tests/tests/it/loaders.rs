@@ -10,10 +10,10 @@ use mysql::prelude::Queryable;
 use proptest::prelude::*;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::SeedableRng;
-use shared::store::db::Database;
-use shared::contract::event::DataPoint;
-use shared::store::sql::run_script;
-use shared::handlers::sqs_loader::SqsLoader;
+use shared::contract::DataPoint;
+use shared::handlers::SqsLoader;
+use shared::store::run_script;
+use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 
@@ -197,7 +197,7 @@ async fn when_the_database_stays_down_every_message_comes_back() {
         .local_addr()
         .unwrap()
         .port();
-    let settings = shared::store::config::DatabaseSettings::Url(shared::store::config::Secret::new(format!(
+    let settings = shared::store::DatabaseSettings::Url(shared::store::Secret::new(format!(
         "mysql://root@127.0.0.1:{port}/nowhere"
     )));
     let db = Arc::new(Database::connect(settings, 1).await.unwrap());

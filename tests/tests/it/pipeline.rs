@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use integration_tests::harness::{assert_golden_answers, assert_json_eq};
 use rand::Rng;
-use shared::contract::event::DataPoint;
+use shared::contract::DataPoint;
 use warehouse_cli::local::{run_pipeline, LocalOptions, LocalStack};
 
 use crate::helpers::{self, TestDb};
@@ -19,7 +19,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
     let test = TestDb::new();
     let prefix = format!("e2e-{:08x}", rand::rng().random::<u32>());
     let mut stack = LocalStack::start(LocalOptions {
-        database_url: shared::store::config::Secret::new(test.url.clone()),
+        database_url: shared::store::Secret::new(test.url.clone()),
         batch_size: 100,
         visibility_timeout: Duration::from_secs(30),
         queue_prefix: prefix,
@@ -119,7 +119,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
 async fn backfill_via_lambda_invokes_the_function_until_done() {
     let test = TestDb::new();
     let mut stack = LocalStack::start(LocalOptions {
-        database_url: shared::store::config::Secret::new(test.url.clone()),
+        database_url: shared::store::Secret::new(test.url.clone()),
         batch_size: 10,
         visibility_timeout: Duration::from_secs(30),
         queue_prefix: format!("via-{:08x}", rand::rng().random::<u32>()),

@@ -7,8 +7,8 @@ use mysql::prelude::Queryable;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
-use shared::store::db::Database;
 use shared::jobs::reconcile::{self, Kind, ReconcileOptions, Repair};
+use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 use integration_tests::harness::to_json;
@@ -22,7 +22,7 @@ async fn loaded(test: &TestDb, source: &str) -> Context {
     let aws = helpers::aws_config().await;
     let ctx = Context {
         db: Arc::new(Database::connect(test.settings(), 2).await.unwrap()),
-        s3: Some(shared::store::aws::s3_client(&aws)),
+        s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues: QueueUrls::default(),
         batch_lines: 2000,
@@ -77,9 +77,7 @@ fn remove_events(test: &TestDb, identities: &[(String, i64)]) {
 }
 
 fn report_json(test: &TestDb, tenant: &str, presentation: &str) -> serde_json::Value {
-    to_json(
-        &shared::read::analytics::presentation_report(&mut test.conn(), tenant, presentation).unwrap(),
-    )
+    to_json(&shared::read::presentation_report(&mut test.conn(), tenant, presentation).unwrap())
 }
 
 /// A window over all time, as RFC 3339 bounds (for a Lambda's detail) and as
@@ -87,8 +85,8 @@ fn report_json(test: &TestDb, tenant: &str, presentation: &str) -> serde_json::V
 fn all_time() -> (&'static str, &'static str, ReconcileOptions) {
     let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
     let options = ReconcileOptions {
-        from_ms: Some(shared::contract::ejson::parse_rfc3339(from).unwrap()),
-        to_ms: Some(shared::contract::ejson::parse_rfc3339(to).unwrap()),
+        from_ms: Some(shared::contract::parse_rfc3339(from).unwrap()),
+        to_ms: Some(shared::contract::parse_rfc3339(to).unwrap()),
         ..options(None)
     };
     (from, to, options)
@@ -190,7 +188,7 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
 /// then again with the returned `runId`, until it is done; returns the last
 /// summary and where each unfinished invocation stopped (its `next`).
 async fn invoke_until_done(
-    function: &shared::handlers::lambda::ReconcileFunction,
+    function: &shared::handlers::ReconcileFunction,
     mut payload: serde_json::Value,
 ) -> (reconcile::ReconcileSummary, Vec<serde_json::Value>) {
     let mut stopped_in = Vec::new();
@@ -227,7 +225,7 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
         .unwrap();
     assert_eq!(expected.len(), 27);
 
-    let function = shared::handlers::lambda::ReconcileFunction {
+    let function = shared::handlers::ReconcileFunction {
         context: ctx,
         source_template: None,
         default_repair: None,
@@ -293,7 +291,7 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
     std::io::Write::write_all(&mut gz, &sample).unwrap();
     crate::backfill::upload(&s3, &bucket, "night/1.jsonl", sample).await;
     crate::backfill::upload(&s3, &bucket, "night/2.jsonl.gz", gz.finish().unwrap()).await;
-    let function = shared::handlers::lambda::ReconcileFunction {
+    let function = shared::handlers::ReconcileFunction {
         context: ctx,
         source_template: None,
         default_repair: None,
@@ -355,7 +353,7 @@ async fn a_queue_repair_redrives_missing_events_to_their_queues() {
     let mut ctx = loaded_sample(&test).await;
     let sqs = ctx.sqs.clone().unwrap();
     let mut urls = std::collections::BTreeMap::new();
-    for dp in shared::contract::event::DataPoint::ALL {
+    for dp in shared::contract::DataPoint::ALL {
         urls.insert(dp, helpers::create_queue(&sqs, dp.as_str()).await);
     }
     ctx.queues = QueueUrls(urls.clone());
@@ -367,11 +365,11 @@ async fn a_queue_repair_redrives_missing_events_to_their_queues() {
             .await
             .unwrap();
     assert_eq!(summary.totals.missing, 7);
-    let on_queue = helpers::drain_queue(&sqs, &urls[&shared::contract::event::DataPoint::Qna]).await;
+    let on_queue = helpers::drain_queue(&sqs, &urls[&shared::contract::DataPoint::Qna]).await;
     let mut redriven: Vec<(String, i64)> = on_queue
         .iter()
         .map(|m| {
-            let event = shared::contract::event::parse_event(m.body.as_deref().unwrap()).unwrap();
+            let event = shared::contract::parse_event(m.body.as_deref().unwrap()).unwrap();
             (event.stream_id, event.version)
         })
         .collect();
@@ -508,7 +506,7 @@ async fn streams_whose_crcs_collide_are_told_apart() {
     let ctx = loaded(&test, &both.source()).await;
     let mut b_events: Vec<(String, i64)> = renamed(B)
         .iter()
-        .filter_map(|line| shared::contract::event::parse_event(line).ok())
+        .filter_map(|line| shared::contract::parse_event(line).ok())
         .filter(|event| event.data_point().is_some())
         .map(|event| (event.stream_id, event.version))
         .collect();

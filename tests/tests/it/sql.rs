@@ -1,6 +1,6 @@
 use crate::helpers::TestDb;
 use mysql::prelude::Queryable;
-use shared::store::sql::{merge, run_script, PreparedUpsert, Row, Upsert};
+use shared::store::{merge, run_script, PreparedUpsert, Row, Upsert};
 
 const COLUMNS: &[&str] = &["k", "s", "b", "n", "u", "flag"];
 
