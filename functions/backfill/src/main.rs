@@ -1,5 +1,6 @@
-//! The backfill, invoked by hand (or by `scripts/backfill-via-lambda.sh`):
-//! each invocation continues the run until shortly before its time runs out.
+//! The backfill, invoked by hand (or by `warehouse backfill --via-lambda
+//! FUNCTION`, which re-invokes it until done): each invocation continues the
+//! run until shortly before its time runs out.
 //! Wiring only: the logic is `shared::jobs::backfill`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
