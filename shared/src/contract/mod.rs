@@ -1,16 +1,35 @@
+//! The contract in code: what `shared/contract/EVENTS.md` and
+//! `shared/contract/ANALYTICS.md` say, as pure functions and types (no I/O,
+//! no SQL). An event document parsed from Extended JSON (`event/`,
+//! `ejson.rs`); the answers' JSON shapes (`answers.rs`) and the rules every
+//! implementation shares to print the same strings and numbers: time
+//! (`time.rs`), rounding (`figures.rs`), normalisation (`normalize.rs`);
+//! the text of error messages (`text.rs`).
+
 mod answers;
 mod ejson;
 mod event;
+mod figures;
+mod normalize;
+mod text;
+mod time;
+
 pub use answers::{
-    average_2dp, average_seconds_1dp, count, department_or_unknown, floor_seconds, format_time,
-    format_time_opt, normalize_country, normalize_department, normalize_device,
-    normalize_optional_text, trim_blanks, Attendance, PollOption, PollReport, PresentationList,
-    PresentationReport, PresentationRow, Presenter, QnaReport, QuestionStatus, SurveyOptionCount,
-    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow,
-    TOP_QUESTIONS, UNKNOWN,
+    Attendance, PollOption, PollReport, PresentationList, PresentationReport, PresentationRow,
+    Presenter, QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail,
+    SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS,
 };
-pub use ejson::{civil_from_days, days_from_civil, days_in_month, parse_rfc3339, truncate_chars};
 pub use event::{
     parse_event, Choice, DataPoint, Event, EventBody, EventError, Person, QuestionKind,
     SurveyAnswer, SurveyQuestion, ViewerJoined,
+};
+pub use figures::{average_2dp, average_seconds_1dp, count, floor_seconds};
+pub use normalize::{
+    department_or_unknown, normalize_country, normalize_department, normalize_device,
+    normalize_optional_text, trim_blanks, UNKNOWN,
+};
+pub use text::{abbreviate, truncate_chars};
+pub use time::{
+    civil_from_days, days_from_civil, days_in_month, format_date, format_time, format_time_opt,
+    parse_rfc3339,
 };

@@ -363,7 +363,7 @@ impl Route {
 
 /// At most 100 characters of user input, for messages.
 fn clip(text: &str) -> String {
-    crate::contract::truncate_chars(text, 100)
+    crate::contract::abbreviate(text, 100)
 }
 
 fn hex_digit(b: u8) -> Option<u8> {

@@ -229,7 +229,7 @@ impl ReconcileFunction {
             .map(parse)
             .transpose()?
             .unwrap_or(today - 1);
-        let day = crate::contract::format_time(from)[..10].to_string();
+        let day = crate::contract::format_date(from);
         let source = match (detail.source, &self.source_template) {
             (Some(source), _) => source,
             (None, Some(template)) => template.replace("{date}", &day),

@@ -13,10 +13,12 @@
 //! It never decides that a document is malformed: on anything it does not
 //! handle, or anything that is not clearly valid, it answers `None` and the
 //! general path decides, with its messages. So it must only ever give the
-//! very `Event` the general path gives (tested against it below).
+//! very `Event` the general path gives (tested against it in `tests.rs`).
 
-use super::{parse_body, DataPoint, Event, EventBody, EventErrorKind, Obj, Path};
+use super::parse::{is_id, parse_body, Obj, Path};
+use super::{DataPoint, Event, EventBody, EventErrorKind};
 use crate::contract::ejson::{self, encoding};
+use crate::contract::time::parse_rfc3339;
 use sha2::{Digest, Sha256};
 
 /// Deeper documents are left to the general path (serde_json's own limit is
@@ -129,10 +131,10 @@ fn field<'n, 'a>(entries: &'n [(&'a str, Node<'a>)], key: &str) -> Option<&'n No
     entries.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
 }
 
-/// An id (`super::is_id`) at `key`, or `None` for anything else.
+/// An id (`parse::is_id`) at `key`, or `None` for anything else.
 fn id(entries: &[(&str, Node<'_>)], key: &str) -> Option<String> {
     match field(entries, key)? {
-        Node::Str(s) if super::is_id(s) => Some(s.to_string()),
+        Node::Str(s) if is_id(s) => Some(s.to_string()),
         _ => None,
     }
 }
@@ -311,7 +313,7 @@ impl<'a> Reader<'a> {
             ("$oid", Node::Str(s)) => ejson::parse_oid(s).map(Node::ObjectId),
             ("$numberInt", Node::Str(s)) => s.parse::<i32>().ok().map(|i| Node::Int(i.into())),
             ("$numberLong", Node::Str(s)) => s.parse::<i64>().ok().map(Node::Int),
-            ("$date", Node::Str(s)) => ejson::parse_rfc3339(s).ok().map(Node::Date),
+            ("$date", Node::Str(s)) => parse_rfc3339(s).ok().map(Node::Date),
             // Legacy: a number of ms.
             ("$date", Node::Int(ms)) => Some(Node::Date(ms)),
             _ => None,
