@@ -1,2 +1,35 @@
-mod load;
-pub use load::{commit_batch, load_batch, record_rejects, BatchCounts, Item, Reject, RejectKind};
+//! Loading: the one piece of code that turns parsed events into warehouse
+//! rows. The SQS loaders, the backfill and the reconciliation's repair all
+//! call `load_batch`.
+//!
+//! A batch is written in one transaction with a handful of multi-row
+//! statements: the ledger first (it decides which events are new, duplicate or
+//! conflicting), then the dimensions (inferred members included), then the
+//! facts of the new events only. Every fact merge is commutative and
+//! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
+//! any order. Statements go in a few round trips: the ledger (prepared, see
+//! `sql::PreparedUpsert`), the lookup of known viewers, the dimensions with
+//! their keys, then the facts, rejects and audit row (see `sql::run_script`).
+//!
+//! - `batch`: the transaction of one batch, in that order, and its counts.
+//! - `ledger`: the ledger rows, which tell new events from repeats.
+//! - `dimensions`: presentations and viewers, and the keys facts refer to.
+//! - `facts`: the fact rows of the new events, one file per data point.
+//! - `rejects`: inputs recorded in the error table instead of being loaded.
+
+mod batch;
+mod dimensions;
+mod facts;
+mod ledger;
+mod rejects;
+
+pub use batch::{commit_batch, load_batch, BatchCounts, Item};
+pub use rejects::{record_rejects, Reject, RejectKind};
+
+/// `text` cut to at most `max` characters, to fit a column's width.
+fn truncate_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => &text[..cut],
+        None => text,
+    }
+}

@@ -1,0 +1,262 @@
+//! The transaction of one batch: its items' identities settled by the ledger
+//! (new, duplicate or conflict), then the dimensions and facts of the new
+//! events, the rejects and the audit row (`load_run`), all committed
+//! together or not at all.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use mysql::prelude::Queryable;
+
+use super::dimensions::{
+    read_viewer_keys, select_viewers, wanted_viewers, write_dimensions, ViewerKeys,
+};
+use super::facts::FactWriter;
+use super::ledger::{ledger_upsert, read_ledger};
+use super::rejects::{reject_statements, Reject, RejectKind};
+use crate::contract::{DataPoint, Event};
+use crate::store::{run_script, with_retry, Database, DbError};
+
+/// One parsed event and where it came from.
+pub struct Item<'a> {
+    pub event: &'a Event,
+    /// The text as received, kept for the error table if it conflicts.
+    pub raw: &'a str,
+    /// 1-based line of an export, 0 for a queue message.
+    pub line: u64,
+}
+
+/// What happened to each item of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// New: its effect is in the warehouse now.
+    Loaded,
+    /// Its identity was already loaded with the same content.
+    Duplicate,
+    /// Its identity was already loaded with other content: rejected.
+    Conflict,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// New events, analytics or not.
+    pub loaded: u64,
+    /// New events per data point (not analytics ones excluded).
+    pub loaded_by_data_point: BTreeMap<DataPoint, u64>,
+    /// New events whose type is not analytics.
+    pub not_analytics: u64,
+    /// Repeats of a loaded identity, identical or conflicting.
+    pub duplicates: u64,
+    /// Repeats whose content differs (also counted in `duplicates`).
+    pub conflicts: u64,
+    pub malformed: u64,
+    pub wrong_data_point: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub load_id: u64,
+    /// One per item, in order.
+    pub dispositions: Vec<Disposition>,
+    pub counts: BatchCounts,
+}
+
+/// Loads one batch inside the caller's transaction. `source` names the
+/// loader or run for the audit and error tables.
+pub fn load_batch(
+    tx: &mut impl Queryable,
+    source: &str,
+    items: &[Item],
+    rejects: &[Reject],
+    attempts: u32,
+) -> Result<BatchOutcome, mysql::Error> {
+    let started_at_ms = crate::store::now_ms();
+    let load_id = rand::random::<u64>() >> 1; // fits BIGINT UNSIGNED and i64 alike
+    let mut dispositions = vec![Disposition::Duplicate; items.len()];
+    let mut counts = BatchCounts::default();
+
+    // 1. Within the batch the first of an identity wins.
+    let mut first_of: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut candidates = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let key = (item.event.stream_id.as_str(), item.event.version);
+        match first_of.get(&key) {
+            None => {
+                first_of.insert(key, index);
+                candidates.push(index);
+            }
+            Some(&first) => {
+                if items[first].event.content_hash != item.event.content_hash {
+                    dispositions[index] = Disposition::Conflict;
+                }
+            }
+        }
+    }
+
+    // 2. The ledger decides: rows this load inserted are new; others were
+    // already there (same hash: duplicate, other hash: conflict). The insert
+    // locks the identities, so a concurrent load of the same event waits for
+    // this one and then sees it as a duplicate. The viewers the batch names
+    // are looked up right after (a plain read, wasted at worst).
+    candidates.sort_by(|&a, &b| {
+        let (ea, eb) = (&items[a].event, &items[b].event);
+        (&ea.stream_id, ea.version).cmp(&(&eb.stream_id, eb.version))
+    });
+    let inserted =
+        ledger_upsert(load_id, candidates.iter().map(|&i| items[i].event)).execute(tx)?;
+    let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
+    let viewer_outcomes = run_script(tx, &select_viewers(&named_viewers))?;
+    let mut viewer_keys = ViewerKeys::new();
+    read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
+    let mut new_items = Vec::new();
+    if inserted == candidates.len() as u64 {
+        // Every identity was inserted now (a duplicate left unchanged counts 0
+        // affected rows): all are new, no need to read them back.
+        for &index in &candidates {
+            dispositions[index] = Disposition::Loaded;
+            new_items.push(index);
+        }
+    } else {
+        let stored = read_ledger(tx, candidates.iter().map(|&i| items[i].event))?;
+        for &index in &candidates {
+            let event = &items[index].event;
+            match stored.get(&(event.stream_id.clone(), event.version)) {
+                Some((hash, owner)) if *owner == load_id && *hash == event.content_hash => {
+                    dispositions[index] = Disposition::Loaded;
+                    new_items.push(index);
+                }
+                Some((hash, _)) if *hash == event.content_hash => {
+                    dispositions[index] = Disposition::Duplicate
+                }
+                _ => dispositions[index] = Disposition::Conflict,
+            }
+        }
+    }
+
+    // 3. Dimensions for the new events (one round trip); their facts go
+    // with the rest below.
+    let mut script = fact_statements(tx, items, &new_items, viewer_keys)?;
+
+    // 4. Counts, rejects and the audit row.
+    for (index, disposition) in dispositions.iter().enumerate() {
+        match disposition {
+            Disposition::Loaded => {
+                counts.loaded += 1;
+                match items[index].event.data_point() {
+                    Some(dp) => *counts.loaded_by_data_point.entry(dp).or_default() += 1,
+                    None => counts.not_analytics += 1,
+                }
+            }
+            Disposition::Duplicate => counts.duplicates += 1,
+            Disposition::Conflict => {
+                counts.duplicates += 1;
+                counts.conflicts += 1;
+            }
+        }
+    }
+    let conflicts: Vec<Reject> = dispositions
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d == Disposition::Conflict)
+        .map(|(index, _)| {
+            let item = &items[index];
+            Reject {
+                raw: item.raw.as_bytes(),
+                reason: format!(
+                    "conflict: event ({}, {}) was already loaded with different content; the first accepted stays",
+                    item.event.stream_id, item.event.version
+                ),
+                kind: RejectKind::Conflict,
+                line: item.line,
+                identity: Some((item.event.stream_id.clone(), item.event.version)),
+            }
+        })
+        .collect();
+    for reject in rejects {
+        match reject.kind {
+            RejectKind::Malformed => counts.malformed += 1,
+            RejectKind::WrongDataPoint => counts.wrong_data_point += 1,
+            RejectKind::Conflict => counts.conflicts += 1,
+        }
+    }
+    script.extend(reject_statements(
+        source,
+        rejects.iter().chain(conflicts.iter()),
+    ));
+    script.push(format!(
+        "INSERT INTO load_run (load_id, source, started_at, messages, events_loaded, duplicates, conflicts, malformed, wrong_data_point, not_analytics, attempts) \
+         VALUES ({load_id}, {}, FROM_UNIXTIME({}), {}, {}, {}, {}, {}, {}, {}, {attempts})",
+        crate::store::str_literal(source),
+        started_at_ms as f64 / 1000.0,
+        items.len() + rejects.len(),
+        counts.loaded,
+        counts.duplicates,
+        counts.conflicts,
+        counts.malformed,
+        counts.wrong_data_point,
+        counts.not_analytics,
+    ));
+    run_script(tx, &script)?;
+    Ok(BatchOutcome {
+        load_id,
+        dispositions,
+        counts,
+    })
+}
+
+/// Loads a batch in one transaction of its own, retrying transient failures
+/// (lost connection, deadlock, lock wait timeout) with backoff until
+/// `deadline`. Nothing of the batch is visible unless all of it committed.
+/// `before_commit` runs with the batch written but not committed (a seam for
+/// tests that make processing fail there; `None` in production).
+pub fn commit_batch(
+    db: &Database,
+    deadline: Instant,
+    source: &str,
+    items: &[Item],
+    rejects: &[Reject],
+    before_commit: Option<&(dyn Fn() + Send + Sync)>,
+) -> Result<BatchOutcome, DbError> {
+    let mut attempts = 0;
+    let (outcome, _) = with_retry(db, deadline, |conn| {
+        attempts += 1;
+        // READ COMMITTED (every session's level, see db.rs): the merges need
+        // no snapshot, and it takes fewer gap locks than REPEATABLE READ, so
+        // concurrent loaders deadlock less.
+        let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+        let outcome = load_batch(&mut tx, source, items, rejects, attempts)?;
+        if let Some(hook) = before_commit {
+            hook();
+        }
+        tx.commit()?;
+        Ok(outcome)
+    })?;
+    Ok(outcome)
+}
+
+/// Writes the dimensions of the new events (presentations, missing viewers)
+/// in one round trip, with the keys they need coming back in it, and returns
+/// the statements of their facts, still to be sent. `viewer_keys` holds the
+/// viewers already known.
+fn fact_statements(
+    tx: &mut impl Queryable,
+    items: &[Item],
+    new_items: &[usize],
+    mut viewer_keys: ViewerKeys,
+) -> Result<Vec<String>, mysql::Error> {
+    let events: Vec<&Event> = new_items
+        .iter()
+        .map(|&i| items[i].event)
+        .filter(|e| e.data_point().is_some())
+        .collect();
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let presentation_keys = write_dimensions(tx, &events, &mut viewer_keys)?;
+
+    let mut facts = FactWriter::new(&presentation_keys, &viewer_keys);
+    for event in &events {
+        facts.add(event);
+    }
+    Ok(facts.finish())
+}

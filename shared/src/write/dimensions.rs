@@ -1,0 +1,251 @@
+//! Dimensions: the presentations and viewers the new events of a batch name,
+//! inferred members included, and the keys their facts refer to. Viewers
+//! already known are only read (no locks taken on them); the others are
+//! inserted, then read.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use mysql::prelude::Queryable;
+
+use super::truncate_chars;
+use crate::contract::{DataPoint, Event, EventBody};
+use crate::store::{merge, push_str_literal, run_script, Outcome, Row, Upsert};
+
+/// The `dim_date` key (`YYYYMMDD`) of a time in ms since the epoch, UTC.
+pub(super) fn date_key(ms: i64) -> i64 {
+    let days = ms.div_euclid(86_400_000);
+    let (y, m, d) = crate::contract::civil_from_days(days);
+    y * 10_000 + i64::from(m) * 100 + i64::from(d)
+}
+
+/// Writes the dimensions of the new events (presentations, missing viewers)
+/// in one round trip, with the keys they need coming back in it: returns the
+/// presentations' keys and adds the new viewers' to `viewer_keys`, which
+/// holds the viewers already known.
+pub(super) fn write_dimensions(
+    tx: &mut impl Queryable,
+    events: &[&Event],
+    viewer_keys: &mut ViewerKeys,
+) -> Result<HashMap<String, u64>, mysql::Error> {
+    let mut script = presentation_statements(events);
+    let presentation_count = script.len();
+    // Viewers not known yet become members; existing ones were only read
+    // (no locks taken on them).
+    let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (tenant, viewers) in wanted_viewers(events.iter().copied()) {
+        for viewer in viewers {
+            if !viewer_keys.contains_key(&(tenant.to_string(), viewer.to_string())) {
+                missing.entry(tenant).or_default().insert(viewer);
+            }
+        }
+    }
+    let mut upsert = Upsert::new(
+        "dim_viewer",
+        &["tenant_id", "viewer_id"],
+        &merge::keep("viewer_id"),
+    );
+    for (tenant, viewers) in &missing {
+        for viewer in viewers {
+            let mut row = Row::default();
+            row.str(tenant).str(viewer);
+            upsert.add(&row);
+        }
+    }
+    script.extend(upsert.take_statements());
+    script.extend(select_viewers(&missing));
+    let mut outcomes = run_script(tx, &script)?;
+    let viewer_outcomes = outcomes.split_off(presentation_count);
+    let mut presentation_keys = HashMap::new();
+    for row in outcomes.into_iter().flat_map(|o| o.rows) {
+        let (id, key): (String, u64) = mysql::from_row_opt(row)?;
+        presentation_keys.insert(id, key);
+    }
+    read_viewer_keys(viewer_outcomes, viewer_keys)?;
+    Ok(presentation_keys)
+}
+
+/// Upserts one row per presentation event and one "touch" row per other
+/// stream (inferred member, revision bump), then selects their keys.
+fn presentation_statements(events: &[&Event]) -> Vec<String> {
+    let mut upsert = Upsert::new(
+        "dim_presentation",
+        &[
+            "presentation_id",
+            "tenant_id",
+            "title",
+            "title_version",
+            "presenter_id",
+            "presenter_name",
+            "scheduled_start_ms",
+            "scheduled_date_key",
+            "timezone",
+            "created_version",
+            "started_at_ms",
+            "ended_at_ms",
+            "revision",
+        ],
+        &[
+            merge::if_higher("title", "title_version"),
+            merge::greatest("title_version"),
+            merge::if_lower("presenter_id", "created_version"),
+            merge::if_lower("presenter_name", "created_version"),
+            merge::if_lower("scheduled_start_ms", "created_version"),
+            merge::if_lower("scheduled_date_key", "created_version"),
+            merge::if_lower("timezone", "created_version"),
+            merge::least("created_version"),
+            merge::least("started_at_ms"),
+            merge::greatest("ended_at_ms"),
+            "revision = revision + 1".to_string(),
+        ]
+        .join(", "),
+    );
+    let mut touched: BTreeMap<&str, &str> = BTreeMap::new();
+    let mut presentation_events: Vec<&Event> = Vec::new();
+    for event in events {
+        touched.entry(&event.stream_id).or_insert(&event.tenant_id);
+        if event.data_point() == Some(DataPoint::Presentation) {
+            presentation_events.push(event);
+        }
+    }
+    // Touch rows first, in key order, so concurrent loads lock rows in one order.
+    for (stream, tenant) in &touched {
+        let mut row = Row::default();
+        row.str(stream).str(tenant);
+        for _ in 0..10 {
+            row.null();
+        }
+        row.int(1);
+        upsert.add(&row);
+    }
+    for event in presentation_events {
+        let mut row = Row::default();
+        row.str(&event.stream_id).str(&event.tenant_id);
+        match &event.body {
+            EventBody::PresentationCreated {
+                title,
+                presenter,
+                scheduled_start,
+                timezone,
+            } => {
+                row.str(title)
+                    .int(event.version)
+                    .str(&presenter.id)
+                    .str(&presenter.name)
+                    .int(*scheduled_start)
+                    .int(date_key(*scheduled_start))
+                    .str(truncate_chars(timezone, 64))
+                    .int(event.version)
+                    .null()
+                    .null();
+            }
+            EventBody::PresentationRenamed { title } => {
+                row.str(title).int(event.version);
+                for _ in 0..8 {
+                    row.null();
+                }
+            }
+            EventBody::PresentationStarted => {
+                for _ in 0..8 {
+                    row.null();
+                }
+                row.int(event.occurred_at).null();
+            }
+            EventBody::PresentationEnded => {
+                for _ in 0..9 {
+                    row.null();
+                }
+                row.int(event.occurred_at);
+            }
+            _ => continue,
+        }
+        row.int(1);
+        upsert.add(&row);
+    }
+    let mut script = upsert.take_statements();
+    let ids: Vec<&str> = touched.keys().copied().collect();
+    for chunk in ids.chunks(1000) {
+        let mut sql = String::from(
+            "SELECT presentation_id, presentation_key FROM dim_presentation WHERE presentation_id IN (",
+        );
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            push_str_literal(&mut sql, id);
+        }
+        sql.push(')');
+        script.push(sql);
+    }
+    script
+}
+
+/// The viewer an event names, if it should be stored. The asker of an
+/// anonymous question is deliberately not.
+fn viewer_of(event: &Event) -> Option<&str> {
+    match &event.body {
+        EventBody::ViewerJoined(joined) => Some(&joined.viewer_id),
+        EventBody::PollVoted { viewer_id, .. }
+        | EventBody::SurveySubmitted { viewer_id, .. }
+        | EventBody::QuestionUpvoted { viewer_id, .. }
+        | EventBody::QuestionUpvoteWithdrawn { viewer_id, .. } => Some(viewer_id),
+        EventBody::QuestionAsked {
+            viewer_id,
+            anonymous: false,
+            ..
+        } => Some(viewer_id),
+        _ => None,
+    }
+}
+
+/// (tenant, viewer id) -> viewer key.
+pub(super) type ViewerKeys = HashMap<(String, String), u64>;
+
+/// The viewers the events name, by tenant.
+pub(super) fn wanted_viewers<'e>(
+    events: impl Iterator<Item = &'e Event>,
+) -> BTreeMap<&'e str, BTreeSet<&'e str>> {
+    let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for event in events.filter(|e| e.data_point().is_some()) {
+        if let Some(viewer) = viewer_of(event) {
+            wanted.entry(&event.tenant_id).or_default().insert(viewer);
+        }
+    }
+    wanted
+}
+
+/// Queries for the keys of existing viewers; see `read_viewer_keys`.
+pub(super) fn select_viewers(wanted: &BTreeMap<&str, BTreeSet<&str>>) -> Vec<String> {
+    let mut script = Vec::new();
+    for (tenant, viewers) in wanted {
+        let viewers: Vec<&str> = viewers.iter().copied().collect();
+        for chunk in viewers.chunks(2000) {
+            let mut sql = String::from(
+                "SELECT tenant_id, viewer_id, viewer_key FROM dim_viewer WHERE tenant_id = ",
+            );
+            push_str_literal(&mut sql, tenant);
+            sql.push_str(" AND viewer_id IN (");
+            for (i, viewer) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                push_str_literal(&mut sql, viewer);
+            }
+            sql.push(')');
+            script.push(sql);
+        }
+    }
+    script
+}
+
+/// The keys `select_viewers` found, from its statements' outcomes (others
+/// among them return no rows).
+pub(super) fn read_viewer_keys(
+    outcomes: Vec<Outcome>,
+    keys: &mut ViewerKeys,
+) -> Result<(), mysql::Error> {
+    for row in outcomes.into_iter().flat_map(|o| o.rows) {
+        let (tenant, viewer, key): (String, String, u64) = mysql::from_row_opt(row)?;
+        keys.insert((tenant, viewer), key);
+    }
+    Ok(())
+}
