@@ -6,9 +6,9 @@
 //! The CLI ignores the flags: it always answers in full.
 
 use serde_json::json;
-use shared::handlers::{PresentationParams, ViewerParams};
 use shared::read as analytics;
 use shared::read::flags::{self, FlagState, DEFAULT_STATE};
+use shared::read::{PresentationParams, ViewerParams};
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {

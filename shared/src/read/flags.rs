@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::contract::DataPoint;
 use crate::contract::{format_time, PresentationList, PresentationReport, ViewerList};
-use crate::read::analytics::AnalyticsError;
+use crate::read::AnalyticsError;
 use crate::store::str_literal;
 
 /// The data points that have a flag, in the order they are listed.

@@ -1,0 +1,133 @@
+//! The analytics HTTP API (`functions/analytics-api`), behind an API Gateway
+//! HTTP API (payload format 2.0) with a JWT authorizer:
+//!
+//! - `GET /tenants/{tenantId}/presentations` — the presentation list
+//!   (ANALYTICS.md §3); parameters `search`, `from`, `to`, `sort`, `limit`,
+//!   `offset`.
+//! - `GET /tenants/{tenantId}/presentations/{presentationId}` — the report (§1).
+//! - `GET /tenants/{tenantId}/presentations/{presentationId}/viewers` — the
+//!   viewer list (§2); parameters `department`, `country`, `device`,
+//!   `search`, `sort`, `limit`, `offset`.
+//!
+//! Every route also takes `shadow=true|false` (see [`crate::read::flags`]).
+//!
+//! Statuses: 200 with the contract's JSON; 401 when the authorizer's claims
+//! have no `tenantId`; 403 when the path's tenant is not the claim's; 404 for
+//! an unknown route or presentation (another tenant's presentation is
+//! unknown too); 405 for any method but GET; 400 for a bad parameter; 503
+//! when the database fails (a generic body, the details only in the log).
+//! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
+//! stack trace.
+//!
+//! The parsing of the user's parameters ([`crate::read::ViewerParams`],
+//! [`crate::read::PresentationParams`]) is shared with the `warehouse` CLI,
+//! so both accept exactly the same inputs.
+//!
+//! Checks run in this order: claim (401), route (404), method (405),
+//! tenant (403), parameters (400), then the query (404 for an unknown
+//! presentation, 503 for a database failure). An unauthenticated caller
+//! learns nothing, not even which routes exist. A panic while answering (a
+//! bug, never bad input) is a 500 with a generic body.
+//!
+//! This file wires the function (its database pool, the Lambda handler);
+//! `routes` matches paths, `request` checks a request and answers it,
+//! `response` shapes the answers.
+
+mod request;
+mod response;
+mod routes;
+
+pub use routes::percent_decode;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use serde_json::Value;
+
+use crate::read::AnalyticsError;
+use crate::store::Database;
+use crate::store::DatabaseSettings;
+use request::{execute, parse_request, request_path};
+use response::{error_response, json_response, ApiError, INTERNAL, UNAVAILABLE};
+use routes::clip;
+
+/// The analytics API function: one database pool per container.
+pub struct AnalyticsApi {
+    db: Arc<Database>,
+}
+
+impl AnalyticsApi {
+    pub fn new(db: Arc<Database>) -> AnalyticsApi {
+        AnalyticsApi { db }
+    }
+
+    /// From the environment (`DATABASE_URL` or the `DB_*` settings), with
+    /// one connection: a Lambda container answers one request at a time.
+    pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
+        let settings = DatabaseSettings::from_env()?;
+        let db =
+            Database::connect(settings, crate::handlers::lambda::LAMBDA_MAX_CONNECTIONS).await?;
+        tracing::info!(database = %db.describe(), "analytics API ready");
+        Ok(AnalyticsApi::new(Arc::new(db)))
+    }
+
+    /// The Lambda handler: always a response, never an invocation error.
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest>,
+    ) -> Result<ApiGatewayV2httpResponse, lambda_runtime::Error> {
+        Ok(self.respond(&event.payload).await)
+    }
+
+    /// The response to one request.
+    pub async fn respond(&self, request: &ApiGatewayV2httpRequest) -> ApiGatewayV2httpResponse {
+        let started = Instant::now();
+        let request_id = request
+            .request_context
+            .request_id
+            .clone()
+            .unwrap_or_default();
+        let response = match self.answer(request, &request_id).await {
+            Ok(body) => json_response(200, &body),
+            Err(error) => error_response(&error),
+        };
+        tracing::info!(
+            request_id,
+            method = %request.request_context.http.method,
+            path = %clip(request_path(request)),
+            status = response.status_code,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "request answered"
+        );
+        response
+    }
+
+    async fn answer(
+        &self,
+        request: &ApiGatewayV2httpRequest,
+        request_id: &str,
+    ) -> Result<Value, ApiError> {
+        let query = parse_request(request)?;
+        let db = self.db.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let mut conn = db
+                .conn()
+                .map_err(|e| AnalyticsError::Database(e.to_string()))?;
+            execute(&mut conn, &query)
+        })
+        .await;
+        match outcome {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(AnalyticsError::Database(details))) => {
+                tracing::error!(request_id, error = %details, "database failure");
+                Err(ApiError::new(503, UNAVAILABLE))
+            }
+            Ok(Err(error)) => Err(error.into()),
+            Err(join) => {
+                tracing::error!(request_id, error = %join, "answering panicked");
+                Err(ApiError::new(500, INTERNAL))
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! A request, checked without touching the database (claim, route, method,
+//! tenant and parameters, in that order) into an [`ApiQuery`], and the
+//! answer to a checked request ([`execute`]).
+//!
+//! Decisions where the issue is silent:
+//! - The claim and the path's tenant are compared exactly (bytes, after
+//!   percent-decoding the path segment); an empty claim is a missing one.
+//! - The path is `rawPath` (else `requestContext.http.path`); a path under a
+//!   named stage (`/prod/tenants/…`) is matched without it.
+//! - The query string is `rawQueryString` (form-decoded: `+` is a blank),
+//!   else `queryStringParameters` (hand-written events). A parameter a route
+//!   does not take, or one given twice, is a 400 that lists what the route
+//!   accepts. Blank values mean "not given" (the default sort, limit and
+//!   offset; no filter).
+//! - Error messages name the parameter (`from: malformed date …`).
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
+use aws_lambda_events::http::Method;
+use mysql::prelude::Queryable;
+use serde_json::Value;
+
+use super::response::ApiError;
+use super::routes::{clip, percent_decode, Route, ROUTES};
+use crate::read::flags::{self, parse_shadow};
+use crate::read::{
+    self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerParams, ViewerQuery,
+};
+
+/// The JWT claim naming the caller's tenant.
+pub const TENANT_CLAIM: &str = "tenantId";
+
+/// The query parameters in order, decoded: from `rawQueryString`, or from
+/// `queryStringParameters` when there is no raw query string.
+fn query_parameters(request: &ApiGatewayV2httpRequest) -> Result<Vec<(String, String)>, ApiError> {
+    let raw = request.raw_query_string.as_deref().unwrap_or("");
+    if raw.is_empty() {
+        let mut pairs: Vec<(String, String)> = request
+            .query_string_parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        pairs.sort();
+        return Ok(pairs);
+    }
+    let mut pairs = Vec::new();
+    for piece in raw.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = piece.split_once('=').unwrap_or((piece, ""));
+        let decode = |text: &str| {
+            percent_decode(text, true).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "malformed percent-encoding in the query string near {:?}: write %XX with two hex digits, for UTF-8 bytes",
+                    clip(piece)
+                ))
+            })
+        };
+        pairs.push((decode(key)?, decode(value)?));
+    }
+    Ok(pairs)
+}
+
+/// The request's path as matched: `rawPath`, else `requestContext.http.path`.
+pub(super) fn request_path(request: &ApiGatewayV2httpRequest) -> &str {
+    request
+        .raw_path
+        .as_deref()
+        .filter(|p| !p.is_empty())
+        .or(request.request_context.http.path.as_deref())
+        .unwrap_or("/")
+}
+
+/// The route of the request's path, trying it without a named stage's prefix
+/// when the whole path matches nothing.
+fn route_of(request: &ApiGatewayV2httpRequest) -> Result<Option<Route>, ApiError> {
+    let path = request_path(request);
+    if let Some(route) = Route::of_path(path)? {
+        return Ok(Some(route));
+    }
+    match request.request_context.stage.as_deref() {
+        Some(stage) if !stage.is_empty() && stage != "$default" => {
+            match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+                Some(rest) if rest.starts_with('/') => Route::of_path(rest),
+                _ => Ok(None),
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The caller's tenant from the JWT authorizer's claims.
+fn claimed_tenant(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+    request
+        .request_context
+        .authorizer
+        .as_ref()?
+        .jwt
+        .as_ref()?
+        .claims
+        .get(TENANT_CLAIM)
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+}
+
+/// A checked request: what to answer, for which tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiQuery {
+    Presentations {
+        tenant_id: String,
+        query: PresentationQuery,
+        shadow: bool,
+    },
+    Report {
+        tenant_id: String,
+        presentation_id: String,
+        shadow: bool,
+    },
+    Viewers {
+        tenant_id: String,
+        presentation_id: String,
+        query: ViewerQuery,
+        shadow: bool,
+    },
+}
+
+/// Checks a request without touching the database: claim, route, method,
+/// tenant and parameters, in that order.
+pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiError> {
+    let Some(claimed) = claimed_tenant(request) else {
+        return Err(ApiError::new(
+            401,
+            format!("not authenticated: the token has no {TENANT_CLAIM} claim"),
+        ));
+    };
+    let method = &request.request_context.http.method;
+    let Some(route) = route_of(request)? else {
+        return Err(ApiError::new(
+            404,
+            format!(
+                "no route {} {}: the API serves {ROUTES}",
+                method,
+                clip(request_path(request))
+            ),
+        ));
+    };
+    if *method != Method::GET {
+        return Err(ApiError::new(
+            405,
+            format!(
+                "method {method} is not allowed on {}: only GET is",
+                route.pattern()
+            ),
+        ));
+    }
+    if route.tenant_id() != claimed {
+        return Err(ApiError::new(
+            403,
+            format!(
+                "forbidden: the token is for another tenant than {:?}",
+                clip(route.tenant_id())
+            ),
+        ));
+    }
+
+    let accepted = route.parameters();
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in query_parameters(request)? {
+        if !accepted.contains(&name.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter {:?}: {} accepts {}",
+                clip(&name),
+                route.pattern(),
+                accepted.join(", ")
+            )));
+        }
+        if seen.contains_key(&name) {
+            return Err(ApiError::bad_request(format!(
+                "query parameter {name} is given more than once: give it once"
+            )));
+        }
+        seen.insert(name, value);
+    }
+    let shadow = parse_shadow(seen.get("shadow").map(String::as_str))?;
+
+    Ok(match route {
+        Route::Presentations { tenant_id } => {
+            let mut params = PresentationParams::default();
+            for (name, value) in seen {
+                params.set(&name, value);
+            }
+            ApiQuery::Presentations {
+                tenant_id,
+                query: params.query()?,
+                shadow,
+            }
+        }
+        Route::Report {
+            tenant_id,
+            presentation_id,
+        } => ApiQuery::Report {
+            tenant_id,
+            presentation_id,
+            shadow,
+        },
+        Route::Viewers {
+            tenant_id,
+            presentation_id,
+        } => {
+            let mut params = ViewerParams::default();
+            for (name, value) in seen {
+                params.set(&name, value);
+            }
+            ApiQuery::Viewers {
+                tenant_id,
+                presentation_id,
+                query: params.query()?,
+                shadow,
+            }
+        }
+    })
+}
+
+/// Answers a checked request: the contract's JSON, less what the tenant's
+/// flags leave out. The presentation list writes summaries: give it a
+/// connection to the primary, outside any transaction.
+pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsError> {
+    match query {
+        ApiQuery::Presentations {
+            tenant_id,
+            query,
+            shadow,
+        } => {
+            let list = read::presentation_list(conn, tenant_id, query)?;
+            let flags = flags::tenant_flags(conn, tenant_id)?;
+            Ok(flags::presentation_list_json(&list, &flags, *shadow))
+        }
+        ApiQuery::Report {
+            tenant_id,
+            presentation_id,
+            shadow,
+        } => {
+            let report = read::presentation_report(conn, tenant_id, presentation_id)?;
+            let flags = flags::tenant_flags(conn, tenant_id)?;
+            Ok(flags::report_json(&report, &flags, *shadow))
+        }
+        ApiQuery::Viewers {
+            tenant_id,
+            presentation_id,
+            query,
+            shadow,
+        } => {
+            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
+            let flags = flags::tenant_flags(conn, tenant_id)?;
+            Ok(flags::viewer_list_json(&list, &flags, *shadow))
+        }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::read::ViewerSort;
+    use serde_json::json;
+
+    fn request(method: &str, raw_path: &str, raw_query: &str, tenant: Option<&str>) -> Value {
+        let claims = match tenant {
+            Some(t) => json!({ "sub": "user-1", TENANT_CLAIM: t }),
+            None => json!({ "sub": "user-1" }),
+        };
+        json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": raw_path,
+            "rawQueryString": raw_query,
+            "headers": {"accept": "application/json"},
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "authorizer": {"jwt": {"claims": claims, "scopes": null}},
+                "domainName": "api.example.com",
+                "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                         "sourceIp": "192.0.2.1", "userAgent": "test"},
+                "requestId": "r-1",
+                "routeKey": "$default",
+                "stage": "$default",
+                "time": "10/Sep/2021:12:45:01 +0000",
+                "timeEpoch": 1_631_277_901_123i64
+            },
+            "isBase64Encoded": false
+        })
+    }
+
+    fn parse(
+        method: &str,
+        path: &str,
+        query: &str,
+        tenant: Option<&str>,
+    ) -> Result<ApiQuery, ApiError> {
+        let event: ApiGatewayV2httpRequest =
+            serde_json::from_value(request(method, path, query, tenant)).expect("a v2 event");
+        parse_request(&event)
+    }
+
+    #[test]
+    fn checks_in_order() {
+        let status = |m: &str, path: &str, q: &str, t: Option<&str>| {
+            parse(m, path, q, t).unwrap_err().status
+        };
+        assert_eq!(status("GET", "/nowhere", "", None), 401);
+        assert_eq!(
+            status("GET", "/tenants/acme/presentations", "", Some("")),
+            401
+        );
+        assert_eq!(status("GET", "/nowhere", "", Some("acme")), 404);
+        assert_eq!(
+            status("POST", "/tenants/acme/presentations", "", Some("acme")),
+            405
+        );
+        assert_eq!(
+            status("GET", "/tenants/acme/presentations", "", Some("globex")),
+            403
+        );
+        assert_eq!(
+            status("GET", "/tenants/acme/presentations", "", Some("acme ")),
+            403
+        );
+        assert_eq!(
+            status("GET", "/tenants/acme/presentations", "sort=x", Some("acme")),
+            400
+        );
+        assert_eq!(
+            status(
+                "GET",
+                "/tenants/acme/presentations/p",
+                "limit=5",
+                Some("acme")
+            ),
+            400
+        );
+        assert_eq!(
+            status(
+                "GET",
+                "/tenants/acme/presentations",
+                "limit=1&limit=2",
+                Some("acme")
+            ),
+            400
+        );
+        assert_eq!(
+            status(
+                "GET",
+                "/tenants/acme/presentations",
+                "search=%zz",
+                Some("acme")
+            ),
+            400
+        );
+    }
+
+    #[test]
+    fn parses_parameters() {
+        let q = parse(
+            "GET",
+            "/tenants/acme/presentations/p-1/viewers",
+            "department=Sales+Ops&country=us&device=&search=a%25b&sort=Name&limit=10&offset=20&shadow=true",
+            Some("acme"),
+        )
+        .unwrap();
+        assert_eq!(
+            q,
+            ApiQuery::Viewers {
+                tenant_id: "acme".into(),
+                presentation_id: "p-1".into(),
+                query: ViewerQuery {
+                    department: Some("Sales Ops".into()),
+                    country: Some("us".into()),
+                    device: None,
+                    search: Some("a%b".into()),
+                    sort: ViewerSort::Name,
+                    limit: 10,
+                    offset: 20,
+                },
+                shadow: true,
+            }
+        );
+        let q = parse(
+            "GET",
+            "/tenants/acme/presentations",
+            "from=2021-09-10&to=2021-09-10",
+            Some("acme"),
+        )
+        .unwrap();
+        let ApiQuery::Presentations { query, shadow, .. } = q else {
+            panic!("{q:?}")
+        };
+        assert_eq!(
+            (query.from, query.to, shadow),
+            (Some(1_631_232_000_000), Some(1_631_318_399_999), false)
+        );
+        let err = parse(
+            "GET",
+            "/tenants/acme/presentations",
+            "from=yesterday",
+            Some("acme"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("from: malformed date"), "{err}");
+        let err = parse(
+            "GET",
+            "/tenants/acme/presentations/p/viewers",
+            "sort=views",
+            Some("acme"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("sort: "), "{err}");
+        let err = parse(
+            "GET",
+            "/tenants/acme/presentations/p/viewers",
+            "limit=1001",
+            Some("acme"),
+        )
+        .unwrap_err();
+        assert!(err.message.starts_with("limit "), "{err}");
+    }
+
+    #[test]
+    fn named_stages_are_stripped() {
+        let mut event = request("GET", "/prod/tenants/acme/presentations", "", Some("acme"));
+        event["requestContext"]["stage"] = json!("prod");
+        let event: ApiGatewayV2httpRequest = serde_json::from_value(event).unwrap();
+        assert!(matches!(
+            parse_request(&event),
+            Ok(ApiQuery::Presentations { .. })
+        ));
+    }
+}

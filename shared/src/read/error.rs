@@ -1,0 +1,55 @@
+//! Why an analytics question could not be answered: the one error type of
+//! the read path, shared by the CLI and the HTTP API.
+
+/// Why an analytics question could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AnalyticsError {
+    /// No such presentation for this tenant. Holds the presentation id as
+    /// asked; an unknown presentation and another tenant's give the same
+    /// error, so a tenant cannot learn that another's presentation exists.
+    NotFound(String),
+    /// The request itself is wrong (bad sort key, limit, offset or date);
+    /// the message says what was wrong and what is accepted.
+    BadRequest(String),
+    /// The database failed; retrying may help.
+    Database(String),
+}
+
+impl std::fmt::Display for AnalyticsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AnalyticsError::NotFound(id) => write!(f, "presentation {id:?} not found"),
+            AnalyticsError::BadRequest(message) => f.write_str(message),
+            AnalyticsError::Database(message) => write!(f, "database error: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for AnalyticsError {}
+
+impl From<mysql::Error> for AnalyticsError {
+    fn from(e: mysql::Error) -> AnalyticsError {
+        AnalyticsError::Database(e.to_string())
+    }
+}
+
+pub(super) fn bad_request(message: String) -> AnalyticsError {
+    AnalyticsError::BadRequest(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_read_well() {
+        assert_eq!(
+            AnalyticsError::NotFound("p-1".into()).to_string(),
+            "presentation \"p-1\" not found"
+        );
+        assert_eq!(
+            AnalyticsError::BadRequest("limit must be at least 1".into()).to_string(),
+            "limit must be at least 1"
+        );
+    }
+}

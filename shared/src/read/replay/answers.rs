@@ -1,0 +1,493 @@
+//! Computing the answers from one presentation's folded state, as the
+//! contract defines them: sessions, peaks, effective votes and responses,
+//! Q&A.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::contract::{
+    average_2dp, average_seconds_1dp, count, department_or_unknown, floor_seconds, format_time,
+    format_time_opt, normalize_country, normalize_department, normalize_device,
+    normalize_optional_text, trim_blanks, Attendance, PollOption, PollReport, PresentationReport,
+    QnaReport, QuestionKind, QuestionStatus, SurveyAnswer, SurveyOptionCount, SurveyQuestion,
+    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, TopQuestion, ViewerRow,
+    TOP_QUESTIONS,
+};
+
+use super::state::{
+    AskedState, PollCreatedState, PollState, PresentationState, SurveyCreatedState, SurveyState,
+};
+use super::MAX_DISTRIBUTION_KEYS;
+
+/// One session as the contract defines it.
+struct Session<'a> {
+    viewer_id: &'a str,
+    joined: &'a crate::contract::ViewerJoined,
+    start: i64,
+    end: i64,
+}
+
+impl Session<'_> {
+    /// `max(0, end − start)` in ms.
+    fn duration(&self) -> i128 {
+        (i128::from(self.end) - i128::from(self.start)).max(0)
+    }
+}
+
+struct PollResult<'a> {
+    created: &'a PollCreatedState,
+    poll_id: &'a str,
+    closed_at: Option<i64>,
+    /// Respondents (viewers whose effective vote has a valid option).
+    respondents: BTreeSet<&'a str>,
+    /// Votes per option, in `PollCreated` order.
+    votes: Vec<i64>,
+}
+
+struct SurveyResult<'a> {
+    survey_id: &'a str,
+    created: &'a SurveyCreatedState,
+    state: &'a SurveyState,
+    /// Viewers with an effective response.
+    responders: BTreeSet<&'a str>,
+}
+
+/// Everything derived from one presentation's state, computed once.
+pub(super) struct Computed<'a> {
+    state: &'a PresentationState,
+    sessions: Vec<Session<'a>>,
+    polls: Vec<PollResult<'a>>,
+    surveys: Vec<SurveyResult<'a>>,
+}
+
+impl<'a> Computed<'a> {
+    pub(super) fn new(state: &'a PresentationState) -> Computed<'a> {
+        let sessions = state
+            .sessions
+            .values()
+            .filter_map(|s| {
+                let (_, joined) = s.first_join.as_ref()?;
+                let start = s.start?;
+                let mut end = s.last_activity.unwrap_or(start);
+                if let Some(ended) = state.ended_at {
+                    end = end.min(ended);
+                }
+                Some(Session {
+                    viewer_id: &joined.viewer_id,
+                    joined,
+                    start,
+                    end,
+                })
+            })
+            .collect();
+
+        let mut polls: Vec<PollResult<'a>> = state
+            .polls
+            .iter()
+            .filter_map(|(poll_id, poll)| {
+                let (_, created) = poll.created.as_ref()?;
+                Some(compute_poll(poll_id, created, poll))
+            })
+            .collect();
+        polls.sort_by(|a, b| {
+            (a.created.occurred_at, a.poll_id).cmp(&(b.created.occurred_at, b.poll_id))
+        });
+
+        let mut surveys: Vec<SurveyResult<'a>> = state
+            .surveys
+            .iter()
+            .filter_map(|(survey_id, survey)| {
+                let (_, created) = survey.created.as_ref()?;
+                Some(SurveyResult {
+                    survey_id,
+                    created,
+                    state: survey,
+                    responders: survey.responses.keys().map(String::as_str).collect(),
+                })
+            })
+            .collect();
+        surveys.sort_by(|a, b| {
+            (a.created.occurred_at, a.survey_id).cmp(&(b.created.occurred_at, b.survey_id))
+        });
+
+        Computed {
+            state,
+            sessions,
+            polls,
+            surveys,
+        }
+    }
+
+    pub(super) fn report(&self, tenant_id: &str, presentation_id: &str) -> PresentationReport {
+        let state = self.state;
+        PresentationReport {
+            presentation_id: presentation_id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            title: state.title.as_ref().map(|(_, t)| t.clone()),
+            presenter: state.created.as_ref().map(|(_, c)| c.presenter.clone()),
+            scheduled_start: state
+                .created
+                .as_ref()
+                .map(|(_, c)| format_time(c.scheduled_start)),
+            started_at: format_time_opt(state.started_at),
+            ended_at: format_time_opt(state.ended_at),
+            attendance: self.attendance(),
+            polls: self.polls.iter().map(poll_report).collect(),
+            surveys: self.surveys.iter().map(survey_report).collect(),
+            qna: qna_report(state),
+        }
+    }
+
+    fn attendance(&self) -> Attendance {
+        let viewers: BTreeSet<&str> = self.sessions.iter().map(|s| s.viewer_id).collect();
+        let total_ms: i128 = self.sessions.iter().map(Session::duration).sum();
+        let unique = count(viewers.len());
+
+        let mut by_device: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut by_country: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        let mut by_department: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+        for s in &self.sessions {
+            let j = s.joined;
+            by_device
+                .entry(normalize_device(j.device.as_deref()))
+                .or_default()
+                .insert(s.viewer_id);
+            by_country
+                .entry(normalize_country(j.country.as_deref()))
+                .or_default()
+                .insert(s.viewer_id);
+            by_department
+                .entry(department_or_unknown(j.department.as_deref()))
+                .or_default()
+                .insert(s.viewer_id);
+        }
+        let counts = |m: BTreeMap<String, BTreeSet<&str>>| -> BTreeMap<String, i64> {
+            m.into_iter().map(|(k, v)| (k, count(v.len()))).collect()
+        };
+
+        Attendance {
+            unique_viewers: unique,
+            sessions: count(self.sessions.len()),
+            total_watch_seconds: floor_seconds(total_ms),
+            average_watch_seconds: average_seconds_1dp(total_ms, unique).unwrap_or(0.0),
+            peak_concurrent_viewers: peak_concurrent(&self.sessions),
+            by_device: counts(by_device),
+            by_country: counts(by_country),
+            by_department: counts(by_department),
+        }
+    }
+
+    pub(super) fn viewer_rows(&self) -> Vec<ViewerRow> {
+        struct Acc {
+            sessions: i64,
+            watch_ms: i128,
+            first_joined: i64,
+            last_seen: i64,
+        }
+        let mut accs: BTreeMap<&str, Acc> = BTreeMap::new();
+        for s in &self.sessions {
+            let acc = accs.entry(s.viewer_id).or_insert(Acc {
+                sessions: 0,
+                watch_ms: 0,
+                first_joined: s.start,
+                last_seen: s.end,
+            });
+            acc.sessions += 1;
+            acc.watch_ms += s.duration();
+            acc.first_joined = acc.first_joined.min(s.start);
+            acc.last_seen = acc.last_seen.max(s.end);
+        }
+
+        // questionsAsked: reported, non-anonymous questions per asker.
+        let mut asked: HashMap<&str, i64> = HashMap::new();
+        for q in self.state.questions.values() {
+            if let Some((
+                _,
+                AskedState {
+                    asked_by: Some(by), ..
+                },
+            )) = &q.asked
+            {
+                *asked.entry(by.as_str()).or_default() += 1;
+            }
+        }
+
+        accs.into_iter()
+            .map(|(viewer_id, acc)| {
+                let joined = self.state.latest_join.get(viewer_id).map(|(_, j)| j);
+                let polls_answered = self
+                    .polls
+                    .iter()
+                    .filter(|p| p.respondents.contains(viewer_id))
+                    .count();
+                let surveys_submitted = self
+                    .surveys
+                    .iter()
+                    .filter(|s| s.responders.contains(viewer_id))
+                    .count();
+                ViewerRow {
+                    viewer_id: viewer_id.to_string(),
+                    name: normalize_optional_text(joined.and_then(|j| j.name.as_deref())),
+                    email: normalize_optional_text(joined.and_then(|j| j.email.as_deref())),
+                    department: normalize_department(joined.and_then(|j| j.department.as_deref())),
+                    country: normalize_country(joined.and_then(|j| j.country.as_deref())),
+                    device: normalize_device(joined.and_then(|j| j.device.as_deref())),
+                    sessions: acc.sessions,
+                    watch_seconds: floor_seconds(acc.watch_ms),
+                    first_joined_at: format_time(acc.first_joined),
+                    last_seen_at: format_time(acc.last_seen),
+                    polls_answered: count(polls_answered),
+                    surveys_submitted: count(surveys_submitted),
+                    questions_asked: asked.get(viewer_id).copied().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Greatest number of distinct viewers having a session with
+/// `start ≤ t < end` at one instant `t`; zero-length sessions never count.
+fn peak_concurrent(sessions: &[Session<'_>]) -> i64 {
+    // (time, 0 = end / 1 = start, viewer): at equal times ends go first, as
+    // a session ending at t is no longer there at t.
+    let mut points: Vec<(i64, u8, &str)> = Vec::new();
+    for s in sessions.iter().filter(|s| s.end > s.start) {
+        points.push((s.start, 1, s.viewer_id));
+        points.push((s.end, 0, s.viewer_id));
+    }
+    points.sort_unstable();
+    let mut open: HashMap<&str, u32> = HashMap::new();
+    let mut present = 0i64;
+    let mut peak = 0i64;
+    for (_, kind, viewer) in points {
+        let n = open.entry(viewer).or_insert(0);
+        if kind == 1 {
+            *n += 1;
+            if *n == 1 {
+                present += 1;
+                peak = peak.max(present);
+            }
+        } else {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                present -= 1;
+            }
+        }
+    }
+    peak
+}
+
+/// The valid options of a vote: its optionIds that exist in the poll, each
+/// once, in the vote's order; for a single-choice poll only the first.
+fn valid_options<'v>(option_ids: &'v [String], poll: &PollCreatedState) -> Vec<&'v str> {
+    let mut valid: Vec<&str> = Vec::new();
+    for id in option_ids {
+        if poll.options.iter().any(|o| &o.id == id) && !valid.contains(&id.as_str()) {
+            valid.push(id);
+            if !poll.multiple_choice {
+                break;
+            }
+        }
+    }
+    valid
+}
+
+fn compute_poll<'a>(
+    poll_id: &'a str,
+    created: &'a PollCreatedState,
+    poll: &'a PollState,
+) -> PollResult<'a> {
+    let mut respondents = BTreeSet::new();
+    let mut votes = vec![0i64; created.options.len()];
+    for (viewer_id, cast) in &poll.votes {
+        // Effective vote: the highest version among votes at or before closing.
+        let effective = cast
+            .iter()
+            .filter(|v| poll.closed_at.is_none_or(|closed| v.occurred_at <= closed))
+            .max_by_key(|v| v.version);
+        let Some(vote) = effective else { continue };
+        let valid = valid_options(&vote.option_ids, created);
+        if valid.is_empty() {
+            continue;
+        }
+        respondents.insert(viewer_id.as_str());
+        for (i, option) in created.options.iter().enumerate() {
+            if valid.contains(&option.id.as_str()) {
+                votes[i] += 1;
+            }
+        }
+    }
+    PollResult {
+        created,
+        poll_id,
+        closed_at: poll.closed_at,
+        respondents,
+        votes,
+    }
+}
+
+fn poll_report(p: &PollResult<'_>) -> PollReport {
+    PollReport {
+        poll_id: p.poll_id.to_string(),
+        question: p.created.question.clone(),
+        multiple_choice: p.created.multiple_choice,
+        closed_at: format_time_opt(p.closed_at),
+        respondents: count(p.respondents.len()),
+        options: p
+            .created
+            .options
+            .iter()
+            .zip(&p.votes)
+            .map(|(o, votes)| PollOption {
+                option_id: o.id.clone(),
+                text: o.text.clone(),
+                votes: *votes,
+            })
+            .collect(),
+    }
+}
+
+/// The answer a response gives to a question: the first one with its id.
+fn answer_to<'a>(answers: &'a [SurveyAnswer], question_id: &str) -> Option<&'a SurveyAnswer> {
+    answers.iter().find(|a| a.question_id == question_id)
+}
+
+/// Valid choice options of an answer: its optionIds that exist in the
+/// question, each once.
+fn valid_choices<'a>(answer: &'a SurveyAnswer, question: &SurveyQuestion) -> Vec<&'a str> {
+    let mut valid: Vec<&str> = Vec::new();
+    for id in answer.option_ids.iter().flatten() {
+        if question.options.iter().any(|o| &o.id == id) && !valid.contains(&id.as_str()) {
+            valid.push(id);
+        }
+    }
+    valid
+}
+
+fn survey_report(s: &SurveyResult<'_>) -> SurveyReport {
+    let responses: Vec<&[SurveyAnswer]> = s
+        .state
+        .responses
+        .values()
+        .map(|(_, answers)| answers.as_slice())
+        .collect();
+    let questions = s
+        .created
+        .questions
+        .iter()
+        .map(|q| {
+            let answers = responses.iter().filter_map(|r| answer_to(r, &q.id));
+            let (answered, detail) = match q.kind {
+                QuestionKind::Rating => {
+                    let mut distribution: BTreeMap<i64, i64> =
+                        (1..=q.scale.min(MAX_DISTRIBUTION_KEYS))
+                            .map(|k| (k, 0))
+                            .collect();
+                    let (mut n, mut sum) = (0i64, 0i128);
+                    for r in answers.filter_map(|a| a.rating) {
+                        if (1..=q.scale).contains(&r) {
+                            n += 1;
+                            sum += i128::from(r);
+                            *distribution.entry(r).or_default() += 1;
+                        }
+                    }
+                    let detail = SurveyQuestionDetail::Rating {
+                        average_rating: average_2dp(sum, n),
+                        distribution,
+                    };
+                    (n, detail)
+                }
+                QuestionKind::Choice => {
+                    let mut counts = vec![0i64; q.options.len()];
+                    let mut n = 0i64;
+                    for a in answers {
+                        let valid = valid_choices(a, q);
+                        if valid.is_empty() {
+                            continue;
+                        }
+                        n += 1;
+                        for (i, o) in q.options.iter().enumerate() {
+                            if valid.contains(&o.id.as_str()) {
+                                counts[i] += 1;
+                            }
+                        }
+                    }
+                    let options = q
+                        .options
+                        .iter()
+                        .zip(counts)
+                        .map(|(o, count)| SurveyOptionCount {
+                            option_id: o.id.clone(),
+                            text: o.text.clone(),
+                            count,
+                        })
+                        .collect();
+                    (n, SurveyQuestionDetail::Choice { options })
+                }
+                QuestionKind::Text => {
+                    let n = answers
+                        .filter(|a| {
+                            a.text
+                                .as_deref()
+                                .is_some_and(|t| !trim_blanks(t).is_empty())
+                        })
+                        .count();
+                    (count(n), SurveyQuestionDetail::Text)
+                }
+            };
+            SurveyQuestionReport {
+                question_id: q.id.clone(),
+                text: q.text.clone(),
+                answered,
+                detail,
+            }
+        })
+        .collect();
+    SurveyReport {
+        survey_id: s.survey_id.to_string(),
+        title: s.created.title.clone(),
+        responses: count(responses.len()),
+        questions,
+    }
+}
+
+fn qna_report(state: &PresentationState) -> QnaReport {
+    let mut report = QnaReport::default();
+    let mut answer_ms: i128 = 0;
+    let mut answered_n: i64 = 0;
+    // (upvotes, asked at, questionId, …) for the top list.
+    let mut ranked: Vec<(i64, i64, &str, &AskedState, QuestionStatus)> = Vec::new();
+    for (question_id, q) in &state.questions {
+        let Some((_, asked)) = &q.asked else { continue };
+        let status = q.status.map_or(QuestionStatus::Open, |(_, s)| s);
+        let upvotes = count(q.upvotes.values().filter(|(_, up)| *up).count());
+        report.asked += 1;
+        report.upvotes += upvotes;
+        match status {
+            QuestionStatus::Open => report.open += 1,
+            QuestionStatus::Answered => {
+                report.answered += 1;
+                // Status answered implies at least one QuestionAnswered.
+                if let Some(first) = q.first_answered_at {
+                    answer_ms += (i128::from(first) - i128::from(asked.occurred_at)).max(0);
+                    answered_n += 1;
+                }
+            }
+            QuestionStatus::Dismissed => report.dismissed += 1,
+        }
+        ranked.push((upvotes, asked.occurred_at, question_id, asked, status));
+    }
+    report.average_seconds_to_answer = average_seconds_1dp(answer_ms, answered_n);
+    ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(b.2)));
+    report.top = ranked
+        .into_iter()
+        .take(TOP_QUESTIONS)
+        .map(|(upvotes, _, question_id, asked, status)| TopQuestion {
+            question_id: question_id.to_string(),
+            text: asked.text.clone(),
+            asked_by: asked.asked_by.clone(),
+            upvotes,
+            status,
+        })
+        .collect();
+    report
+}

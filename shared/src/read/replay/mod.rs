@@ -1,0 +1,106 @@
+//! "The old way": the answers of `ANALYTICS.md` computed by replaying events in
+//! memory. It is the reference the warehouse's SQL is checked against, so it
+//! follows the contract literally and favours clarity over speed.
+//!
+//! Events may be added in any order and any number of times; an identity
+//! `(streamId, version)` seen before is ignored (the first one wins). State is
+//! kept per presentation, folded as events arrive, so that the answers never
+//! depend on arrival order.
+//!
+//! Decisions where the contract is silent (each also noted where it applies):
+//! - A presentation is identified by `(tenantId, streamId)`: an event can only
+//!   ever add to a presentation of its own tenant.
+//! - Several `PresentationCreated` (or `PollCreated` for one poll,
+//!   `SurveyCreated` for one survey, `QuestionAsked` for one question): the
+//!   lowest version is the creation; the others are ignored (except that every
+//!   `PresentationCreated` takes part in choosing the title, as the contract says).
+//! - `pollsAnswered` / `surveysSubmitted` count only polls / surveys that are
+//!   reported (their creation has arrived), like every other figure.
+//! - Viewer-row `name` / `email`: as written; blank counts as missing (`null`),
+//!   like the department.
+//! - A rating distribution lists every value 1..=scale, but never more than
+//!   [`MAX_DISTRIBUTION_KEYS`] zero entries (a corrupt huge `scale` must not
+//!   exhaust memory); a question with scale < 1 has no valid rating.
+//! - Time arithmetic is done in `i128`, so no event content can overflow.
+
+mod answers;
+mod state;
+
+use std::collections::{BTreeMap, HashSet};
+
+use crate::contract::{Event, EventBody, PresentationReport, PresentationRow, ViewerRow};
+
+use answers::Computed;
+use state::PresentationState;
+
+/// Rating distributions list zero counts for at most this many values.
+pub const MAX_DISTRIBUTION_KEYS: i64 = 1000;
+
+/// The in-memory replay of any number of presentations.
+#[derive(Debug, Default, Clone)]
+pub struct Replay {
+    /// Every identity accepted so far, analytics or not.
+    seen: HashSet<(String, i64)>,
+    /// (tenantId, presentationId) → state.
+    presentations: BTreeMap<(String, String), PresentationState>,
+}
+
+impl Replay {
+    pub fn new() -> Replay {
+        Replay::default()
+    }
+
+    /// Adds one event. Returns `false` when its identity was already seen (the
+    /// event is then ignored), `true` otherwise.
+    pub fn add(&mut self, event: &Event) -> bool {
+        if !self.seen.insert((event.stream_id.clone(), event.version)) {
+            return false;
+        }
+        if matches!(event.body, EventBody::NotAnalytics) {
+            return true;
+        }
+        self.presentations
+            .entry((event.tenant_id.clone(), event.stream_id.clone()))
+            .or_default()
+            .apply(event);
+        true
+    }
+
+    /// Every known presentation as (tenantId, presentationId), sorted.
+    pub fn presentation_ids(&self) -> Vec<(String, String)> {
+        self.presentations.keys().cloned().collect()
+    }
+
+    /// The report of one presentation; `None` when it is unknown or belongs to
+    /// another tenant.
+    pub fn report(&self, tenant_id: &str, presentation_id: &str) -> Option<PresentationReport> {
+        let state = self.state(tenant_id, presentation_id)?;
+        Some(Computed::new(state).report(tenant_id, presentation_id))
+    }
+
+    /// Every viewer row of one presentation, ordered by viewerId; `None` when
+    /// the presentation is unknown or belongs to another tenant.
+    pub fn viewers(&self, tenant_id: &str, presentation_id: &str) -> Option<Vec<ViewerRow>> {
+        let state = self.state(tenant_id, presentation_id)?;
+        Some(Computed::new(state).viewer_rows())
+    }
+
+    /// Every presentation row of one tenant, ordered by presentationId.
+    pub fn presentations(&self, tenant_id: &str) -> Vec<PresentationRow> {
+        self.presentations
+            .iter()
+            .filter(|((tenant, _), _)| tenant == tenant_id)
+            .map(|((tenant, id), state)| {
+                PresentationRow::from_report(&Computed::new(state).report(tenant, id))
+            })
+            .collect()
+    }
+
+    fn state(&self, tenant_id: &str, presentation_id: &str) -> Option<&PresentationState> {
+        self.presentations
+            .get(&(tenant_id.to_string(), presentation_id.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests;

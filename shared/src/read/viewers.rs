@@ -1,0 +1,144 @@
+//! The viewer list of a presentation (ANALYTICS.md §2), filtered, sorted
+//! and paged in SQL (`WHERE`, `ORDER BY`, `LIMIT … OFFSET`, with
+//! `COUNT(*) OVER ()` for the total); Rust receives one page (at most
+//! `MAX_LIMIT` rows).
+//!
+//! Decision where the contract is silent: filters match the values the
+//! breakdowns show: a missing department is matched by `department=unknown`
+//! (as `byDepartment` counts it); country matches in any letter case;
+//! department and device match exactly.
+
+use mysql::prelude::Queryable;
+
+use super::error::AnalyticsError;
+use super::params::{check_limit, ViewerQuery, ViewerSort};
+use super::report::{find_presentation, poll_dims, polls_answered_ctes};
+use super::sql::{
+    bytes, contains_ci, exact_eq, fetch, sessions_cte, take, take_big, take_opt_string,
+    take_string, Scope, DURATION_MS,
+};
+use crate::contract::{floor_seconds, format_time, ViewerList, ViewerRow};
+use crate::store::str_literal;
+
+/// One page of the viewers of a presentation (ANALYTICS.md §2).
+pub fn viewer_list(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    query: &ViewerQuery,
+) -> Result<ViewerList, AnalyticsError> {
+    check_limit(query.limit)?;
+    let dim = find_presentation(conn, tenant_id, presentation_id, false)?;
+    let scope = Scope::one(tenant_id, dim.key);
+    let polls = poll_dims(conn, &scope)?;
+    let polls_answered = if polls.is_empty() {
+        "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
+    } else {
+        polls_answered_ctes(&polls, dim.key)
+    };
+    let base = format!(
+        "WITH {sess}, {polls_answered}, \
+         agg AS (SELECT viewer_key, COUNT(*) AS sessions, SUM({DURATION_MS}) AS watch_ms, \
+                   MIN(start_ms) AS first_ms, MAX(end_ms) AS last_ms \
+                 FROM sess GROUP BY viewer_key), \
+         sa AS (SELECT r.viewer_key, COUNT(DISTINCT r.survey_id) AS n \
+                FROM dim_presentation p \
+                JOIN dim_survey d ON d.presentation_key = p.presentation_key \
+                JOIN fact_survey_response r ON r.presentation_key = d.presentation_key AND r.survey_id = d.survey_id \
+                WHERE {c} AND d.created_version IS NOT NULL GROUP BY r.viewer_key), \
+         qa AS (SELECT q.asker_viewer_key AS viewer_key, COUNT(*) AS n \
+                FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
+                WHERE {c} AND q.asked_version IS NOT NULL AND q.asker_viewer_key IS NOT NULL \
+                GROUP BY q.asker_viewer_key), \
+         vrows AS (SELECT dv.viewer_id, fpv.name, fpv.email, fpv.department, \
+                 COALESCE(fpv.country, 'unknown') AS country, COALESCE(fpv.device, 'unknown') AS device, \
+                 agg.sessions, agg.watch_ms, FLOOR(agg.watch_ms / 1000) AS watch_s, \
+                 agg.first_ms, agg.last_ms, \
+                 COALESCE(pa.n, 0) AS polls, COALESCE(sa.n, 0) AS surveys, COALESCE(qa.n, 0) AS questions \
+               FROM agg \
+               JOIN dim_viewer dv ON dv.viewer_key = agg.viewer_key \
+               LEFT JOIN fact_presentation_viewer fpv ON fpv.presentation_key = {key} AND fpv.viewer_key = agg.viewer_key \
+               LEFT JOIN pa ON pa.viewer_key = agg.viewer_key \
+               LEFT JOIN sa ON sa.viewer_key = agg.viewer_key \
+               LEFT JOIN qa ON qa.viewer_key = agg.viewer_key)",
+        sess = sessions_cte(&scope),
+        c = scope.condition,
+        key = dim.key,
+    );
+
+    let mut filters = vec!["TRUE".to_string()];
+    if let Some(department) = &query.department {
+        filters.push(exact_eq("COALESCE(department, 'unknown')", department));
+    }
+    if let Some(country) = &query.country {
+        filters.push(format!(
+            "{} = {}",
+            bytes("LOWER(country)"),
+            bytes(&format!("LOWER({})", str_literal(country)))
+        ));
+    }
+    if let Some(device) = &query.device {
+        filters.push(exact_eq("device", device));
+    }
+    if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
+        filters.push(format!(
+            "({} OR {})",
+            contains_ci("name", search),
+            contains_ci("email", search)
+        ));
+    }
+    let filters = filters.join(" AND ");
+    let order = match query.sort {
+        ViewerSort::Watch => "watch_s DESC".to_string(),
+        ViewerSort::Name => format!("name IS NULL, {}", bytes("LOWER(name)")),
+        ViewerSort::Joined => "first_ms".to_string(),
+        ViewerSort::Engagement => "(polls + surveys + questions) DESC".to_string(),
+    };
+    let sql = format!(
+        "{base} SELECT viewer_id, name, email, department, country, device, sessions, watch_ms, \
+           first_ms, last_ms, polls, surveys, questions, COUNT(*) OVER () AS total \
+         FROM vrows WHERE {filters} ORDER BY {order}, {} LIMIT {} OFFSET {}",
+        bytes("viewer_id"),
+        query.limit,
+        query.offset
+    );
+    let mut total = None;
+    let mut viewers = Vec::new();
+    for mut row in fetch(conn, &sql, "listing viewers")? {
+        viewers.push(ViewerRow {
+            viewer_id: take_string(&mut row, 0)?,
+            name: take_opt_string(&mut row, 1)?,
+            email: take_opt_string(&mut row, 2)?,
+            department: take_opt_string(&mut row, 3)?,
+            country: take_string(&mut row, 4)?,
+            device: take_string(&mut row, 5)?,
+            sessions: take(&mut row, 6)?,
+            watch_seconds: floor_seconds(take_big(&mut row, 7)?),
+            first_joined_at: format_time(take(&mut row, 8)?),
+            last_seen_at: format_time(take(&mut row, 9)?),
+            polls_answered: take(&mut row, 10)?,
+            surveys_submitted: take(&mut row, 11)?,
+            questions_asked: take(&mut row, 12)?,
+        });
+        total = Some(take::<i64>(&mut row, 13)?);
+    }
+    let total = match total {
+        Some(total) => total,
+        // An empty page: count separately (an offset past the end still
+        // reports how many rows match).
+        None if query.offset > 0 => {
+            let sql = format!("{base} SELECT COUNT(*) FROM vrows WHERE {filters}");
+            let mut rows = fetch(conn, &sql, "counting viewers")?;
+            match rows.pop() {
+                Some(mut row) => take(&mut row, 0)?,
+                None => 0,
+            }
+        }
+        None => 0,
+    };
+    Ok(ViewerList {
+        presentation_id: presentation_id.to_string(),
+        total,
+        viewers,
+    })
+}
