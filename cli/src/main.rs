@@ -10,8 +10,10 @@ mod analytics_commands;
 
 use clap::{Parser, Subcommand};
 use shared::contract::DataPoint;
-use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode, QueueUrls};
+use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode};
 use shared::jobs::generate::{generate, GenerateOptions};
+use shared::jobs::{BackfillProgress, JobContext};
+use shared::redrive::QueueUrls;
 use shared::store::Database;
 use shared::store::DatabaseSettings;
 
@@ -200,16 +202,16 @@ fn backfill_context(
     sqs: Option<aws_sdk_sqs::Client>,
     queues: QueueUrls,
     batch_lines: usize,
-) -> backfill::Context {
+) -> JobContext {
     let terminal = std::io::stderr().is_terminal();
     let last_log = std::sync::Mutex::new(std::time::Instant::now());
-    backfill::Context {
+    JobContext {
         db: std::sync::Arc::new(db),
         s3,
         sqs,
         queues,
         batch_lines,
-        on_progress: Some(Box::new(move |p: &backfill::Progress| {
+        on_progress: Some(Box::new(move |p: &BackfillProgress| {
             let seconds = p.elapsed.as_secs_f64().max(0.001);
             let rate = p.lines as f64 / seconds;
             let eta = p
@@ -419,7 +421,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     queues,
                     backfill::DEFAULT_BATCH_LINES,
                 );
-                let (summary, _) = shared::jobs::reconcile::reconcile(
+                let (summary, _) = shared::jobs::reconcile::run_to_end(
                     &ctx.db,
                     ctx.s3.as_ref(),
                     Some(&ctx),

@@ -6,6 +6,7 @@ pub mod export;
 pub mod handlers;
 pub mod jobs;
 pub mod read;
+pub mod redrive;
 pub mod store;
 pub mod telemetry;
 pub mod write;

@@ -20,12 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
-use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
+use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode};
 use shared::jobs::generate::{generate, GenerateOptions};
+use shared::jobs::JobContext;
 use shared::read::Replay;
 use shared::read::{
     self as analytics, PresentationQuery, PresentationSort, ViewerQuery, ViewerSort,
 };
+use shared::redrive::QueueUrls;
 use shared::store::Database;
 use shared::store::{DatabaseSettings, Secret};
 
@@ -145,7 +147,7 @@ fn load_once(
     if done.is_some() {
         return;
     }
-    let ctx = Context {
+    let ctx = JobContext {
         db: db.clone(),
         s3: None,
         sqs: None,

@@ -60,7 +60,7 @@ pub const BACKFILL_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::f
 /// time runs out and returns where the run stands; invoke again with the
 /// returned `runId` until `done` is true.
 pub struct BackfillFunction {
-    pub context: crate::jobs::backfill::Context,
+    pub context: crate::jobs::JobContext,
 }
 
 impl BackfillFunction {
@@ -71,7 +71,7 @@ impl BackfillFunction {
         let db = Arc::new(Database::connect(settings, crate::jobs::backfill::MAX_LANES).await?);
         let aws = crate::store::sdk_config().await;
         // Queue URLs are only needed by enqueue runs; their absence is reported then.
-        let queues = crate::jobs::backfill::QueueUrls::from_env().unwrap_or_default();
+        let queues = crate::redrive::QueueUrls::from_env().unwrap_or_default();
         let batch_lines = match crate::store::env_lookup("BACKFILL_BATCH_LINES") {
             None => crate::jobs::backfill::DEFAULT_BATCH_LINES,
             Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -79,7 +79,7 @@ impl BackfillFunction {
             })?,
         };
         Ok(BackfillFunction {
-            context: crate::jobs::backfill::Context {
+            context: crate::jobs::JobContext {
                 db,
                 s3: Some(crate::store::s3_client(&aws)),
                 sqs: Some(crate::store::sqs_client(&aws)),
@@ -151,7 +151,7 @@ pub const RECONCILE_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::
 /// before its time runs out; an unfinished run answers `done: false` with its
 /// `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 pub struct ReconcileFunction {
-    pub context: crate::jobs::backfill::Context,
+    pub context: crate::jobs::JobContext,
     /// The export to compare, `{date}` standing for the window's day
     /// (`YYYY-MM-DD`), e.g. `s3://exports/{date}/` (every object under it).
     pub source_template: Option<String>,

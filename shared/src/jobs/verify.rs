@@ -194,12 +194,13 @@ pub async fn verify(
     let slice = tokio::task::block_in_place(|| choose_slice(&mut db.conn()?, n, seed))?;
     let wanted: BTreeSet<&str> = slice.iter().map(|(_, p)| p.as_str()).collect();
     let mut replay = Replay::new();
-    crate::jobs::reconcile::each_export_event(source, s3, |event| {
+    crate::export::each_export_event(source, s3, |event| {
         if wanted.contains(event.stream_id.as_str()) {
             replay.add(&event);
         }
     })
-    .await?;
+    .await
+    .map_err(|e| DbError(e.to_string()))?;
     let mut report = VerifyReport {
         checked: Vec::new(),
         differences: BTreeMap::new(),

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::contract::{parse_event, DataPoint, Event};
-use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls, Summary};
+use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode, Summary};
+use shared::jobs::JobContext;
+use shared::redrive::QueueUrls;
 use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 use crate::loaders::{sample_lines, snapshot};
 
-async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> Context {
+async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> JobContext {
     let aws = helpers::aws_config().await;
-    Context {
+    JobContext {
         db: Arc::new(Database::connect(test.settings(), 4).await.unwrap()),
         s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
@@ -166,7 +168,11 @@ async fn enqueue_puts_each_analytics_event_on_its_data_points_queue() {
 
 /// Runs `options` in invocations that each stop after about one batch,
 /// as a killed or timed-out run would, until the run is done.
-async fn run_in_pieces(ctx: &Context, options: &BackfillOptions, run_id: &str) -> (Summary, usize) {
+async fn run_in_pieces(
+    ctx: &JobContext,
+    options: &BackfillOptions,
+    run_id: &str,
+) -> (Summary, usize) {
     let mut pieces = 0;
     loop {
         pieces += 1;

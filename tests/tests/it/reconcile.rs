@@ -6,21 +6,23 @@ use std::sync::Arc;
 use mysql::prelude::Queryable;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use shared::jobs::backfill::{self, BackfillOptions, Context, Filters, Mode, QueueUrls};
+use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode};
 use shared::jobs::reconcile::{self, Kind, ReconcileOptions, Repair};
+use shared::jobs::JobContext;
+use shared::redrive::QueueUrls;
 use shared::store::Database;
 
 use crate::helpers::{self, TestDb};
 use integration_tests::harness::to_json;
 
-async fn loaded_sample(test: &TestDb) -> Context {
+async fn loaded_sample(test: &TestDb) -> JobContext {
     loaded(test, &helpers::sample_path().display().to_string()).await
 }
 
 /// A warehouse loaded from `source` by a direct backfill.
-async fn loaded(test: &TestDb, source: &str) -> Context {
+async fn loaded(test: &TestDb, source: &str) -> JobContext {
     let aws = helpers::aws_config().await;
-    let ctx = Context {
+    let ctx = JobContext {
         db: Arc::new(Database::connect(test.settings(), 2).await.unwrap()),
         s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
@@ -96,7 +98,7 @@ fn all_time() -> (&'static str, &'static str, ReconcileOptions) {
 async fn nothing_differs_after_a_clean_load() {
     let test = TestDb::new();
     let ctx = loaded_sample(&test).await;
-    let (summary, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+    let (summary, found) = reconcile::run_to_end(&ctx.db, None, None, &options(None))
         .await
         .unwrap();
     assert!(found.is_empty(), "{found:?}");
@@ -141,7 +143,7 @@ async fn missing_unexpected_and_conflicting_events_are_found_exactly() {
     let ctx = loaded_sample(&test).await;
     let (removed, (conflict_stream, conflict_version)) = damage(&test);
 
-    let (summary, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+    let (summary, found) = reconcile::run_to_end(&ctx.db, None, None, &options(None))
         .await
         .unwrap();
     let mut missing: Vec<(String, i64)> = found
@@ -220,7 +222,7 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
     let ctx = loaded_sample(&test).await;
     damage(&test);
     let (from, to, window) = all_time();
-    let (uninterrupted, expected) = reconcile::reconcile(&ctx.db, None, None, &window)
+    let (uninterrupted, expected) = reconcile::run_to_end(&ctx.db, None, None, &window)
         .await
         .unwrap();
     assert_eq!(expected.len(), 27);
@@ -279,7 +281,7 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
     let ctx = loaded_sample(&test).await;
     damage(&test);
     let (from, to, local) = all_time();
-    let (_, expected) = reconcile::reconcile(&ctx.db, None, None, &local)
+    let (_, expected) = reconcile::run_to_end(&ctx.db, None, None, &local)
         .await
         .unwrap();
     // The night's prefix holds the sample twice, plain and gzip: every event
@@ -321,12 +323,12 @@ async fn a_direct_repair_brings_the_next_run_to_zero_and_the_answers_back() {
     identities.shuffle(&mut rand::rngs::StdRng::seed_from_u64(5));
     remove_events(&test, &identities[..40]);
     let (first, _) =
-        reconcile::reconcile(&ctx.db, None, Some(&ctx), &options(Some(Repair::Direct)))
+        reconcile::run_to_end(&ctx.db, None, Some(&ctx), &options(Some(Repair::Direct)))
             .await
             .unwrap();
     assert_eq!(first.totals.missing, 40);
     assert_eq!(first.repaired, 40);
-    let (second, found) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+    let (second, found) = reconcile::run_to_end(&ctx.db, None, None, &options(None))
         .await
         .unwrap();
     assert!(found.is_empty(), "{found:?}");
@@ -361,7 +363,7 @@ async fn a_queue_repair_redrives_missing_events_to_their_queues() {
         test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point = 'qna' ORDER BY version LIMIT 7");
     remove_events(&test, &removed);
     let (summary, _) =
-        reconcile::reconcile(&ctx.db, None, Some(&ctx), &options(Some(Repair::Queue)))
+        reconcile::run_to_end(&ctx.db, None, Some(&ctx), &options(Some(Repair::Queue)))
             .await
             .unwrap();
     assert_eq!(summary.totals.missing, 7);
@@ -383,7 +385,7 @@ async fn a_queue_repair_redrives_missing_events_to_their_queues() {
 async fn the_metrics_are_valid_embedded_metric_format() {
     let test = TestDb::new();
     let ctx = loaded_sample(&test).await;
-    let (summary, _) = reconcile::reconcile(&ctx.db, None, None, &options(None))
+    let (summary, _) = reconcile::run_to_end(&ctx.db, None, None, &options(None))
         .await
         .unwrap();
     let documents = reconcile::emf_documents(&summary, 1_700_000_000_000);
@@ -520,7 +522,7 @@ async fn streams_whose_crcs_collide_are_told_apart() {
         };
         let db = ctx.db.clone();
         async move {
-            let (_, found) = reconcile::reconcile(&db, None, None, &options)
+            let (_, found) = reconcile::run_to_end(&db, None, None, &options)
                 .await
                 .unwrap();
             let mut found: Vec<(Kind, String, i64)> = found
