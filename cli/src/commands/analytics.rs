@@ -1,14 +1,14 @@
-//! `warehouse report | viewers | presentations | flags`: the analytics
-//! answers of ANALYTICS.md and the API's rollout flags, as JSON on stdout
-//! (compact; `--pretty` for people). The parameters are checked by the same
-//! code as the HTTP API's (`shared::handlers::{ViewerParams, PresentationParams}`),
-//! before any connection is made, so both accept exactly the same inputs.
-//! The CLI ignores the flags: it always answers in full.
+//! `warehouse report | viewers | presentations`: the analytics answers of
+//! ANALYTICS.md as JSON on stdout (compact; `--pretty` for people). The
+//! parameters are checked by the same code as the HTTP API's
+//! (`shared::read::{ViewerParams, PresentationParams}`), before any
+//! connection is made, so both accept exactly the same inputs. The CLI
+//! ignores the rollout flags: it always answers in full.
 
-use serde_json::json;
 use shared::read as analytics;
-use shared::read::flags::{self, FlagState, DEFAULT_STATE};
 use shared::read::{PresentationParams, ViewerParams};
+
+use crate::common::{database, print_json};
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
@@ -80,50 +80,6 @@ pub struct PresentationsArgs {
     pretty: bool,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct FlagsArgs {
-    #[command(subcommand)]
-    command: FlagsCommand,
-}
-
-#[derive(clap::Subcommand, Debug)]
-enum FlagsCommand {
-    /// Set a tenant's flag for one data point: off (the API leaves its
-    /// sections out), shadow (served only with ?shadow=true) or on.
-    Set {
-        #[arg(long)]
-        tenant: String,
-        /// attendance, polls, surveys or qna.
-        #[arg(long)]
-        data_point: String,
-        /// off, shadow or on.
-        #[arg(long)]
-        state: String,
-        /// Indented JSON.
-        #[arg(long)]
-        pretty: bool,
-    },
-    /// The stored flags (all tenants, or one with its effective states).
-    List {
-        #[arg(long)]
-        tenant: Option<String>,
-        /// Indented JSON.
-        #[arg(long)]
-        pretty: bool,
-    },
-}
-
-/// Prints a value as JSON on stdout: compact, or indented with `pretty`.
-fn print_json(value: &impl serde::Serialize, pretty: bool) -> anyhow::Result<()> {
-    let text = if pretty {
-        serde_json::to_string_pretty(value)?
-    } else {
-        serde_json::to_string(value)?
-    };
-    println!("{text}");
-    Ok(())
-}
-
 impl ViewersArgs {
     fn params(&self) -> ViewerParams {
         ViewerParams {
@@ -153,7 +109,7 @@ impl PresentationsArgs {
 
 /// `warehouse report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let db = crate::database(1)?;
+    let db = database(1)?;
     let report = analytics::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
     print_json(&report, args.pretty)
 }
@@ -161,7 +117,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
 /// `warehouse viewers`.
 pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
-    let db = crate::database(1)?;
+    let db = database(1)?;
     let list = analytics::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
     print_json(&list, args.pretty)
 }
@@ -169,43 +125,9 @@ pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
 /// `warehouse presentations`.
 pub fn presentations(args: PresentationsArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
-    let db = crate::database(1)?;
+    let db = database(1)?;
     let list = analytics::presentation_list(&mut db.conn()?, &args.tenant, &query)?;
     print_json(&list, args.pretty)
-}
-
-/// `warehouse flags set | list`.
-pub fn flags(args: FlagsArgs) -> anyhow::Result<()> {
-    match args.command {
-        FlagsCommand::Set {
-            tenant,
-            data_point,
-            state,
-            pretty,
-        } => {
-            let data_point = flags::parse_data_point(&data_point)?;
-            let state = FlagState::parse(&state)?;
-            let db = crate::database(1)?;
-            let flag = flags::set_flag(&mut db.conn()?, &tenant, data_point, state)?;
-            print_json(&flag, pretty)
-        }
-        FlagsCommand::List { tenant, pretty } => {
-            let db = crate::database(1)?;
-            let mut conn = db.conn()?;
-            let stored = flags::list_flags(&mut conn, tenant.as_deref())?;
-            let mut out = json!({ "defaultState": DEFAULT_STATE, "flags": stored });
-            if let Some(tenant) = &tenant {
-                // The tenant's rows are the ones just listed: no second read.
-                let effective = flags::TenantFlags::from_states(
-                    stored.iter().map(|flag| (flag.data_point, flag.state)),
-                )
-                .effective();
-                out["tenantId"] = json!(tenant);
-                out["effective"] = json!(effective);
-            }
-            print_json(&out, pretty)
-        }
-    }
 }
 
 #[cfg(test)]
@@ -213,19 +135,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(subcommand)]
-        command: Command,
-    }
-
-    #[derive(clap::Subcommand)]
-    enum Command {
-        Viewers(ViewersArgs),
-        Presentations(PresentationsArgs),
-        Flags(FlagsArgs),
-        Report(ReportArgs),
-    }
+    use crate::{Cli, Command};
 
     fn parse(args: &[&str]) -> Command {
         Cli::try_parse_from(std::iter::once("warehouse").chain(args.iter().copied()))
@@ -306,40 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_and_report_arguments_parse() {
-        let Command::Flags(FlagsArgs {
-            command:
-                FlagsCommand::Set {
-                    tenant,
-                    data_point,
-                    state,
-                    pretty,
-                },
-        }) = parse(&[
-            "flags",
-            "set",
-            "--tenant",
-            "acme",
-            "--data-point",
-            "polls",
-            "--state",
-            "shadow",
-        ])
-        else {
-            panic!("flags set")
-        };
-        assert_eq!((tenant.as_str(), pretty), ("acme", false));
-        assert_eq!(
-            flags::parse_data_point(&data_point).unwrap().as_str(),
-            "polls"
-        );
-        assert_eq!(FlagState::parse(&state).unwrap(), FlagState::Shadow);
-        assert!(matches!(
-            parse(&["flags", "list"]),
-            Command::Flags(FlagsArgs {
-                command: FlagsCommand::List { tenant: None, .. }
-            })
-        ));
+    fn report_arguments_parse() {
         assert!(matches!(
             parse(&["report", "--tenant", "a", "--presentation", "p", "--pretty"]),
             Command::Report(ReportArgs { pretty: true, .. })
