@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mysql::prelude::Queryable;
 
-use super::truncate_chars;
+use crate::contract::truncate_chars;
 use crate::contract::{DataPoint, Event, EventBody};
 use crate::store::{merge, push_str_literal, run_script, Outcome, Row, Upsert};
 

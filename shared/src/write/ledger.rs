@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use mysql::prelude::Queryable;
 
-use super::truncate_chars;
+use crate::contract::truncate_chars;
 use crate::contract::{DataPoint, Event};
 use crate::store::{merge, push_str_literal, run_script, PreparedUpsert, Row};
 

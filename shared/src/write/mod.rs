@@ -25,11 +25,3 @@ mod rejects;
 
 pub use batch::{commit_batch, load_batch, BatchCounts, Item};
 pub use rejects::{record_rejects, Reject, RejectKind};
-
-/// `text` cut to at most `max` characters, to fit a column's width.
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
-}

@@ -4,7 +4,7 @@
 use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
 
-use super::truncate_chars;
+use crate::contract::truncate_chars;
 use crate::store::{run_script, Row, Upsert};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its

@@ -3,9 +3,9 @@
 //! (`fact_question_upvote`).
 
 use super::Keys;
+use crate::contract::truncate_chars;
 use crate::contract::{Event, EventBody};
 use crate::store::{merge, Row, Upsert};
-use crate::write::truncate_chars;
 
 const QUESTION_COLUMNS: &[&str] = &[
     "presentation_key",
