@@ -38,7 +38,7 @@ pub fn choose_slice(
              FROM event_ledger l JOIN dim_presentation p ON p.presentation_id = l.stream_id \
              WHERE l.data_point <> 'none' GROUP BY p.tenant_id, p.presentation_id, l.data_point, p.scheduled_start_ms, p.started_at_ms",
         )
-        .map_err(|e| DbError(format!("cannot list presentations: {e}")))?;
+        .map_err(|e| DbError::caused("cannot list presentations", e))?;
     let mut by_id: BTreeMap<String, Candidate> = BTreeMap::new();
     for (tenant_id, presentation_id, data_point, events, when_ms) in rows {
         let candidate = by_id
@@ -200,7 +200,7 @@ pub async fn verify(
         }
     })
     .await
-    .map_err(|e| DbError(e.to_string()))?;
+    .map_err(|e| DbError::caused("", e))?;
     let mut report = VerifyReport {
         checked: Vec::new(),
         differences: BTreeMap::new(),
@@ -209,7 +209,7 @@ pub async fn verify(
         report.checked.push(presentation.clone());
         let warehouse = tokio::task::block_in_place(|| {
             crate::read::presentation_report(&mut db.conn()?, tenant, presentation)
-                .map_err(|e| DbError(e.to_string()))
+                .map_err(|e| DbError::caused("", e))
         })?;
         let warehouse = serde_json::to_value(warehouse).expect("reports serialise");
         let old =

@@ -81,6 +81,6 @@ impl std::error::Error for QueueError {
 /// The jobs still report `DbError`: a queue failure becomes its text.
 impl From<QueueError> for DbError {
     fn from(error: QueueError) -> DbError {
-        DbError(error.to_string())
+        DbError::caused("", error)
     }
 }

@@ -17,16 +17,87 @@ const IAM_POOL_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// wait inside its own time limit than spend it all waiting.
 pub const DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS: u32 = 10;
 
+/// A database failure, typed by whether trying again can help.
 #[derive(Debug)]
-pub struct DbError(pub String);
+pub struct DbError {
+    kind: DbErrorKind,
+    /// What was being done; the cause, when there is one, is `source`.
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
 
-impl std::fmt::Display for DbError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The connection broke or the server asked to try again (deadlock, lock
+    /// wait timeout, failover): the same work may succeed later.
+    Transient,
+    /// The statement, the data or the setup is wrong: the same work fails again.
+    Permanent,
+}
+
+impl DbError {
+    pub fn permanent(context: impl Into<String>) -> DbError {
+        DbError::new(DbErrorKind::Permanent, context)
+    }
+
+    /// `context` failed because of `source`: transient when `source` is a
+    /// MySQL error that [`is_transient`], or a `DbError` that is.
+    pub fn caused(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> DbError {
+        let source = source.into();
+        let transient = source
+            .downcast_ref::<mysql::Error>()
+            .is_some_and(is_transient)
+            || source
+                .downcast_ref::<DbError>()
+                .is_some_and(DbError::is_transient);
+        DbError {
+            kind: if transient {
+                DbErrorKind::Transient
+            } else {
+                DbErrorKind::Permanent
+            },
+            context: context.into(),
+            source: Some(source),
+        }
+    }
+
+    pub fn new(kind: DbErrorKind, context: impl Into<String>) -> DbError {
+        DbError {
+            kind,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    pub fn kind(&self) -> DbErrorKind {
+        self.kind
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == DbErrorKind::Transient
     }
 }
 
-impl std::error::Error for DbError {}
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.source, self.context.is_empty()) {
+            (Some(source), true) => source.fmt(f),
+            (Some(source), false) => write!(f, "{}: {source}", self.context),
+            (None, _) => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for DbError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
 struct PoolState {
     pool: Pool,
@@ -91,8 +162,8 @@ impl Database {
         token: Option<String>,
     ) -> Result<Database, DbError> {
         let opts = build_opts(&settings, max_connections, lock_wait_timeout_seconds, token)?;
-        let pool = Pool::new(opts)
-            .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
+        let pool =
+            Pool::new(opts).map_err(|e| DbError::caused("cannot set up the database pool", e))?;
         Ok(Database {
             settings,
             max_connections,
@@ -129,7 +200,7 @@ impl Database {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| DbError(format!("cannot start a runtime: {e}")))?;
+            .map_err(|e| DbError::caused("cannot start a runtime", e))?;
         runtime.block_on(Database::connect(settings, max_connections))
     }
 
@@ -140,8 +211,12 @@ impl Database {
             self.refresh_if_old()?;
         }
         let pool = self.state.read().expect("pool lock poisoned").pool.clone();
-        pool.get_conn()
-            .map_err(|e| DbError(connect_error_message(&self.settings, &e)))
+        pool.get_conn().map_err(|e| {
+            DbError::new(
+                DbErrorKind::Transient,
+                connect_error_message(&self.settings, &e),
+            )
+        })
     }
 
     fn refresh_if_old(&self) -> Result<(), DbError> {
@@ -156,7 +231,7 @@ impl Database {
             return Ok(());
         }
         let runtime = self.runtime.clone().ok_or_else(|| {
-            DbError("IAM authentication needs a Tokio runtime to refresh its token".into())
+            DbError::permanent("IAM authentication needs a Tokio runtime to refresh its token")
         })?;
         let token = runtime.block_on(iam_token(&self.settings, self.aws.as_ref()))?;
         let opts = build_opts(
@@ -165,8 +240,8 @@ impl Database {
             self.lock_wait_timeout_seconds,
             token,
         )?;
-        let pool = Pool::new(opts)
-            .map_err(|e| DbError(format!("cannot set up the database pool: {e}")))?;
+        let pool =
+            Pool::new(opts).map_err(|e| DbError::caused("cannot set up the database pool", e))?;
         *self.state.write().expect("pool lock poisoned") = PoolState {
             pool,
             built: Instant::now(),
@@ -212,19 +287,20 @@ async fn iam_token(
     else {
         return Ok(None);
     };
-    let aws = aws.ok_or_else(|| DbError("IAM authentication needs AWS configuration".into()))?;
+    let aws =
+        aws.ok_or_else(|| DbError::permanent("IAM authentication needs AWS configuration"))?;
     let config = aws_sdk_rds::auth_token::Config::builder()
         .hostname(host)
         .port(u64::from(*port))
         .username(user)
         .region(aws_config::Region::new(region.clone()))
         .build()
-        .map_err(|e| DbError(format!("cannot configure the IAM auth token: {e}")))?;
+        .map_err(|e| DbError::caused("cannot configure the IAM auth token", e))?;
     let token = aws_sdk_rds::auth_token::AuthTokenGenerator::new(config)
         .auth_token(aws)
         .await
         .map_err(|e| {
-            DbError(format!(
+            DbError::permanent(format!(
                 "cannot create an IAM database auth token ({e}); check the function's credentials and rds-db:connect permission"
             ))
         })?;
@@ -245,7 +321,7 @@ fn build_opts(
         DatabaseSettings::Url(url) => {
             let opts = Opts::from_url(url.expose()).map_err(|e| {
                 // The URL holds the password: describe the problem, not the URL.
-                DbError(format!(
+                DbError::permanent(format!(
                     "DATABASE_URL is not a valid MySQL URL ({}); expected mysql://user:password@host:port/database",
                     url_error_kind(&e)
                 ))
@@ -262,9 +338,8 @@ fn build_opts(
         } => {
             let password = match auth {
                 RdsAuth::Password(secret) => secret.expose().to_string(),
-                RdsAuth::Iam { .. } => {
-                    iam_token.ok_or_else(|| DbError("IAM authentication needs a token".into()))?
-                }
+                RdsAuth::Iam { .. } => iam_token
+                    .ok_or_else(|| DbError::permanent("IAM authentication needs a token"))?,
             };
             let mut ssl = SslOpts::default();
             if let Some(path) = ca_file {
@@ -349,20 +424,23 @@ pub fn with_retry<T>(
     let mut backoff = Duration::from_millis(50);
     loop {
         attempt += 1;
+        // A connection that cannot be had is worth another try, like a
+        // broken one.
         let outcome = match db.conn() {
-            Ok(mut conn) => work(&mut conn).map_err(|e| (is_transient(&e), e.to_string())),
-            Err(e) => Err((true, e.0)),
+            Ok(mut conn) => work(&mut conn).map_err(|e| DbError::caused("", e)),
+            Err(e) => Err(DbError::new(DbErrorKind::Transient, e.to_string())),
         };
         match outcome {
             Ok(value) => return Ok((value, attempt)),
-            Err((transient, message)) => {
+            Err(error) => {
                 let retry_at = Instant::now() + backoff;
-                if !transient || retry_at >= deadline {
-                    return Err(DbError(format!(
-                        "database work failed after {attempt} attempt(s): {message}"
-                    )));
+                if !error.is_transient() || retry_at >= deadline {
+                    return Err(DbError::caused(
+                        format!("database work failed after {attempt} attempt(s)"),
+                        error,
+                    ));
                 }
-                tracing::warn!(attempt, error = %message, "transient database error, retrying");
+                tracing::warn!(attempt, %error, "transient database error, retrying");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
@@ -374,7 +452,7 @@ pub fn with_retry<T>(
 pub fn drop_database(settings: &DatabaseSettings) -> Result<(), DbError> {
     with_server(settings, |conn, name| {
         conn.query_drop(format!("DROP DATABASE IF EXISTS `{name}`"))
-            .map_err(|e| DbError(format!("cannot drop database {name}: {e}")))
+            .map_err(|e| DbError::caused(format!("cannot drop database {name}"), e))
     })
 }
 
@@ -385,7 +463,7 @@ pub fn create_database_if_missing(settings: &DatabaseSettings) -> Result<(), DbE
         conn.query_drop(format!(
             "CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
         ))
-        .map_err(|e| DbError(format!("cannot create database {name}: {e}")))
+        .map_err(|e| DbError::caused(format!("cannot create database {name}"), e))
     })
 }
 
@@ -399,23 +477,55 @@ fn with_server(
         return Ok(());
     };
     let opts = Opts::from_url(url.expose()).map_err(|e| {
-        DbError(format!(
+        DbError::permanent(format!(
             "DATABASE_URL is not a valid MySQL URL ({})",
             url_error_kind(&e)
         ))
     })?;
     let Some(name) = opts.get_db_name().map(str::to_string) else {
-        return Err(DbError(
-            "DATABASE_URL names no database: end it with /warehouse (or another name)".into(),
+        return Err(DbError::permanent(
+            "DATABASE_URL names no database: end it with /warehouse (or another name)",
         ));
     };
     if name.contains('`') {
-        return Err(DbError(format!(
+        return Err(DbError::permanent(format!(
             "the database name {name:?} must not contain a backquote"
         )));
     }
     let server = OptsBuilder::from_opts(opts).db_name(None::<String>);
-    let mut conn =
-        mysql::Conn::new(server).map_err(|e| DbError(connect_error_message(settings, &e)))?;
+    let mut conn = mysql::Conn::new(server)
+        .map_err(|e| DbError::new(DbErrorKind::Transient, connect_error_message(settings, &e)))?;
     work(&mut conn, &name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(code: u16) -> mysql::Error {
+        mysql::Error::MySqlError(mysql::MySqlError {
+            state: "HY000".into(),
+            message: format!("error {code}"),
+            code,
+        })
+    }
+
+    #[test]
+    fn a_failure_is_transient_only_when_a_retry_can_help() {
+        let deadlock = DbError::caused("loading a batch", server_error(1213));
+        assert!(deadlock.is_transient());
+        assert_eq!(
+            deadlock.to_string(),
+            "loading a batch: MySqlError { ERROR 1213 (HY000): error 1213 }"
+        );
+        let too_long = DbError::caused("loading a batch", server_error(1406));
+        assert_eq!(too_long.kind(), DbErrorKind::Permanent);
+        // Wrapping keeps the kind and the chain down to the server's error.
+        let wrapped = DbError::caused("database work failed after 3 attempt(s)", deadlock);
+        assert!(wrapped.is_transient());
+        let cause = std::error::Error::source(&wrapped).expect("a source");
+        assert!(std::error::Error::source(cause)
+            .is_some_and(|e| e.downcast_ref::<mysql::Error>().is_some()));
+        assert!(!DbError::permanent("no such run").is_transient());
+    }
 }

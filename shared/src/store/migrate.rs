@@ -31,7 +31,7 @@ pub fn embedded() -> Result<Vec<Migration>, DbError> {
         .collect::<Result<Vec<_>, _>>()?;
     migrations.sort_by_key(|m| m.version);
     if let Some(pair) = migrations.windows(2).find(|w| w[0].version == w[1].version) {
-        return Err(DbError(format!(
+        return Err(DbError::permanent(format!(
             "migrations {} and {} share version {}: give each file its own number",
             pair[0].name, pair[1].name, pair[0].version
         )));
@@ -46,7 +46,7 @@ impl Migration {
             .next()
             .and_then(|digits| digits.parse::<u32>().ok())
             .ok_or_else(|| {
-                DbError(format!(
+                DbError::permanent(format!(
                     "migration file {name:?} must be named NNNN_description.sql"
                 ))
             })?;
@@ -106,7 +106,7 @@ pub fn run_migrations(db: &Database, migrations: &[Migration]) -> Result<Migrati
         .exec_first("SELECT GET_LOCK(?, ?)", (LOCK_NAME, LOCK_TIMEOUT_SECONDS))
         .map_err(sql_error)?;
     if locked != Some(1) {
-        return Err(DbError(format!(
+        return Err(DbError::permanent(format!(
             "another migration run holds the lock {LOCK_NAME:?} for over {LOCK_TIMEOUT_SECONDS}s; wait for it to finish and run migrate again"
         )));
     }
@@ -117,7 +117,7 @@ pub fn run_migrations(db: &Database, migrations: &[Migration]) -> Result<Migrati
 }
 
 fn sql_error(err: mysql::Error) -> DbError {
-    DbError(format!("migration query failed: {err}"))
+    DbError::caused("migration query failed", err)
 }
 
 fn apply_locked(
@@ -139,12 +139,12 @@ fn apply_locked(
     for (version, name, checksum) in &applied {
         match migrations.iter().find(|m| m.version == *version) {
             None => {
-                return Err(DbError(format!(
+                return Err(DbError::permanent(format!(
                     "the database has migration {version} ({name}) that this binary does not know: it is newer than this build; deploy the newer build instead"
                 )))
             }
             Some(m) if &m.checksum != checksum => {
-                return Err(DbError(format!(
+                return Err(DbError::permanent(format!(
                     "migration {} was changed after it was applied (checksum {} in the database, {} in the file): never edit an applied migration; restore the file and add a new migration instead",
                     m.name, checksum, m.checksum
                 )))
@@ -162,7 +162,7 @@ fn apply_locked(
         }
         for statement in migration.statements() {
             conn.query_drop(&statement).map_err(|e| {
-                DbError(format!(
+                DbError::permanent(format!(
                     "migration {} failed: {e}; fix the file (it is not recorded as applied) and run migrate again",
                     migration.name
                 ))
@@ -197,6 +197,6 @@ mod tests {
     #[test]
     fn badly_named_file_is_refused_with_the_expected_form() {
         let err = Migration::new("schema.sql", "SELECT 1").unwrap_err();
-        assert!(err.0.contains("NNNN_description.sql"), "{err}");
+        assert!(err.to_string().contains("NNNN_description.sql"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ pub use clock::{deadline_instant, now_ms};
 pub use config::{env_lookup, required_env, ConfigError, DatabaseSettings, Secret};
 pub use db::{
     create_database_if_missing, drop_database, is_transient, with_retry, Database, DbError,
+    DbErrorKind,
 };
 pub use sql::{
     merge, push_hex_literal, push_str_literal, run_script, str_literal, Outcome, PreparedUpsert,

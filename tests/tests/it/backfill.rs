@@ -223,14 +223,14 @@ async fn a_run_stopped_midway_and_resumed_ends_identical_to_an_uninterrupted_one
     let err = backfill::run(&ctx, &other, Some("resume-test".into()), None)
         .await
         .unwrap_err();
-    assert!(err.0.contains("other options"), "{err}");
+    assert!(err.to_string().contains("other options"), "{err}");
     // So is another number of lanes (the default changed from 2 to 3).
     let mut other_lanes = options(&sample_source(), Mode::Direct);
     other_lanes.lanes = backfill::DEFAULT_LANES - 1;
     let err = backfill::run(&ctx, &other_lanes, Some("resume-test".into()), None)
         .await
         .unwrap_err();
-    assert!(err.0.contains("--lanes"), "{err}");
+    assert!(err.to_string().contains("--lanes"), "{err}");
 }
 
 /// Each lane commits its own checkpoint, so a kill can leave one lane
@@ -266,7 +266,7 @@ async fn a_run_whose_lanes_stopped_at_different_batches_resumes_to_the_same_end(
     let error = backfill::run(&ctx, &direct, Some("uneven".into()), None)
         .await
         .unwrap_err();
-    assert!(error.0.contains("panicked"), "{error}");
+    assert!(error.to_string().contains("panicked"), "{error}");
     let offsets: Vec<u64> =
         test.rows("SELECT next_offset FROM backfill_lane WHERE run_id = 'uneven' ORDER BY lane");
     assert_eq!(offsets.len(), 2);

@@ -17,7 +17,10 @@ fn a_changed_applied_migration_is_refused() {
     let mut migrations = migrate::embedded().unwrap();
     migrations[0] = Migration::new(&migrations[0].name, "CREATE TABLE tampered (x INT);").unwrap();
     let err = migrate::run_migrations(&test.db, &migrations).unwrap_err();
-    assert!(err.0.contains("was changed after it was applied"), "{err}");
+    assert!(
+        err.to_string().contains("was changed after it was applied"),
+        "{err}"
+    );
     assert_eq!(test.count("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'tampered'"), 0);
 }
 
@@ -47,7 +50,7 @@ fn a_database_newer_than_the_binary_is_refused() {
         .query_drop("INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, '9999_future.sql', 'x')")
         .unwrap();
     let err = migrate::run(&test.db).unwrap_err();
-    assert!(err.0.contains("newer than this build"), "{err}");
+    assert!(err.to_string().contains("newer than this build"), "{err}");
 }
 
 #[test]

@@ -74,11 +74,11 @@ pub(super) fn begin(
             "SELECT options_json, status, elapsed_ms FROM backfill_run WHERE run_id = ?",
             (run_id,),
         )
-        .map_err(|e| DbError(format!("cannot read backfill run {run_id}: {e}")))?;
+        .map_err(|e| DbError::caused(format!("cannot read backfill run {run_id}"), e))?;
     match existing {
         Some((stored, status, elapsed_ms)) => {
             if stored != options_json {
-                return Err(DbError(format!(
+                return Err(DbError::permanent(format!(
                     "run {run_id} was started with other options ({stored}); resume it with the same source, mode, filters and --lanes, or use another --run-id"
                 )));
             }
@@ -86,15 +86,15 @@ pub(super) fn begin(
                 "UPDATE backfill_run SET invocations = invocations + 1 WHERE run_id = ?",
                 (run_id,),
             )
-            .map_err(|e| DbError(e.to_string()))?;
+            .map_err(|e| DbError::caused("", e))?;
             let rows: Vec<(u64, u64, String, u64)> = conn
                 .exec(
                     "SELECT next_offset, next_line, counters_json, elapsed_ms FROM backfill_lane WHERE run_id = ? ORDER BY lane",
                     (run_id,),
                 )
-                .map_err(|e| DbError(format!("cannot read backfill run {run_id}: {e}")))?;
+                .map_err(|e| DbError::caused(format!("cannot read backfill run {run_id}"), e))?;
             if rows.len() != lanes {
-                return Err(DbError(format!(
+                return Err(DbError::permanent(format!(
                     "run {run_id} has {} lane checkpoints where its options need {lanes}: it was started by an older version; start it again with another --run-id",
                     rows.len()
                 )));
@@ -118,7 +118,7 @@ pub(super) fn begin(
         None => {
             let mut tx = conn
                 .start_transaction(mysql::TxOpts::default())
-                .map_err(|e| DbError(format!("cannot start backfill run {run_id}: {e}")))?;
+                .map_err(|e| DbError::caused(format!("cannot start backfill run {run_id}"), e))?;
             tx.exec_drop(
                 "INSERT INTO backfill_run (run_id, source, mode, options_json, status, counters_json, invocations) VALUES (?, ?, ?, ?, 'running', '{}', 1)",
                 (run_id, &options.source, options.mode.as_str(), &options_json),
@@ -130,7 +130,7 @@ pub(super) fn begin(
                 )
             })
             .and_then(|()| tx.commit())
-            .map_err(|e| DbError(format!("cannot start backfill run {run_id}: {e}")))?;
+            .map_err(|e| DbError::caused(format!("cannot start backfill run {run_id}"), e))?;
             Ok(RunState::new(lanes))
         }
     }
@@ -178,7 +178,7 @@ pub(super) fn save_run(
                 run_id,
             ),
         )
-        .map_err(|e| DbError(format!("cannot save backfill run {run_id}: {e}")))
+        .map_err(|e| DbError::caused(format!("cannot save backfill run {run_id}"), e))
 }
 
 #[cfg(test)]

@@ -210,7 +210,7 @@ impl Lane {
             Ok::<_, DbError>(counted)
         })
         .await
-        .map_err(|e| DbError(format!("loading a batch failed: {e}")))??;
+        .map_err(|e| DbError::caused("loading a batch failed", e))??;
         self.committed_lines.fetch_add(nonblank, Ordering::Relaxed);
         Ok(committed)
     }

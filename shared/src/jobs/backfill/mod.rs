@@ -192,7 +192,7 @@ pub async fn run(
 ) -> Result<Summary, DbError> {
     let started = Instant::now();
     if options.mode == Mode::Enqueue && !options.dry_run && ctx.sqs.is_none() {
-        return Err(DbError("enqueue mode needs an SQS client".into()));
+        return Err(DbError::permanent("enqueue mode needs an SQS client"));
     }
     let run_id = run_id.unwrap_or_else(new_run_id);
     let lanes = lane_count(options);
@@ -203,16 +203,16 @@ pub async fn run(
         let (id, opts) = (run_id.clone(), options.clone());
         tokio::task::spawn_blocking(move || begin(&db, &id, &opts, lanes))
             .await
-            .map_err(|e| DbError(format!("backfill start failed: {e}")))??
+            .map_err(|e| DbError::caused("backfill start failed", e))??
     };
     // Where the run stands: where a resumed read starts, and its totals.
     let mut total = state.total();
     let base_elapsed_ms = total.elapsed_ms;
     if !state.done {
-        let source = Source::parse(&options.source).map_err(DbError)?;
+        let source = Source::parse(&options.source).map_err(DbError::permanent)?;
         let opened = open_source(&source, ctx.s3.as_ref(), total.next_offset)
             .await
-            .map_err(|e| DbError(e.to_string()))?;
+            .map_err(|e| DbError::caused("", e))?;
         let bytes_total = opened.total_bytes;
         let bytes_read = opened.bytes_read.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<ParsedBatch>>(2);
@@ -266,7 +266,10 @@ pub async fn run(
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    read_error = Some(DbError(format!("cannot read {}: {e}", options.source)));
+                    read_error = Some(DbError::permanent(format!(
+                        "cannot read {}: {e}",
+                        options.source
+                    )));
                     break;
                 }
             };
@@ -321,8 +324,7 @@ pub async fn run(
                 Ok(Ok(checkpoint)) => state.lanes[index] = checkpoint,
                 Ok(Err(e)) => lane_error = lane_error.or(Some(e)),
                 Err(e) => {
-                    lane_error =
-                        lane_error.or(Some(DbError(format!("loading a batch failed: {e}"))))
+                    lane_error = lane_error.or(Some(DbError::caused("loading a batch failed", e)))
                 }
             }
         }
@@ -336,7 +338,7 @@ pub async fn run(
             let (db, id, done, saved) = (ctx.db.clone(), run_id.clone(), state.done, total.clone());
             tokio::task::spawn_blocking(move || save_run(&db, &id, &saved, done))
                 .await
-                .map_err(|e| DbError(format!("backfill checkpoint failed: {e}")))??;
+                .map_err(|e| DbError::caused("backfill checkpoint failed", e))??;
         }
     }
     let elapsed_seconds = total.elapsed_ms as f64 / 1000.0;

@@ -138,7 +138,7 @@ pub(super) fn ledger_details(
 /// the row's discrepancy under another data point.
 fn ledger_data_point(stream: &str, version: i64, text: &str) -> Result<DataPoint, DbError> {
     DataPoint::parse(text).ok_or_else(|| {
-        DbError(format!(
+        DbError::permanent(format!(
             "cannot read the ledger: {stream} version {version} has an unknown data point {text:?}"
         ))
     })
@@ -156,7 +156,7 @@ mod tests {
         );
         let error = ledger_data_point("prs-1", 3, "quizzes").unwrap_err();
         assert_eq!(
-            error.0,
+            error.to_string(),
             "cannot read the ledger: prs-1 version 3 has an unknown data point \"quizzes\""
         );
     }

@@ -150,12 +150,12 @@ fn in_window(event: &Event, (from, to): (i64, i64)) -> bool {
 }
 
 fn db_error(what: &str) -> impl Fn(mysql::Error) -> DbError + '_ {
-    move |e| DbError(format!("{what}: {e}"))
+    move |e| DbError::caused(format!("{what}"), e)
 }
 
 /// The jobs report `DbError`: an export that cannot be read becomes its text.
 fn export_error(error: ExportReadError) -> DbError {
-    DbError(error.to_string())
+    DbError::caused("", error)
 }
 
 /// Runs a new reconciliation to its end in one go (no deadline, unlike
@@ -278,7 +278,7 @@ pub async fn run(
         let ledger = match early {
             Some(task) => task
                 .await
-                .map_err(|e| DbError(format!("cannot read the ledger: {e}")))??,
+                .map_err(|e| DbError::caused("cannot read the ledger", e))??,
             None => {
                 let window = progress.window();
                 tokio::task::block_in_place(|| ledger_blocks(&mut db.conn()?, window))?

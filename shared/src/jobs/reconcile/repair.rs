@@ -54,7 +54,7 @@ pub(super) async fn redrive(
             let sqs = ctx
                 .sqs
                 .as_ref()
-                .ok_or_else(|| DbError("queue repair needs an SQS client".into()))?;
+                .ok_or_else(|| DbError::permanent("queue repair needs an SQS client"))?;
             let outgoing = events
                 .iter()
                 .filter_map(|(event, raw)| {

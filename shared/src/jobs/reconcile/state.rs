@@ -113,15 +113,17 @@ pub(super) fn resume(db: &Database, run_id: u64) -> Result<Resumed, DbError> {
         )
         .map_err(db_error("cannot read the run"))?;
     let Some((progress, summary)) = row else {
-        return Err(DbError(format!("there is no reconciliation run {run_id}")));
+        return Err(DbError::permanent(format!(
+            "there is no reconciliation run {run_id}"
+        )));
     };
     let Some(progress) = progress else {
         let summary = serde_json::from_str(&summary)
-            .map_err(|e| DbError(format!("run {run_id}'s summary is unreadable: {e}")))?;
+            .map_err(|e| DbError::caused(format!("run {run_id}'s summary is unreadable"), e))?;
         return Ok(Resumed::Finished(Box::new(summary)));
     };
     let progress: RunBookkeeping = serde_json::from_str(&progress)
-        .map_err(|e| DbError(format!("run {run_id}'s progress is unreadable: {e}")))?;
+        .map_err(|e| DbError::caused(format!("run {run_id}'s progress is unreadable"), e))?;
     let streams = conn
         .exec_map(
             "SELECT stream_id, versions, blocks FROM reconcile_run_stream WHERE run_id = ?",
