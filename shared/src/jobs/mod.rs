@@ -3,6 +3,7 @@
 //! generating test exports. Backfill and reconcile share a `JobContext`.
 
 mod context;
+mod error;
 
 pub mod backfill;
 pub mod generate;
@@ -10,3 +11,4 @@ pub mod reconcile;
 pub mod verify;
 
 pub use context::{BackfillProgress, JobContext, LaneHook, ProgressCallback};
+pub use error::JobError;

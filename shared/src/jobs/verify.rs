@@ -10,6 +10,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
 
+use crate::jobs::JobError;
 use crate::read::Replay;
 use crate::store::{Database, DbError};
 
@@ -31,7 +32,7 @@ pub fn choose_slice(
     conn: &mut impl Queryable,
     n: usize,
     seed: u64,
-) -> Result<Vec<(String, String)>, DbError> {
+) -> Result<Vec<(String, String)>, JobError> {
     let rows: Vec<(String, String, String, u64, Option<i64>)> = conn
         .query(
             "SELECT p.tenant_id, p.presentation_id, l.data_point, COUNT(*), COALESCE(p.scheduled_start_ms, p.started_at_ms) \
@@ -190,7 +191,7 @@ pub async fn verify(
     source: &str,
     n: usize,
     seed: u64,
-) -> Result<VerifyReport, DbError> {
+) -> Result<VerifyReport, JobError> {
     let slice = tokio::task::block_in_place(|| choose_slice(&mut db.conn()?, n, seed))?;
     let wanted: BTreeSet<&str> = slice.iter().map(|(_, p)| p.as_str()).collect();
     let mut replay = Replay::new();

@@ -5,7 +5,6 @@ use aws_sdk_sqs::error::SdkError;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError;
 
 use crate::contract::DataPoint;
-use crate::store::DbError;
 
 /// A failed send. The texts are the ones operators have been reading.
 #[derive(Debug)]
@@ -75,12 +74,5 @@ impl std::error::Error for QueueError {
             QueueError::Task(e) => Some(e),
             _ => None,
         }
-    }
-}
-
-/// The jobs still report `DbError`: a queue failure becomes its text.
-impl From<QueueError> for DbError {
-    fn from(error: QueueError) -> DbError {
-        DbError::caused("", error)
     }
 }

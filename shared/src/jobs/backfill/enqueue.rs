@@ -1,8 +1,8 @@
 //! `enqueue` mode: a lane's share of a batch sent to the data points'
 //! queues instead of loaded.
 
+use crate::jobs::JobError;
 use crate::redrive::{send_events, Outgoing, QueueUrls, MAX_SQS_PAYLOAD_BYTES};
-use crate::store::DbError;
 
 use super::batch::ParsedBatch;
 use super::Counters;
@@ -15,7 +15,7 @@ pub(super) async fn enqueue(
     batch: &ParsedBatch,
     taken: &[usize],
     counters: &mut Counters,
-) -> Result<(u64, Vec<(usize, String)>), DbError> {
+) -> Result<(u64, Vec<(usize, String)>), JobError> {
     let mut too_large = Vec::new();
     let mut outgoing = Vec::with_capacity(taken.len());
     for &index in taken {

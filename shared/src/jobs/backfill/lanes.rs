@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::contract::Event;
 use crate::export::ParseError;
+use crate::jobs::JobError;
 use crate::jobs::LaneHook;
 use crate::redrive::QueueUrls;
 use crate::store::{with_retry, Database, DbError};
@@ -103,7 +104,7 @@ impl Lane {
         &self,
         mut checkpoint: Checkpoint,
         batch: ParsedBatch,
-    ) -> Result<Checkpoint, DbError> {
+    ) -> Result<Checkpoint, JobError> {
         let options = &self.options;
         checkpoint.counters.lines += batch.nonblank;
         checkpoint.next_offset = batch.end_offset;
@@ -207,7 +208,7 @@ impl Lane {
                 tx.commit()?;
                 Ok(next)
             })?;
-            Ok::<_, DbError>(counted)
+            Ok::<_, JobError>(counted)
         })
         .await
         .map_err(|e| DbError::caused("loading a batch failed", e))??;

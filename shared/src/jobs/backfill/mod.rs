@@ -19,6 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::{DataPoint, Event};
 use crate::export::{open_source, Source};
+use crate::jobs::JobError;
 use crate::jobs::{BackfillProgress, JobContext};
 use crate::store::DbError;
 
@@ -189,10 +190,10 @@ pub async fn run(
     options: &BackfillOptions,
     run_id: Option<String>,
     stop_at: Option<Instant>,
-) -> Result<Summary, DbError> {
+) -> Result<Summary, JobError> {
     let started = Instant::now();
     if options.mode == Mode::Enqueue && !options.dry_run && ctx.sqs.is_none() {
-        return Err(DbError::permanent("enqueue mode needs an SQS client"));
+        return Err(DbError::permanent("enqueue mode needs an SQS client").into());
     }
     let run_id = run_id.unwrap_or_else(new_run_id);
     let lanes = lane_count(options);
@@ -253,7 +254,7 @@ pub async fn run(
                 while let Some(batch) = batches.recv().await {
                     checkpoint = lane.apply_batch(checkpoint, batch).await?;
                 }
-                Ok::<_, DbError>(checkpoint)
+                Ok::<_, JobError>(checkpoint)
             }));
         }
         let mut read_error = None;
@@ -266,10 +267,10 @@ pub async fn run(
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    read_error = Some(DbError::permanent(format!(
+                    read_error = Some(JobError::from(DbError::permanent(format!(
                         "cannot read {}: {e}",
                         options.source
-                    )));
+                    ))));
                     break;
                 }
             };
@@ -324,7 +325,8 @@ pub async fn run(
                 Ok(Ok(checkpoint)) => state.lanes[index] = checkpoint,
                 Ok(Err(e)) => lane_error = lane_error.or(Some(e)),
                 Err(e) => {
-                    lane_error = lane_error.or(Some(DbError::caused("loading a batch failed", e)))
+                    lane_error =
+                        lane_error.or(Some(DbError::caused("loading a batch failed", e).into()))
                 }
             }
         }

@@ -32,8 +32,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{DataPoint, Event};
-use crate::export::{expand_sources, parse_line, scan, ExportReadError};
+use crate::export::{expand_sources, parse_line, scan};
 use crate::jobs::JobContext;
+use crate::jobs::JobError;
 use crate::store::{Database, DbError};
 
 use checksum::{compare, hash56, streams_of};
@@ -153,11 +154,6 @@ fn db_error(what: &str) -> impl Fn(mysql::Error) -> DbError + '_ {
     move |e| DbError::caused(format!("{what}"), e)
 }
 
-/// The jobs report `DbError`: an export that cannot be read becomes its text.
-fn export_error(error: ExportReadError) -> DbError {
-    DbError::caused("", error)
-}
-
 /// Runs a new reconciliation to its end in one go (no deadline, unlike
 /// `run`): records the run and its discrepancies, repairs if asked (with
 /// `ctx`), and returns the summary and the discrepancies.
@@ -166,7 +162,7 @@ pub async fn run_to_end(
     s3: Option<&aws_sdk_s3::Client>,
     ctx: Option<&JobContext>,
     options: &ReconcileOptions,
-) -> Result<(ReconcileSummary, Vec<Discrepancy>), DbError> {
+) -> Result<(ReconcileSummary, Vec<Discrepancy>), JobError> {
     let summary = run(db, s3, ctx, Start::New(options), None).await?;
     let found = tokio::task::block_in_place(|| discrepancies(db, summary.run_id))?;
     Ok((summary, found))
@@ -190,7 +186,7 @@ pub async fn run(
     ctx: Option<&JobContext>,
     start: Start<'_>,
     stop_at: Option<Instant>,
-) -> Result<ReconcileSummary, DbError> {
+) -> Result<ReconcileSummary, JobError> {
     let started = Instant::now();
     let (run_id, mut progress, mut streams) = match start {
         Start::New(options) => {
@@ -214,9 +210,7 @@ pub async fn run(
         },
     };
     progress.invocations += 1;
-    let sources = expand_sources(&progress.options.source, s3)
-        .await
-        .map_err(export_error)?;
+    let sources = expand_sources(&progress.options.source, s3).await?;
     let out_of_time = || stop_at.is_some_and(|at| Instant::now() >= at);
 
     if progress.position.pass == Pass::Export {
@@ -267,13 +261,14 @@ pub async fn run(
             },
             &out_of_time,
         )
-        .await
-        .map_err(export_error)?
+        .await?
         .map(|point| from.moved_to(point));
         (progress.span, progress.compared) = (span, compared);
         if let Some(position) = stopped {
             // A ledger query still running finishes on its own and is not used.
-            return checkpoint(db, run_id, progress, position, &streams, started);
+            return Ok(checkpoint(
+                db, run_id, progress, position, &streams, started,
+            )?);
         }
         let ledger = match early {
             Some(task) => task
@@ -302,7 +297,9 @@ pub async fn run(
         };
         if !streams.is_empty() && out_of_time() {
             let position = progress.position;
-            return checkpoint(db, run_id, progress, position, &streams, started);
+            return Ok(checkpoint(
+                db, run_id, progress, position, &streams, started,
+            )?);
         }
     }
 
@@ -365,15 +362,16 @@ pub async fn run(
                 },
                 &|| full.load(Ordering::Relaxed) || out_of_time(),
             )
-            .await
-            .map_err(export_error)?
+            .await?
             .map(|point| position.moved_to(point));
             progress.repaired +=
                 flush(db, run_id, progress.options.repair, ctx, &found, &missing).await?;
             match stopped {
                 None => break,
                 Some(next) if !out_of_time() => position = next,
-                Some(next) => return checkpoint(db, run_id, progress, next, &streams, started),
+                Some(next) => {
+                    return Ok(checkpoint(db, run_id, progress, next, &streams, started)?)
+                }
             }
         }
         // In the ledger, not in the export (within the window).
@@ -394,7 +392,9 @@ pub async fn run(
         }
         flush(db, run_id, None, None, &unexpected, &[]).await?;
     }
-    tokio::task::block_in_place(|| finish(db, run_id, progress, started))
+    Ok(tokio::task::block_in_place(|| {
+        finish(db, run_id, progress, started)
+    })?)
 }
 
 /// Writes discrepancies found so far and re-drives the missing events when
@@ -406,7 +406,7 @@ async fn flush(
     ctx: Option<&JobContext>,
     found: &[Discrepancy],
     missing: &[(Event, Vec<u8>)],
-) -> Result<u64, DbError> {
+) -> Result<u64, JobError> {
     if !found.is_empty() {
         tokio::task::block_in_place(|| {
             let mut conn = db.conn()?;

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::Event;
 use crate::jobs::JobContext;
+use crate::jobs::JobError;
 use crate::redrive::{send_events, Outgoing};
 use crate::store::DbError;
 use crate::write::Item;
@@ -45,7 +46,7 @@ pub(super) async fn redrive(
     ctx: &JobContext,
     repair: Repair,
     events: &[(Event, Vec<u8>)],
-) -> Result<u64, DbError> {
+) -> Result<u64, JobError> {
     if events.is_empty() {
         return Ok(0);
     }

@@ -1,0 +1,68 @@
+//! What stops a job, typed by where it failed: the warehouse, a queue, or
+//! reading the export. Each keeps its cause as `source()`.
+
+use std::fmt;
+
+use crate::export::ExportReadError;
+use crate::redrive::QueueError;
+use crate::store::DbError;
+
+#[derive(Debug)]
+pub enum JobError {
+    Database(DbError),
+    Queue(QueueError),
+    Export(ExportReadError),
+}
+
+impl JobError {
+    /// Whether running the job again (it resumes) may get past this failure.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JobError::Database(e) => e.is_transient(),
+            JobError::Queue(e) => {
+                !matches!(e, QueueError::Refused { .. } | QueueError::NoQueue { .. })
+            }
+            JobError::Export(e) => {
+                matches!(e, ExportReadError::Read(_) | ExportReadError::List { .. })
+            }
+        }
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobError::Database(e) => e.fmt(f),
+            JobError::Queue(e) => e.fmt(f),
+            JobError::Export(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for JobError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JobError::Database(e) => Some(e),
+            JobError::Queue(e) => Some(e),
+            JobError::Export(e) => Some(e),
+        }
+    }
+}
+
+impl From<DbError> for JobError {
+    fn from(e: DbError) -> JobError {
+        JobError::Database(e)
+    }
+}
+
+impl From<QueueError> for JobError {
+    fn from(e: QueueError) -> JobError {
+        JobError::Queue(e)
+    }
+}
+
+impl From<ExportReadError> for JobError {
+    fn from(e: ExportReadError) -> JobError {
+        JobError::Export(e)
+    }
+}
