@@ -12,7 +12,7 @@ use lambda_runtime::LambdaEvent;
 
 use crate::contract::{parse_event, DataPoint, Event};
 use crate::store::Database;
-use crate::write::{commit_batch, BatchCounts, Item, Reject, RejectKind};
+use crate::write::{commit_batch, Item, LoadCounts, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -45,7 +45,7 @@ struct Message {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
     pub messages: usize,
-    pub counts: BatchCounts,
+    pub counts: LoadCounts,
     pub dead_lettered: usize,
     pub failures: usize,
 }
@@ -276,7 +276,7 @@ fn commit(
     messages: &[Message],
     deadline: Instant,
     before_commit: Option<&(dyn Fn() + Send + Sync)>,
-) -> Result<BatchCounts, crate::store::DbError> {
+) -> Result<LoadCounts, crate::store::DbError> {
     let items: Vec<Item> = messages
         .iter()
         .filter_map(|m| match &m.parsed {

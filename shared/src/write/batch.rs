@@ -37,8 +37,9 @@ pub enum Disposition {
     Conflict,
 }
 
+/// What loading one batch did with its items.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BatchCounts {
+pub struct LoadCounts {
     /// New events, analytics or not.
     pub loaded: u64,
     /// New events per data point (not analytics ones excluded).
@@ -58,7 +59,7 @@ pub struct BatchOutcome {
     pub load_id: u64,
     /// One per item, in order.
     pub dispositions: Vec<Disposition>,
-    pub counts: BatchCounts,
+    pub counts: LoadCounts,
 }
 
 /// Loads one batch inside the caller's transaction. `source` names the
@@ -73,7 +74,7 @@ pub fn load_batch(
     let started_at_ms = crate::store::now_ms();
     let load_id = rand::random::<u64>() >> 1; // fits BIGINT UNSIGNED and i64 alike
     let mut dispositions = vec![Disposition::Duplicate; items.len()];
-    let mut counts = BatchCounts::default();
+    let mut counts = LoadCounts::default();
 
     // 1. Within the batch the first of an identity wins.
     let mut first_of: HashMap<(&str, i64), usize> = HashMap::new();

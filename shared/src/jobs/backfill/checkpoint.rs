@@ -6,7 +6,7 @@ use mysql::prelude::Queryable;
 
 use crate::store::{Database, DbError};
 
-use super::{BackfillOptions, Counters};
+use super::{BackfillOptions, RunCounts};
 
 /// Where one lane stands: the byte offset just past the last batch whose
 /// lines of this lane are committed, and the counters of those lines.
@@ -14,7 +14,7 @@ use super::{BackfillOptions, Counters};
 pub(super) struct Checkpoint {
     pub(super) next_offset: u64,
     pub(super) next_line: u64,
-    pub(super) counters: Counters,
+    pub(super) counters: RunCounts,
     pub(super) elapsed_ms: u64,
 }
 
@@ -46,7 +46,7 @@ impl RunState {
         let mut total = Checkpoint {
             next_offset: resume.next_offset,
             next_line: resume.next_line,
-            counters: Counters::default(),
+            counters: RunCounts::default(),
             elapsed_ms: self
                 .lanes
                 .iter()

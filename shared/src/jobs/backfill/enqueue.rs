@@ -5,7 +5,7 @@ use crate::jobs::JobError;
 use crate::redrive::{send_events, Outgoing, QueueUrls, MAX_SQS_PAYLOAD_BYTES};
 
 use super::batch::ParsedBatch;
-use super::Counters;
+use super::RunCounts;
 
 /// Sends the batch's analytics events to their queues. Returns how many were
 /// sent and the lines too large for SQS.
@@ -14,7 +14,7 @@ pub(super) async fn enqueue(
     queues: &QueueUrls,
     batch: &ParsedBatch,
     taken: &[usize],
-    counters: &mut Counters,
+    counters: &mut RunCounts,
 ) -> Result<(u64, Vec<(usize, String)>), JobError> {
     let mut too_large = Vec::new();
     let mut outgoing = Vec::with_capacity(taken.len());

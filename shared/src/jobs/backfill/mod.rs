@@ -117,10 +117,11 @@ pub struct BackfillOptions {
     pub lanes: usize,
 }
 
-/// The run's counters; persisted with each checkpoint.
+/// What a backfill run did with its lines so far (it adds up its batches'
+/// `write::LoadCounts`); persisted with each checkpoint.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct Counters {
+pub struct RunCounts {
     /// Non-blank lines read.
     pub lines: u64,
     /// Distinct valid events newly loaded (`direct`), or events sent (`enqueue`).
@@ -149,14 +150,14 @@ pub struct Summary {
     pub mode: Mode,
     pub dry_run: bool,
     #[serde(flatten)]
-    pub counters: Counters,
+    pub counters: RunCounts,
     pub elapsed_seconds: f64,
     /// `events` (new events loaded, or sent) per second of the run.
     pub events_per_second: f64,
 }
 
-impl Counters {
-    fn add(&mut self, other: &Counters) {
+impl RunCounts {
+    fn add(&mut self, other: &RunCounts) {
         self.lines += other.lines;
         self.events += other.events;
         self.duplicates += other.duplicates;

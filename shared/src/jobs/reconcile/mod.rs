@@ -84,15 +84,16 @@ pub struct Discrepancy {
     pub tenant_id: String,
 }
 
+/// Events compared, and those that differ by kind.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counts {
+pub struct DiscrepancyCounts {
     pub compared: u64,
     pub missing: u64,
     pub unexpected: u64,
     pub conflicting: u64,
 }
 
-impl Counts {
+impl DiscrepancyCounts {
     fn add(&mut self, kind: Kind, n: u64) {
         match kind {
             Kind::Missing => self.missing += n,
@@ -116,8 +117,8 @@ pub struct ReconcileSummary {
     pub from_ms: i64,
     pub to_ms: i64,
     #[serde(flatten)]
-    pub totals: Counts,
-    pub by_data_point: BTreeMap<DataPoint, Counts>,
+    pub totals: DiscrepancyCounts,
+    pub by_data_point: BTreeMap<DataPoint, DiscrepancyCounts>,
     pub blocks_compared: u64,
     pub blocks_differing: u64,
     pub repaired: u64,

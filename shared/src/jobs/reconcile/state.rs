@@ -13,7 +13,9 @@ use crate::export::ScanPoint;
 use crate::store::{Database, DbError};
 
 use super::checksum::{StreamState, VersionBits};
-use super::{db_error, Counts, Discrepancy, Kind, ReconcileOptions, ReconcileSummary, Repair};
+use super::{
+    db_error, Discrepancy, DiscrepancyCounts, Kind, ReconcileOptions, ReconcileSummary, Repair,
+};
 
 /// Where a pass over the export stands: the object (index into the sorted
 /// sources) and the byte offset, in its decompressed stream, just past the
@@ -217,11 +219,11 @@ fn summarise(
             (run_id,),
         )
         .map_err(db_error("cannot count the discrepancies"))?;
-    let mut totals = Counts {
+    let mut totals = DiscrepancyCounts {
         compared: progress.compared,
-        ..Counts::default()
+        ..DiscrepancyCounts::default()
     };
-    let mut by_data_point: BTreeMap<DataPoint, Counts> = BTreeMap::new();
+    let mut by_data_point: BTreeMap<DataPoint, DiscrepancyCounts> = BTreeMap::new();
     for (kind, dp, n) in rows {
         let (Some(kind), Some(dp)) = (Kind::parse(&kind), DataPoint::parse(&dp)) else {
             continue;
