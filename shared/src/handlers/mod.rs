@@ -1,6 +1,28 @@
+//! The handlers: the only code that sees a Lambda event. Each function's
+//! `main` builds one of these once per container, from its configuration
+//! (`config`, read from the environment in one place), and hands it the
+//! invocations: the SQS loaders (`sqs_loader`), the HTTP API (`api`), the
+//! backfill (`backfill`) and the nightly reconciliation (`reconcile`).
+
 mod api;
-mod lambda;
+mod backfill;
+mod config;
+mod reconcile;
 mod sqs_loader;
+
 pub use api::{percent_decode, AnalyticsApi};
-pub use lambda::{loader_from_env, BackfillFunction, ReconcileFunction, LAMBDA_MAX_CONNECTIONS};
-pub use sqs_loader::SqsLoader;
+pub use backfill::{BackfillFunction, BackfillRequest};
+pub use config::{ApiConfig, BackfillConfig, LoaderConfig, ReconcileConfig};
+pub use reconcile::ReconcileFunction;
+pub use sqs_loader::{loader_from_env, SqsLoader};
+
+/// One connection: a Lambda container handles one invocation at a time.
+pub const LAMBDA_MAX_CONNECTIONS: usize = 1;
+
+/// When a resumable invocation stops working: `margin` before its deadline
+/// (milliseconds since the epoch), or now if that has passed.
+fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Instant {
+    crate::store::deadline_instant(deadline_ms)
+        .checked_sub(margin)
+        .unwrap_or_else(std::time::Instant::now)
+}

@@ -11,6 +11,8 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use lambda_runtime::LambdaEvent;
 
 use crate::contract::{parse_event, DataPoint, Event};
+use crate::handlers::config::LoaderConfig;
+use crate::handlers::LAMBDA_MAX_CONNECTIONS;
 use crate::store::Database;
 use crate::write::{commit_batch, Item, LoadCounts, Reject, RejectKind};
 
@@ -302,4 +304,20 @@ fn commit(
         })
         .collect();
     Ok(commit_batch(db, deadline, source, &items, &rejects, before_commit)?.counts)
+}
+
+/// Builds the loader of `data_point` from its configuration (see
+/// [`LoaderConfig`]), with one connection.
+pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
+    let config = LoaderConfig::from_env(data_point)?;
+    let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
+    let aws = crate::store::sdk_config().await;
+    tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
+    Ok(SqsLoader::new(
+        data_point,
+        config.function_name,
+        db,
+        crate::store::sqs_client(&aws),
+        config.dlq_url,
+    ))
 }

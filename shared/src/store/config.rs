@@ -138,11 +138,6 @@ impl DatabaseSettings {
     }
 }
 
-/// Reads a required setting for a function, e.g. `DLQ_URL`.
-pub fn required_env(name: &str, what: &str) -> Result<String, ConfigError> {
-    env_lookup(name).ok_or_else(|| ConfigError(format!("{name} is not set: set it to {what}")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

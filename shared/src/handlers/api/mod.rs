@@ -47,7 +47,6 @@ use serde_json::Value;
 
 use crate::read::AnalyticsError;
 use crate::store::Database;
-use crate::store::DatabaseSettings;
 use request::{execute, parse_request, request_path};
 use response::{error_response, json_response, ApiError, INTERNAL, UNAVAILABLE};
 use routes::clip;
@@ -65,9 +64,9 @@ impl AnalyticsApi {
     /// From the environment (`DATABASE_URL` or the `DB_*` settings), with
     /// one connection: a Lambda container answers one request at a time.
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
-        let settings = DatabaseSettings::from_env()?;
+        let config = crate::handlers::ApiConfig::from_env()?;
         let db =
-            Database::connect(settings, crate::handlers::lambda::LAMBDA_MAX_CONNECTIONS).await?;
+            Database::connect(config.database, crate::handlers::LAMBDA_MAX_CONNECTIONS).await?;
         tracing::info!(database = %db.describe(), "analytics API ready");
         Ok(AnalyticsApi::new(Arc::new(db)))
     }

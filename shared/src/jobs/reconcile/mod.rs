@@ -152,7 +152,7 @@ fn in_window(event: &Event, (from, to): (i64, i64)) -> bool {
 }
 
 fn db_error(what: &str) -> impl Fn(mysql::Error) -> DbError + '_ {
-    move |e| DbError::caused(format!("{what}"), e)
+    move |e| DbError::caused(what, e)
 }
 
 /// Runs a new reconciliation to its end in one go (no deadline, unlike

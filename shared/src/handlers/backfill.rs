@@ -1,0 +1,101 @@
+//! The backfill function: one invocation works until shortly before its
+//! time runs out and returns where the run stands.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::contract::DataPoint;
+use crate::handlers::config::BackfillConfig;
+use crate::handlers::stop_before;
+use crate::jobs::backfill::{self, BackfillOptions, Mode, Summary, MAX_LANES};
+use crate::jobs::JobContext;
+use crate::store::Database;
+
+/// The backfill function's payload: the run's options and, to continue a
+/// run, its id. See `functions/backfill/payload.example.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillRequest {
+    #[serde(flatten)]
+    pub options: BackfillOptions,
+    pub run_id: Option<String>,
+    /// This invocation's own time budget, shorter than the function's: it
+    /// checkpoints after the first batch that ends past it (0: one batch per
+    /// invocation), so a caller can pace a run, e.g. to let the queues drain.
+    pub max_seconds: Option<u64>,
+}
+
+/// Time kept back from the invocation's deadline: the batch in progress
+/// finishes and checkpoints, then the function answers `done: false`.
+pub const BACKFILL_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+
+/// The backfill function: one invocation works until shortly before its
+/// time runs out and returns where the run stands; invoke again with the
+/// returned `runId` until `done` is true.
+pub struct BackfillFunction {
+    pub context: JobContext,
+}
+
+impl BackfillFunction {
+    pub async fn from_env() -> Result<BackfillFunction, lambda_runtime::Error> {
+        let config = BackfillConfig::from_env()?;
+        Ok(BackfillFunction {
+            // Connections open as a run's lanes need them (a direct run takes
+            // one per lane, `lanes` in the payload; the others take one).
+            context: job_context(&config, MAX_LANES).await?,
+        })
+    }
+
+    pub async fn handle(
+        &self,
+        event: lambda_runtime::LambdaEvent<BackfillRequest>,
+    ) -> Result<Summary, lambda_runtime::Error> {
+        let request = event.payload;
+        if request.options.mode == Mode::Enqueue
+            && !request.options.dry_run
+            && self.context.queues.0.len() < DataPoint::ALL.len()
+        {
+            return Err("enqueue mode needs QUEUE_URL_PRESENTATION, QUEUE_URL_ATTENDANCE, QUEUE_URL_POLLS, QUEUE_URL_SURVEYS and QUEUE_URL_QNA in the function's environment".into());
+        }
+        let mut stop_at = stop_before(event.context.deadline, BACKFILL_DEADLINE_MARGIN);
+        if let Some(seconds) = request.max_seconds {
+            stop_at = stop_at.min(Instant::now() + Duration::from_secs(seconds));
+        }
+        let summary = backfill::run(
+            &self.context,
+            &request.options,
+            request.run_id,
+            Some(stop_at),
+        )
+        .await?;
+        tracing::info!(
+            run_id = %summary.run_id,
+            done = summary.done,
+            next_offset = summary.next_offset,
+            lines = summary.counters.lines,
+            events = summary.counters.events,
+            malformed = summary.counters.malformed,
+            "backfill invocation finished"
+        );
+        Ok(summary)
+    }
+}
+
+/// What a job needs beyond its options, built once per container: the
+/// database with room for `max_connections`, the S3 and SQS clients.
+pub(super) async fn job_context(
+    config: &BackfillConfig,
+    max_connections: usize,
+) -> Result<JobContext, lambda_runtime::Error> {
+    let db = Arc::new(Database::connect(config.database.clone(), max_connections).await?);
+    let aws = crate::store::sdk_config().await;
+    Ok(JobContext {
+        db,
+        s3: Some(crate::store::s3_client(&aws)),
+        sqs: Some(crate::store::sqs_client(&aws)),
+        queues: config.queues.clone(),
+        batch_lines: config.batch_lines,
+        on_progress: None,
+        before_lane_commit: None,
+    })
+}

@@ -1,0 +1,201 @@
+//! Each function's configuration: read from the environment once, at
+//! start-up, in this one place, and failing fast with a message that names
+//! the variable and what to set. Tests read them from a map (`from_lookup`).
+
+use crate::contract::DataPoint;
+use crate::jobs::backfill::DEFAULT_BATCH_LINES;
+use crate::jobs::reconcile::Repair;
+use crate::redrive::QueueUrls;
+use crate::store::{env_lookup, ConfigError, DatabaseSettings, Lookup};
+
+fn required(lookup: Lookup, name: &str, what: &str) -> Result<String, ConfigError> {
+    lookup(name).ok_or_else(|| ConfigError(format!("{name} is not set: set it to {what}")))
+}
+
+/// An SQS loader (`load-*`).
+#[derive(Debug, Clone)]
+pub struct LoaderConfig {
+    pub database: DatabaseSettings,
+    /// Where permanently bad messages go, with their reason.
+    pub dlq_url: String,
+    /// The name it records as the source of loads and rejects.
+    pub function_name: String,
+}
+
+impl LoaderConfig {
+    pub fn from_env(data_point: DataPoint) -> Result<LoaderConfig, ConfigError> {
+        LoaderConfig::from_lookup(data_point, &env_lookup)
+    }
+
+    pub fn from_lookup(data_point: DataPoint, lookup: Lookup) -> Result<LoaderConfig, ConfigError> {
+        Ok(LoaderConfig {
+            database: DatabaseSettings::from_lookup(lookup)?,
+            dlq_url: required(lookup, "DLQ_URL", "this queue's dead-letter queue URL")?,
+            function_name: lookup("AWS_LAMBDA_FUNCTION_NAME")
+                .unwrap_or_else(|| format!("load-{data_point}")),
+        })
+    }
+}
+
+/// The analytics API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub database: DatabaseSettings,
+}
+
+impl ApiConfig {
+    pub fn from_env() -> Result<ApiConfig, ConfigError> {
+        ApiConfig::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<ApiConfig, ConfigError> {
+        Ok(ApiConfig {
+            database: DatabaseSettings::from_lookup(lookup)?,
+        })
+    }
+}
+
+/// The backfill function, and what the reconcile function's repairs share
+/// with it.
+#[derive(Debug, Clone)]
+pub struct BackfillConfig {
+    pub database: DatabaseSettings,
+    /// Only enqueue runs and queue repairs need them: empty unless all five
+    /// `QUEUE_URL_*` are set, and a run that needs them is refused then.
+    pub queues: QueueUrls,
+    /// `BACKFILL_BATCH_LINES`: lines per transaction.
+    pub batch_lines: usize,
+}
+
+impl BackfillConfig {
+    pub fn from_env() -> Result<BackfillConfig, ConfigError> {
+        BackfillConfig::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<BackfillConfig, ConfigError> {
+        let batch_lines = match lookup("BACKFILL_BATCH_LINES") {
+            None => DEFAULT_BATCH_LINES,
+            Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError(format!(
+                    "BACKFILL_BATCH_LINES must be a positive number of lines per transaction, got {text:?}"
+                ))
+            })?,
+        };
+        Ok(BackfillConfig {
+            database: DatabaseSettings::from_lookup(lookup)?,
+            queues: QueueUrls::from_lookup(lookup).unwrap_or_default(),
+            batch_lines,
+        })
+    }
+}
+
+/// The nightly reconciliation.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// The database, queues and batch size its repairs use.
+    pub jobs: BackfillConfig,
+    /// `RECONCILE_SOURCE`: the export to compare, `{date}` standing for the
+    /// window's day (`YYYY-MM-DD`), e.g. `s3://exports/{date}/`.
+    pub source_template: Option<String>,
+    /// `RECONCILE_REPAIR`: `queue` or `direct`, when the event names none.
+    pub default_repair: Option<Repair>,
+}
+
+impl ReconcileConfig {
+    pub fn from_env() -> Result<ReconcileConfig, ConfigError> {
+        ReconcileConfig::from_lookup(&env_lookup)
+    }
+
+    pub fn from_lookup(lookup: Lookup) -> Result<ReconcileConfig, ConfigError> {
+        let default_repair = match lookup("RECONCILE_REPAIR") {
+            None => None,
+            Some(text) => Some(
+                Repair::parse(&text).map_err(|e| ConfigError(format!("RECONCILE_REPAIR: {e}")))?,
+            ),
+        };
+        Ok(ReconcileConfig {
+            jobs: BackfillConfig::from_lookup(lookup)?,
+            source_template: lookup("RECONCILE_SOURCE"),
+            default_repair,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const DB: (&str, &str) = ("DATABASE_URL", "mysql://root@localhost/w");
+
+    #[test]
+    fn a_loader_needs_its_dead_letter_queue_and_says_so() {
+        let err = LoaderConfig::from_lookup(DataPoint::Polls, &lookup(&[DB])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "DLQ_URL is not set: set it to this queue's dead-letter queue URL"
+        );
+        let config =
+            LoaderConfig::from_lookup(DataPoint::Polls, &lookup(&[DB, ("DLQ_URL", "q")])).unwrap();
+        assert_eq!(
+            (config.dlq_url.as_str(), config.function_name.as_str()),
+            ("q", "load-polls")
+        );
+    }
+
+    #[test]
+    fn every_function_fails_fast_without_a_database() {
+        let none = lookup(&[]);
+        assert!(ApiConfig::from_lookup(&none).is_err());
+        assert!(BackfillConfig::from_lookup(&none).is_err());
+        assert!(ReconcileConfig::from_lookup(&none).is_err());
+        assert!(LoaderConfig::from_lookup(DataPoint::Qna, &none).is_err());
+    }
+
+    #[test]
+    fn backfill_settings_are_checked() {
+        let config = BackfillConfig::from_lookup(&lookup(&[DB])).unwrap();
+        assert_eq!(config.batch_lines, DEFAULT_BATCH_LINES);
+        assert!(config.queues.0.is_empty());
+        let err =
+            BackfillConfig::from_lookup(&lookup(&[DB, ("BACKFILL_BATCH_LINES", "0")])).unwrap_err();
+        assert!(err.to_string().contains("positive number"), "{err}");
+        let all: Vec<(String, String)> = DataPoint::ALL
+            .iter()
+            .map(|dp| {
+                (
+                    format!("QUEUE_URL_{}", dp.as_str().to_uppercase()),
+                    format!("q-{dp}"),
+                )
+            })
+            .collect();
+        let mut vars: Vec<(&str, &str)> =
+            all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        vars.push(DB);
+        let config = BackfillConfig::from_lookup(&lookup(&vars)).unwrap();
+        assert_eq!(config.queues.0.len(), DataPoint::ALL.len());
+    }
+
+    #[test]
+    fn reconcile_repair_must_be_known() {
+        let err = ReconcileConfig::from_lookup(&lookup(&[DB, ("RECONCILE_REPAIR", "later")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("RECONCILE_REPAIR: "), "{err}");
+        let config = ReconcileConfig::from_lookup(&lookup(&[
+            DB,
+            ("RECONCILE_REPAIR", "direct"),
+            ("RECONCILE_SOURCE", "s3://x/{date}/"),
+        ]))
+        .unwrap();
+        assert_eq!(config.default_repair, Some(Repair::Direct));
+        assert_eq!(config.source_template.as_deref(), Some("s3://x/{date}/"));
+    }
+}
