@@ -1,5 +1,31 @@
-//! The analytics warehouse: the event contract in code, the dimension model,
-//! all SQL, loading, reconciliation and the analytics queries.
+//! The analytics warehouse: events from the product's event store loaded
+//! into a MySQL star schema, and the answers of `ANALYTICS.md` read from it.
+//!
+//! The folders read as the path of an event, then of an answer; each imports
+//! only the ones below it (checked by the `layers` test):
+//!
+//! - `handlers`: the only code that sees a Lambda event: the SQS loaders, the
+//!   HTTP API, the backfill and reconcile functions, and each function's
+//!   typed configuration.
+//! - `jobs`: backfill (run, lanes, checkpoints), reconcile (checksums, ledger
+//!   side, run state, repair, metrics), verify (the release check) and
+//!   generate (synthetic exports), sharing a `JobContext`.
+//! - `export`: where an export is read from (a file, S3), its lines, the
+//!   parallel scan, and one line parsed into an event.
+//! - `redrive`: sending events onto their data points' queues.
+//! - `write`: the write path: a batch's transaction, the ledger, rejects,
+//!   dimensions, and the facts, one file per data point.
+//! - `read`: the read path: parameters shared by the API and the CLI, the
+//!   report (one file per data point), the viewer and presentation lists,
+//!   the rollout flags, and the in-memory reference computation (`Replay`).
+//! - `store`: configuration, connections and retries, SQL building,
+//!   migrations, AWS clients and the clock. It knows no event type.
+//! - `contract`: pure code: Extended JSON, the event types, the answer
+//!   shapes, normalisation, figures and time. No I/O, no SQL.
+//! - `telemetry`: logging set-up.
+//!
+//! Inside a folder the files are private; each folder's `mod.rs` re-exports
+//! what the others (and the binaries) use.
 
 pub mod contract;
 pub mod export;
@@ -17,3 +43,6 @@ pub mod write;
 /// (see BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(test)]
+mod layers;

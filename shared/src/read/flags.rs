@@ -3,7 +3,7 @@
 //! warehouse (`feature_flag`, migration 0005) and set with
 //! `warehouse flags set`.
 //!
-//! What the states mean for the HTTP API ([`crate::handlers::api`]):
+//! What the states mean for the HTTP API (`handlers::api`):
 //! - `on`: the data point's sections are served.
 //! - `shadow`: served only to requests asking with `?shadow=true` (the
 //!   product compares them with its old path); left out otherwise.

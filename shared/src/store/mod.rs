@@ -1,3 +1,7 @@
+//! The store: configuration (secrets wrapped), the database connection with
+//! its retries and typed errors, SQL statement building, migrations, the AWS
+//! clients and the clock. It knows no event type.
+
 mod aws;
 mod clock;
 mod config;
