@@ -7,7 +7,7 @@
 //! `cargo bench -p integration-tests --bench analytics`; add `-- quick` for a
 //! 2,000-viewer presentation in a tenant of 10, 100 and 500, `-- fresh` to
 //! reload from scratch, `-- first` to measure the first size only, `-- profile`
-//! (with `RUST_LOG=shared::read::analytics=debug`) to print the time of each query
+//! (with `RUST_LOG=shared::read=debug`) to print the time of each query
 //! of the answers.
 //!
 //! Loading the big presentation takes minutes, so the database

@@ -1,4 +1,4 @@
-//! The analytics answers computed by the database (`shared::read::analytics`),
+//! The analytics answers computed by the database (`shared::read`),
 //! checked against the golden sample answers, against the in-memory replay on
 //! random subsets of the sample, and rule by rule on small hand-made event
 //! sets, all loaded through the real SQS loader handlers.
