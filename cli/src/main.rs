@@ -76,3 +76,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Generate(args) => generate::run(args),
     }
 }
+
+/// The command `warehouse ARGS…` means (tests of the command files).
+#[cfg(test)]
+fn parse(args: &[&str]) -> Command {
+    Cli::try_parse_from(std::iter::once("warehouse").chain(args.iter().copied()))
+        .expect("valid arguments")
+        .command
+}

@@ -135,13 +135,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    use crate::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Command {
-        Cli::try_parse_from(std::iter::once("warehouse").chain(args.iter().copied()))
-            .expect("valid arguments")
-            .command
-    }
+    use crate::{parse, Cli, Command};
 
     #[test]
     fn viewer_arguments_become_the_apis_query() {

@@ -140,13 +140,7 @@ mod tests {
     use super::*;
     use clap::Parser;
 
-    use crate::{Cli, Command};
-
-    fn parse(args: &[&str]) -> Command {
-        Cli::try_parse_from(std::iter::once("warehouse").chain(args.iter().copied()))
-            .expect("valid arguments")
-            .command
-    }
+    use crate::{parse, Cli, Command};
 
     fn set_data_point(text: &str) -> Result<FlaggedDataPointArg, clap::Error> {
         let cli = Cli::try_parse_from([
