@@ -173,7 +173,7 @@ pub fn snapshot(test: &TestDb) -> BTreeMap<String, Vec<String>> {
 
 /// Fails naming every field where `actual` and `expected` differ.
 pub fn assert_json_eq(what: &str, actual: &serde_json::Value, expected: &serde_json::Value) {
-    let lines = shared::jobs::verify::differences(actual, expected, "actual", "expected");
+    let lines = shared::contract::differences(actual, expected, "actual", "expected");
     assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 

@@ -7,6 +7,7 @@
 //! the text of error messages (`text.rs`).
 
 mod answers;
+mod diff;
 mod ejson;
 mod event;
 mod figures;
@@ -19,6 +20,7 @@ pub use answers::{
     Presenter, QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail,
     SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS,
 };
+pub use diff::differences;
 pub use event::{
     parse_event, Choice, DataPoint, Event, EventBody, EventError, Person, QuestionKind,
     SurveyAnswer, SurveyQuestion, ViewerJoined,

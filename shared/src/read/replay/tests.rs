@@ -22,7 +22,7 @@ const EXPECTED: &str = concat!(
 // ----- helpers ---------------------------------------------------------
 
 fn assert_json_eq(what: &str, actual: &Value, expected: &Value) {
-    let lines = crate::jobs::verify::differences(actual, expected, "actual", "expected");
+    let lines = crate::contract::differences(actual, expected, "actual", "expected");
     assert!(lines.is_empty(), "{what} differs:\n{}", lines.join("\n"));
 }
 
