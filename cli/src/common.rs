@@ -1,7 +1,11 @@
 //! What every `warehouse` command shares: the warehouse connection, the
-//! tokio runtime, AWS configuration on demand, RFC 3339 times, and printing
-//! answers as JSON.
+//! jobs' context with its progress display, the tokio runtime, AWS
+//! configuration on demand, RFC 3339 times, and printing answers as JSON.
 
+use std::io::IsTerminal;
+
+use shared::jobs::{BackfillProgress, JobContext};
+use shared::redrive::QueueUrls;
 use shared::store::{Database, DatabaseSettings};
 
 /// A connection pool on DATABASE_URL or the DB_* settings.
@@ -41,4 +45,52 @@ pub fn print_json(value: &impl serde::Serialize, pretty: bool) -> anyhow::Result
     };
     println!("{text}");
     Ok(())
+}
+
+/// A backfill context with a progress display: a bar on a terminal, a log
+/// line every ten seconds otherwise.
+pub fn context(
+    db: Database,
+    s3: Option<aws_sdk_s3::Client>,
+    sqs: Option<aws_sdk_sqs::Client>,
+    queues: QueueUrls,
+    batch_lines: usize,
+) -> JobContext {
+    let terminal = std::io::stderr().is_terminal();
+    let last_log = std::sync::Mutex::new(std::time::Instant::now());
+    JobContext {
+        db: std::sync::Arc::new(db),
+        s3,
+        sqs,
+        queues,
+        batch_lines,
+        on_progress: Some(Box::new(move |p: &BackfillProgress| {
+            let seconds = p.elapsed.as_secs_f64().max(0.001);
+            let rate = p.lines as f64 / seconds;
+            let eta = p
+                .bytes_total
+                .filter(|t| p.bytes_done > 0 && *t > p.bytes_done)
+                .map(|t| seconds * (t - p.bytes_done) as f64 / p.bytes_done as f64);
+            let line = format!(
+                "{} lines, {:.0} lines/s, {:.1} MiB{} done{}",
+                p.lines,
+                rate,
+                p.bytes_done as f64 / 1048576.0,
+                p.bytes_total
+                    .map(|t| format!(" of {:.1} MiB", t as f64 / 1048576.0))
+                    .unwrap_or_default(),
+                eta.map(|e| format!(", ETA {e:.0}s")).unwrap_or_default()
+            );
+            if terminal {
+                eprint!("\r\x1b[2K{line}");
+            } else {
+                let mut last = last_log.lock().expect("progress lock");
+                if last.elapsed().as_secs() >= 10 {
+                    eprintln!("backfill: {line}");
+                    *last = std::time::Instant::now();
+                }
+            }
+        })),
+        before_lane_commit: None,
+    }
 }

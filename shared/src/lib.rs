@@ -25,7 +25,10 @@
 //! - `telemetry`: logging set-up.
 //!
 //! Inside a folder the files are private; each folder's `mod.rs` re-exports
-//! what the others (and the binaries) use.
+//! what the others (and the binaries) use. A few modules are public on
+//! purpose, as namespaces whose names would clash or read worse flattened:
+//! `jobs::{backfill, reconcile, verify, generate}`, `read::flags` and
+//! `store::migrate`.
 
 pub mod contract;
 pub mod export;

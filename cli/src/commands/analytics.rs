@@ -5,7 +5,7 @@
 //! connection is made, so both accept exactly the same inputs. The CLI
 //! ignores the rollout flags: it always answers in full.
 
-use shared::read as analytics;
+use shared::read;
 use shared::read::{PresentationParams, ViewerParams};
 
 use crate::common::{database, print_json};
@@ -110,7 +110,7 @@ impl PresentationsArgs {
 /// `warehouse report`.
 pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let db = database(1)?;
-    let report = analytics::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
+    let report = read::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
     print_json(&report, args.pretty)
 }
 
@@ -118,7 +118,7 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
 pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
     let db = database(1)?;
-    let list = analytics::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
+    let list = read::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
     print_json(&list, args.pretty)
 }
 
@@ -126,7 +126,7 @@ pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
 pub fn presentations(args: PresentationsArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
     let db = database(1)?;
-    let list = analytics::presentation_list(&mut db.conn()?, &args.tenant, &query)?;
+    let list = read::presentation_list(&mut db.conn()?, &args.tenant, &query)?;
     print_json(&list, args.pretty)
 }
 
@@ -158,7 +158,7 @@ mod tests {
         };
         let query = args.params().query().unwrap();
         assert_eq!(query.country.as_deref(), Some("us"));
-        assert_eq!(query.sort, analytics::ViewerSort::Name);
+        assert_eq!(query.sort, read::ViewerSort::Name);
         assert_eq!((query.limit, query.offset), (10, 5));
         for (flag, value, named) in [
             ("--sort", "views", "sort: "),
@@ -199,7 +199,7 @@ mod tests {
         let query = args.params().query().unwrap();
         assert_eq!(query.from, Some(1_631_232_000_000));
         assert_eq!(query.to, Some(1_631_318_399_999));
-        assert_eq!(query.sort, analytics::PresentationSort::Title);
+        assert_eq!(query.sort, read::PresentationSort::Title);
         let Command::Presentations(args) =
             parse(&["presentations", "--tenant", "acme", "--to", "10/09/2021"])
         else {

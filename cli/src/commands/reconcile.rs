@@ -1,12 +1,11 @@
 //! `warehouse reconcile`: compares an export with the warehouse ledger and
-//! optionally repairs what is missing, through the backfill context.
+//! optionally repairs what is missing, through the jobs' context.
 
 use shared::jobs::backfill;
 use shared::jobs::reconcile::{ReconcileOptions, Repair};
 use shared::redrive::QueueUrls;
 
-use crate::commands::backfill::context;
-use crate::common::{aws_if, database, parse_time, print_json, runtime};
+use crate::common::{aws_if, context, database, parse_time, print_json, runtime};
 
 #[derive(clap::Args)]
 pub struct ReconcileArgs {

@@ -1,7 +1,7 @@
 //! The analytics HTTP API, behind an API Gateway HTTP API (payload format
 //! 2.0) with a JWT authorizer: the presentation list, the report and the
 //! viewer list of the caller's tenant. Wiring only: the routing and the
-//! answers are `shared::handlers::api`; example events are in `events/`
+//! answers are `shared::handlers::AnalyticsApi`; example events are in `events/`
 //! (`cargo lambda invoke --data-file events/report.json`).
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};

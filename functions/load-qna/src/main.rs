@@ -1,5 +1,5 @@
 //! SQS-triggered loader of the qna data point. Wiring only: the loading
-//! logic is `shared::handlers::sqs_loader`.
+//! logic is `shared::handlers::SqsLoader`.
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use shared::contract::DataPoint;
@@ -7,6 +7,6 @@ use shared::contract::DataPoint;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     shared::telemetry::init_json();
-    let loader = shared::handlers::loader_from_env(DataPoint::Qna).await?;
+    let loader = shared::handlers::SqsLoader::from_env(DataPoint::Qna).await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| loader.handle(event))).await
 }

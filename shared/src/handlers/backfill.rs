@@ -1,15 +1,13 @@
 //! The backfill function: one invocation works until shortly before its
 //! time runs out and returns where the run stands.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::contract::DataPoint;
-use crate::handlers::config::BackfillConfig;
-use crate::handlers::stop_before;
+use crate::handlers::config::JobsConfig;
+use crate::handlers::{job_context, stop_before};
 use crate::jobs::backfill::{self, BackfillOptions, Mode, Summary, MAX_LANES};
 use crate::jobs::JobContext;
-use crate::store::Database;
 
 /// The backfill function's payload: the run's options and, to continue a
 /// run, its id. See `functions/backfill/payload.example.json`.
@@ -38,7 +36,7 @@ pub struct BackfillFunction {
 
 impl BackfillFunction {
     pub async fn from_env() -> Result<BackfillFunction, lambda_runtime::Error> {
-        let config = BackfillConfig::from_env()?;
+        let config = JobsConfig::from_env()?;
         Ok(BackfillFunction {
             // Connections open as a run's lanes need them (a direct run takes
             // one per lane, `lanes` in the payload; the others take one).
@@ -79,23 +77,4 @@ impl BackfillFunction {
         );
         Ok(summary)
     }
-}
-
-/// What a job needs beyond its options, built once per container: the
-/// database with room for `max_connections`, the S3 and SQS clients.
-pub(super) async fn job_context(
-    config: &BackfillConfig,
-    max_connections: usize,
-) -> Result<JobContext, lambda_runtime::Error> {
-    let db = Arc::new(Database::connect(config.database.clone(), max_connections).await?);
-    let aws = crate::store::sdk_config().await;
-    Ok(JobContext {
-        db,
-        s3: Some(crate::store::s3_client(&aws)),
-        sqs: Some(crate::store::sqs_client(&aws)),
-        queues: config.queues.clone(),
-        batch_lines: config.batch_lines,
-        on_progress: None,
-        before_lane_commit: None,
-    })
 }

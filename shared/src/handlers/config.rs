@@ -55,10 +55,10 @@ impl ApiConfig {
     }
 }
 
-/// The backfill function, and what the reconcile function's repairs share
-/// with it.
+/// What the jobs' functions share: the backfill's settings, which the
+/// reconcile function's repairs use too.
 #[derive(Debug, Clone)]
-pub struct BackfillConfig {
+pub struct JobsConfig {
     pub database: DatabaseSettings,
     /// Only enqueue runs and queue repairs need them: empty unless all five
     /// `QUEUE_URL_*` are set, and a run that needs them is refused then.
@@ -67,12 +67,12 @@ pub struct BackfillConfig {
     pub batch_lines: usize,
 }
 
-impl BackfillConfig {
-    pub fn from_env() -> Result<BackfillConfig, ConfigError> {
-        BackfillConfig::from_lookup(&env_lookup)
+impl JobsConfig {
+    pub fn from_env() -> Result<JobsConfig, ConfigError> {
+        JobsConfig::from_lookup(&env_lookup)
     }
 
-    pub fn from_lookup(lookup: Lookup) -> Result<BackfillConfig, ConfigError> {
+    pub fn from_lookup(lookup: Lookup) -> Result<JobsConfig, ConfigError> {
         let batch_lines = match lookup("BACKFILL_BATCH_LINES") {
             None => DEFAULT_BATCH_LINES,
             Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -81,7 +81,7 @@ impl BackfillConfig {
                 ))
             })?,
         };
-        Ok(BackfillConfig {
+        Ok(JobsConfig {
             database: DatabaseSettings::from_lookup(lookup)?,
             queues: QueueUrls::from_lookup(lookup).unwrap_or_default(),
             batch_lines,
@@ -93,7 +93,7 @@ impl BackfillConfig {
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
     /// The database, queues and batch size its repairs use.
-    pub jobs: BackfillConfig,
+    pub jobs: JobsConfig,
     /// `RECONCILE_SOURCE`: the export to compare, `{date}` standing for the
     /// window's day (`YYYY-MM-DD`), e.g. `s3://exports/{date}/`.
     pub source_template: Option<String>,
@@ -114,7 +114,7 @@ impl ReconcileConfig {
             ),
         };
         Ok(ReconcileConfig {
-            jobs: BackfillConfig::from_lookup(lookup)?,
+            jobs: JobsConfig::from_lookup(lookup)?,
             source_template: lookup("RECONCILE_SOURCE"),
             default_repair,
         })
@@ -155,18 +155,18 @@ mod tests {
     fn every_function_fails_fast_without_a_database() {
         let none = lookup(&[]);
         assert!(ApiConfig::from_lookup(&none).is_err());
-        assert!(BackfillConfig::from_lookup(&none).is_err());
+        assert!(JobsConfig::from_lookup(&none).is_err());
         assert!(ReconcileConfig::from_lookup(&none).is_err());
         assert!(LoaderConfig::from_lookup(DataPoint::Qna, &none).is_err());
     }
 
     #[test]
     fn backfill_settings_are_checked() {
-        let config = BackfillConfig::from_lookup(&lookup(&[DB])).unwrap();
+        let config = JobsConfig::from_lookup(&lookup(&[DB])).unwrap();
         assert_eq!(config.batch_lines, DEFAULT_BATCH_LINES);
         assert!(config.queues.0.is_empty());
         let err =
-            BackfillConfig::from_lookup(&lookup(&[DB, ("BACKFILL_BATCH_LINES", "0")])).unwrap_err();
+            JobsConfig::from_lookup(&lookup(&[DB, ("BACKFILL_BATCH_LINES", "0")])).unwrap_err();
         assert!(err.to_string().contains("positive number"), "{err}");
         let all: Vec<(String, String)> = DataPoint::ALL
             .iter()
@@ -180,7 +180,7 @@ mod tests {
         let mut vars: Vec<(&str, &str)> =
             all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         vars.push(DB);
-        let config = BackfillConfig::from_lookup(&lookup(&vars)).unwrap();
+        let config = JobsConfig::from_lookup(&lookup(&vars)).unwrap();
         assert_eq!(config.queues.0.len(), DataPoint::ALL.len());
     }
 

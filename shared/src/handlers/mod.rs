@@ -10,11 +10,13 @@ mod config;
 mod reconcile;
 mod sqs_loader;
 
+use crate::jobs::JobContext;
+use config::JobsConfig;
+
 pub use api::{percent_decode, AnalyticsApi};
 pub use backfill::{BackfillFunction, BackfillRequest};
-pub use config::{ApiConfig, BackfillConfig, LoaderConfig, ReconcileConfig};
 pub use reconcile::ReconcileFunction;
-pub use sqs_loader::{loader_from_env, SqsLoader};
+pub use sqs_loader::SqsLoader;
 
 /// One connection: a Lambda container handles one invocation at a time.
 pub const LAMBDA_MAX_CONNECTIONS: usize = 1;
@@ -25,4 +27,25 @@ fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Inst
     crate::store::deadline_instant(deadline_ms)
         .checked_sub(margin)
         .unwrap_or_else(std::time::Instant::now)
+}
+
+/// What a job needs beyond its options, built once per container: the
+/// database with room for `max_connections`, the S3 and SQS clients.
+async fn job_context(
+    config: &JobsConfig,
+    max_connections: usize,
+) -> Result<JobContext, lambda_runtime::Error> {
+    let db = std::sync::Arc::new(
+        crate::store::Database::connect(config.database.clone(), max_connections).await?,
+    );
+    let aws = crate::store::sdk_config().await;
+    Ok(JobContext {
+        db,
+        s3: Some(crate::store::s3_client(&aws)),
+        sqs: Some(crate::store::sqs_client(&aws)),
+        queues: config.queues.clone(),
+        batch_lines: config.batch_lines,
+        on_progress: None,
+        before_lane_commit: None,
+    })
 }

@@ -2,9 +2,8 @@
 //! before its time runs out; an unfinished run answers `done: false` with its
 //! `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 
-use crate::handlers::backfill::job_context;
 use crate::handlers::config::ReconcileConfig;
-use crate::handlers::stop_before;
+use crate::handlers::{job_context, stop_before};
 use crate::jobs::backfill::MAX_LANES;
 use crate::jobs::reconcile::{self, ReconcileOptions, ReconcileSummary, Repair, Start};
 use crate::jobs::JobContext;

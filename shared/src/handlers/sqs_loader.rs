@@ -308,16 +308,18 @@ fn commit(
 
 /// Builds the loader of `data_point` from its configuration (see
 /// [`LoaderConfig`]), with one connection.
-pub async fn loader_from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
-    let config = LoaderConfig::from_env(data_point)?;
-    let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
-    let aws = crate::store::sdk_config().await;
-    tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
-    Ok(SqsLoader::new(
-        data_point,
-        config.function_name,
-        db,
-        crate::store::sqs_client(&aws),
-        config.dlq_url,
-    ))
+impl SqsLoader {
+    pub async fn from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
+        let config = LoaderConfig::from_env(data_point)?;
+        let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
+        let aws = crate::store::sdk_config().await;
+        tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
+        Ok(SqsLoader::new(
+            data_point,
+            config.function_name,
+            db,
+            crate::store::sqs_client(&aws),
+            config.dlq_url,
+        ))
+    }
 }

@@ -14,21 +14,6 @@ pub enum JobError {
     Export(ExportReadError),
 }
 
-impl JobError {
-    /// Whether running the job again (it resumes) may get past this failure.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            JobError::Database(e) => e.is_transient(),
-            JobError::Queue(e) => {
-                !matches!(e, QueueError::Refused { .. } | QueueError::NoQueue { .. })
-            }
-            JobError::Export(e) => {
-                matches!(e, ExportReadError::Read(_) | ExportReadError::List { .. })
-            }
-        }
-    }
-}
-
 impl fmt::Display for JobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

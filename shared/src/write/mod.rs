@@ -8,8 +8,8 @@
 //! facts of the new events only. Every fact merge is commutative and
 //! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
 //! any order. Statements go in a few round trips: the ledger (prepared, see
-//! `sql::PreparedUpsert`), the lookup of known viewers, the dimensions with
-//! their keys, then the facts, rejects and audit row (see `sql::run_script`).
+//! `store::PreparedUpsert`), the lookup of known viewers, the dimensions with
+//! their keys, then the facts, rejects and audit row (see `store::run_script`).
 //!
 //! - `batch`: the transaction of one batch, in that order, and its counts.
 //! - `ledger`: the ledger rows, which tell new events from repeats.

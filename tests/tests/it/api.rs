@@ -1,4 +1,4 @@
-//! The analytics HTTP API (`shared::handlers::api`, deployed as `functions/analytics-api`)
+//! The analytics HTTP API (`shared::handlers::AnalyticsApi`, deployed as `functions/analytics-api`)
 //! driven as Lambda drives it: real API Gateway HTTP API (payload 2.0) event
 //! JSON into the handler, over the sample loaded through the real loaders.
 

@@ -1,3 +1,7 @@
+//! The migration runner (`shared::store::migrate`) against a real server:
+//! idempotent, checksummed, refusing a changed or a newer history, and safe
+//! with concurrent runners.
+
 use crate::helpers::TestDb;
 use mysql::prelude::Queryable;
 use shared::store::migrate::{self, Migration};

@@ -1,3 +1,6 @@
+//! SQL building (`shared::store`): the text and the prepared multi-row
+//! upserts store exactly the same bytes, and count only the rows they insert.
+
 use crate::helpers::TestDb;
 use mysql::prelude::Queryable;
 use shared::store::{merge, run_script, PreparedUpsert, Row, Upsert};

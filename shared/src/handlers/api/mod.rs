@@ -64,7 +64,7 @@ impl AnalyticsApi {
     /// From the environment (`DATABASE_URL` or the `DB_*` settings), with
     /// one connection: a Lambda container answers one request at a time.
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
-        let config = crate::handlers::ApiConfig::from_env()?;
+        let config = crate::handlers::config::ApiConfig::from_env()?;
         let db =
             Database::connect(config.database, crate::handlers::LAMBDA_MAX_CONNECTIONS).await?;
         tracing::info!(database = %db.describe(), "analytics API ready");

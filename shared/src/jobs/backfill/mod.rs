@@ -172,10 +172,7 @@ impl RunCounts {
 }
 
 fn new_run_id() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = crate::store::now_ms().div_euclid(1000);
     format!("bf-{secs}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 

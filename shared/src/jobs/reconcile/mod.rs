@@ -446,7 +446,7 @@ async fn flush(
     }
     match (repair, ctx) {
         (Some(repair), Some(ctx)) if !missing.is_empty() => {
-            let repaired = repair::redrive(ctx, repair, missing).await?;
+            let repaired = repair::apply(ctx, repair, missing).await?;
             tracing::info!(repaired, "missing events re-driven");
             Ok(repaired)
         }

@@ -42,7 +42,7 @@ impl Repair {
 
 /// Re-drives events (the reconciliation's missing ones) through the same
 /// paths as the backfill: onto their queues, or loaded directly.
-pub(super) async fn redrive(
+pub(super) async fn apply(
     ctx: &JobContext,
     repair: Repair,
     events: &[(Event, Vec<u8>)],
