@@ -1,5 +1,5 @@
-//! What stops a job, typed by where it failed: the warehouse, a queue, or
-//! reading the export. Each keeps its cause as `source()`.
+//! What stops a job, typed by where it failed: the warehouse, a queue,
+//! reading the export, or the job's own setup. Each keeps its cause as `source()`.
 
 use std::fmt;
 
@@ -12,6 +12,9 @@ pub enum JobError {
     Database(DbError),
     Queue(QueueError),
     Export(ExportReadError),
+    /// The job cannot run as asked or configured (e.g. a queue mode without
+    /// an SQS client): fix the request or the settings.
+    Setup(String),
 }
 
 impl fmt::Display for JobError {
@@ -20,6 +23,7 @@ impl fmt::Display for JobError {
             JobError::Database(e) => e.fmt(f),
             JobError::Queue(e) => e.fmt(f),
             JobError::Export(e) => e.fmt(f),
+            JobError::Setup(message) => f.write_str(message),
         }
     }
 }
@@ -30,6 +34,7 @@ impl std::error::Error for JobError {
             JobError::Database(e) => Some(e),
             JobError::Queue(e) => Some(e),
             JobError::Export(e) => Some(e),
+            JobError::Setup(_) => None,
         }
     }
 }

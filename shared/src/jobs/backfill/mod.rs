@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::{DataPoint, Event};
-use crate::export::{open_source, Source};
+use crate::export::{open_source, ExportReadError, Source};
 use crate::jobs::JobError;
 use crate::jobs::{BackfillProgress, JobContext};
 use crate::store::DbError;
@@ -191,7 +191,7 @@ pub async fn run(
 ) -> Result<Summary, JobError> {
     let started = Instant::now();
     if options.mode == Mode::Enqueue && !options.dry_run && ctx.sqs.is_none() {
-        return Err(DbError::permanent("enqueue mode needs an SQS client").into());
+        return Err(JobError::Setup("enqueue mode needs an SQS client".into()));
     }
     let run_id = run_id.unwrap_or_else(new_run_id);
     let lanes = lane_count(options);
@@ -208,10 +208,10 @@ pub async fn run(
     let mut total = state.total();
     let base_elapsed_ms = total.elapsed_ms;
     if !state.done {
-        let source = Source::parse(&options.source).map_err(DbError::permanent)?;
+        let source = Source::parse(&options.source).map_err(ExportReadError::Source)?;
         let opened = open_source(&source, ctx.s3.as_ref(), total.next_offset)
             .await
-            .map_err(|e| DbError::caused("", e))?;
+            .map_err(ExportReadError::Read)?;
         let bytes_total = opened.total_bytes;
         let bytes_read = opened.bytes_read.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<ParsedBatch>>(2);
@@ -265,10 +265,7 @@ pub async fn run(
             let batch = match batch {
                 Ok(batch) => batch,
                 Err(e) => {
-                    read_error = Some(JobError::from(DbError::permanent(format!(
-                        "cannot read {}: {e}",
-                        options.source
-                    ))));
+                    read_error = Some(ExportReadError::Read(e).into());
                     break;
                 }
             };

@@ -9,7 +9,6 @@ use crate::contract::Event;
 use crate::jobs::JobContext;
 use crate::jobs::JobError;
 use crate::redrive::{send_events, Outgoing};
-use crate::store::DbError;
 use crate::write::Item;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +54,7 @@ pub(super) async fn apply(
             let sqs = ctx
                 .sqs
                 .as_ref()
-                .ok_or_else(|| DbError::permanent("queue repair needs an SQS client"))?;
+                .ok_or_else(|| JobError::Setup("queue repair needs an SQS client".into()))?;
             let outgoing = events
                 .iter()
                 .filter_map(|(event, raw)| {
