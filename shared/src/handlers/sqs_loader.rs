@@ -14,7 +14,7 @@ use crate::contract::{parse_event, DataPoint, Event};
 use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
 use crate::store::Database;
-use crate::write::{commit_batch, Item, LoadCounts, Reject, RejectKind};
+use crate::write::{commit_batch, CommitHook, Item, LoadCounts, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -34,7 +34,7 @@ pub struct SqsLoader {
 }
 
 /// See `SqsLoader::with_fault_before_commit`.
-pub type FaultHook = Arc<dyn Fn() + Send + Sync>;
+pub type FaultHook = Arc<CommitHook>;
 
 /// One received message and what parsing made of it.
 struct Message {
@@ -50,6 +50,9 @@ pub struct BatchReport {
     pub counts: LoadCounts,
     pub dead_lettered: usize,
     pub failures: usize,
+    /// Transactions the batch took: 1, or more when it was loaded in parts
+    /// to set aside events the database refused.
+    pub transactions: usize,
 }
 
 impl SqsLoader {
@@ -71,8 +74,9 @@ impl SqsLoader {
         }
     }
 
-    /// Test seam: `hook` runs inside batch processing, with the batch written
-    /// but not committed, so a test can make processing panic or fail there.
+    /// Test seam: `hook` runs inside batch processing with the events being
+    /// loaded, written but not committed, so a test can make processing
+    /// panic there (for some events only, say).
     /// Production loaders never set it (one `None` check per batch).
     #[doc(hidden)]
     pub fn with_fault_before_commit(mut self, hook: FaultHook) -> SqsLoader {
@@ -138,41 +142,54 @@ impl SqsLoader {
         // here to report if it panics.
         let messages = Arc::new(messages);
         let task_messages = messages.clone();
-        // The mysql client blocks; a panic in there comes back as a JoinError
-        // (the transaction rolls back as it unwinds) instead of taking the
-        // batch down with it.
-        let committed = tokio::task::spawn_blocking(move || {
-            commit(&db, &source, &task_messages, db_deadline, hook.as_deref())
+        // The mysql client blocks: loading runs on a blocking thread, and a
+        // panic in there is caught per transaction (which rolls back as it
+        // unwinds), so it counts as a failure that is not transient.
+        let loaded = tokio::task::spawn_blocking(move || {
+            load_isolating(&db, &source, &task_messages, db_deadline, hook.as_deref())
         })
         .await;
-
-        let counts = match committed {
-            Ok(Ok(counts)) => counts,
-            Ok(Err(error)) => {
-                tracing::error!(loader = %self.source, %error, "batch not committed; every message goes back to the queue");
-                return self.fail_all(&messages, report);
-            }
+        let loaded = match loaded {
+            Ok(loaded) => loaded,
             Err(join_error) => {
-                tracing::error!(loader = %self.source, error = %join_error, "loading panicked; every message goes back to the queue");
+                tracing::error!(loader = %self.source, error = %join_error, "loading failed outside a transaction; every message goes back to the queue");
                 return self.fail_all(&messages, report);
             }
         };
-        report.counts = counts;
+        report.counts = loaded.counts;
+        report.transactions = loaded.transactions;
 
         // Committed: the bad messages are in the error table; dead-letter them
-        // once, and only those whose forwarding failed come back.
+        // once, and only those whose forwarding failed come back, with those
+        // whose load failed for a transient reason.
         let bad: Vec<(&Message, &str)> = messages
             .iter()
-            .filter_map(|m| match &m.parsed {
-                Err((_, reason)) => Some((m, reason.as_str())),
-                Ok(_) => None,
+            .enumerate()
+            .filter_map(|(index, m)| match &m.parsed {
+                Err((_, reason)) if loaded.rejects_recorded => Some((m, reason.as_str())),
+                Err(_) => None,
+                Ok(_) => loaded
+                    .refused
+                    .iter()
+                    .find(|(refused, _)| *refused == index)
+                    .map(|(_, reason)| (m, reason.as_str())),
             })
             .collect();
         let failed_forwarding = self.dead_letter(&bad).await;
         report.dead_lettered = bad.len() - failed_forwarding.len();
-        report.failures = failed_forwarding.len();
+        let mut failed: Vec<String> = failed_forwarding;
+        failed.extend(loaded.retry.iter().filter_map(|&i| messages[i].id.clone()));
+        if !loaded.rejects_recorded {
+            failed.extend(
+                messages
+                    .iter()
+                    .filter(|m| m.parsed.is_err())
+                    .filter_map(|m| m.id.clone()),
+            );
+        }
+        report.failures = failed.len();
         let mut response = SqsBatchResponse::default();
-        response.batch_item_failures = failed_forwarding.into_iter().map(item_failure).collect();
+        response.batch_item_failures = failed.into_iter().map(item_failure).collect();
         (response, report)
     }
 
@@ -271,27 +288,153 @@ fn item_failure(id: String) -> BatchItemFailure {
     failure
 }
 
-/// Loads the batch in one transaction, retrying transient errors until the deadline.
-fn commit(
+/// What loading a batch, in parts when it must, made of its messages.
+struct Isolated {
+    counts: LoadCounts,
+    /// Whether the malformed and misrouted messages are in the error table.
+    rejects_recorded: bool,
+    /// Events the database refused, with its reason: recorded in the error
+    /// table, to be dead-lettered.
+    refused: Vec<(usize, String)>,
+    /// Events whose load failed for a transient reason: back to the queue.
+    retry: Vec<usize>,
+    transactions: usize,
+}
+
+/// How one transaction of a batch ended.
+enum Attempt {
+    Committed(LoadCounts),
+    /// A lost connection, a lock wait, a deadlock, a failover: worth a retry
+    /// by SQS (the database retries ran out).
+    Transient,
+    /// Anything else, a panic included: the same events fail the same way.
+    Refused(String),
+}
+
+/// Loads the batch in one transaction; when that fails for a reason that is
+/// not transient, finds the events the database refuses by loading the batch
+/// in halves, recursively, and loads everything else: one bad event never
+/// sends good ones back to the queue.
+fn load_isolating(
     db: &Database,
     source: &str,
     messages: &[Message],
     deadline: Instant,
-    before_commit: Option<&(dyn Fn() + Send + Sync)>,
-) -> Result<LoadCounts, crate::store::DbError> {
-    let items: Vec<Item> = messages
+    hook: Option<&CommitHook>,
+) -> Isolated {
+    let events: Vec<usize> = (0..messages.len())
+        .filter(|&i| messages[i].parsed.is_ok())
+        .collect();
+    let mut isolated = Isolated {
+        counts: LoadCounts::default(),
+        rejects_recorded: false,
+        refused: Vec::new(),
+        retry: Vec::new(),
+        transactions: 1,
+    };
+    match attempt(db, source, messages, &events, &[], true, deadline, hook) {
+        Attempt::Committed(counts) => {
+            isolated.counts = counts;
+            isolated.rejects_recorded = true;
+            return isolated;
+        }
+        Attempt::Transient => {
+            isolated.retry = events;
+            return isolated;
+        }
+        Attempt::Refused(reason) => {
+            tracing::warn!(loader = %source, %reason, events = events.len(), "batch refused; loading it in parts");
+        }
+    }
+    // The malformed and misrouted messages on their own first.
+    isolated.transactions += 1;
+    match attempt(db, source, messages, &[], &[], true, deadline, hook) {
+        Attempt::Committed(counts) => {
+            isolated.counts.add(&counts);
+            isolated.rejects_recorded = true;
+        }
+        Attempt::Transient | Attempt::Refused(_) => {}
+    }
+    let (left, right) = events.split_at(events.len() / 2);
+    for half in [left, right] {
+        bisect(db, source, messages, half, deadline, hook, &mut isolated);
+    }
+    if !isolated.refused.is_empty() {
+        isolated.transactions += 1;
+        let refused = std::mem::take(&mut isolated.refused);
+        match attempt(db, source, messages, &[], &refused, false, deadline, hook) {
+            Attempt::Committed(counts) => {
+                isolated.counts.add(&counts);
+                isolated.refused = refused;
+            }
+            // Not recorded: they go back, and a later delivery tries again.
+            Attempt::Transient | Attempt::Refused(_) => {
+                isolated
+                    .retry
+                    .extend(refused.into_iter().map(|(index, _)| index));
+            }
+        }
+    }
+    isolated
+}
+
+/// Loads `events` in one transaction, or, when the database refuses it, each
+/// half on its own, down to the single events it refuses.
+fn bisect(
+    db: &Database,
+    source: &str,
+    messages: &[Message],
+    events: &[usize],
+    deadline: Instant,
+    hook: Option<&CommitHook>,
+    isolated: &mut Isolated,
+) {
+    if events.is_empty() {
+        return;
+    }
+    isolated.transactions += 1;
+    match attempt(db, source, messages, events, &[], false, deadline, hook) {
+        Attempt::Committed(counts) => isolated.counts.add(&counts),
+        Attempt::Transient => isolated.retry.extend_from_slice(events),
+        Attempt::Refused(reason) if events.len() == 1 => {
+            isolated.refused.push((events[0], reason));
+        }
+        Attempt::Refused(_) => {
+            let (left, right) = events.split_at(events.len() / 2);
+            bisect(db, source, messages, left, deadline, hook, isolated);
+            bisect(db, source, messages, right, deadline, hook, isolated);
+        }
+    }
+}
+
+/// One transaction: the messages `events` as events, the `refused` ones as
+/// rejects with the database's reason, and the malformed and misrouted
+/// messages when `with_rejects`; transient errors retried until `deadline`.
+#[allow(clippy::too_many_arguments)]
+fn attempt(
+    db: &Database,
+    source: &str,
+    messages: &[Message],
+    events: &[usize],
+    refused: &[(usize, String)],
+    with_rejects: bool,
+    deadline: Instant,
+    hook: Option<&CommitHook>,
+) -> Attempt {
+    let items: Vec<Item> = events
         .iter()
-        .filter_map(|m| match &m.parsed {
+        .filter_map(|&i| match &messages[i].parsed {
             Ok(event) => Some(Item {
                 event,
-                raw: &m.body,
+                raw: &messages[i].body,
                 line: 0,
             }),
             Err(_) => None,
         })
         .collect();
-    let rejects: Vec<Reject> = messages
+    let parse_rejects = messages
         .iter()
+        .filter(|_| with_rejects)
         .filter_map(|m| match &m.parsed {
             Err((kind, reason)) => Some(Reject {
                 raw: m.body.as_bytes(),
@@ -301,9 +444,37 @@ fn commit(
                 identity: None,
             }),
             Ok(_) => None,
+        });
+    let refused_rejects = refused.iter().filter_map(|(i, reason)| {
+        let event = messages[*i].parsed.as_ref().ok()?;
+        Some(Reject {
+            raw: messages[*i].body.as_bytes(),
+            reason: format!("the warehouse refused the event: {reason}"),
+            kind: RejectKind::Refused,
+            line: 0,
+            identity: Some((event.stream_id.clone(), event.version)),
         })
-        .collect();
-    Ok(commit_batch(db, deadline, source, &items, &rejects, before_commit)?.counts)
+    });
+    let rejects: Vec<Reject> = parse_rejects.chain(refused_rejects).collect();
+    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        commit_batch(db, deadline, source, &items, &rejects, hook)
+    }));
+    match committed {
+        Ok(Ok(outcome)) => Attempt::Committed(outcome.counts),
+        Ok(Err(error)) if error.is_transient() => {
+            tracing::error!(loader = %source, %error, "events not committed; they go back to the queue");
+            Attempt::Transient
+        }
+        Ok(Err(error)) => Attempt::Refused(error.to_string()),
+        Err(panic) => Attempt::Refused(format!(
+            "loading panicked: {}",
+            panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into())
+        )),
+    }
 }
 
 /// Builds the loader of `data_point` from its configuration (see

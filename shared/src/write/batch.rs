@@ -37,6 +37,10 @@ pub enum Disposition {
     Conflict,
 }
 
+/// A test seam that runs with a batch's events written but not committed
+/// (`None` in production).
+pub type CommitHook = dyn Fn(&[Item]) + Send + Sync;
+
 /// What loading one batch did with its items.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadCounts {
@@ -52,6 +56,24 @@ pub struct LoadCounts {
     pub conflicts: u64,
     pub malformed: u64,
     pub wrong_data_point: u64,
+    /// Events the database refused (see `RejectKind::Refused`).
+    pub refused: u64,
+}
+
+impl LoadCounts {
+    /// Adds the counts of another load (a batch loaded in parts).
+    pub fn add(&mut self, other: &LoadCounts) {
+        self.loaded += other.loaded;
+        for (dp, n) in &other.loaded_by_data_point {
+            *self.loaded_by_data_point.entry(*dp).or_default() += n;
+        }
+        self.not_analytics += other.not_analytics;
+        self.duplicates += other.duplicates;
+        self.conflicts += other.conflicts;
+        self.malformed += other.malformed;
+        self.wrong_data_point += other.wrong_data_point;
+        self.refused += other.refused;
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +200,7 @@ pub fn load_batch(
             RejectKind::Malformed => counts.malformed += 1,
             RejectKind::WrongDataPoint => counts.wrong_data_point += 1,
             RejectKind::Conflict => counts.conflicts += 1,
+            RejectKind::Refused => counts.refused += 1,
         }
     }
     script.extend(reject_statements(
@@ -216,7 +239,7 @@ pub fn commit_batch(
     source: &str,
     items: &[Item],
     rejects: &[Reject],
-    before_commit: Option<&(dyn Fn() + Send + Sync)>,
+    before_commit: Option<&CommitHook>,
 ) -> Result<BatchOutcome, DbError> {
     let mut attempts = 0;
     let (outcome, _) = with_retry(db, deadline, |conn| {
@@ -227,7 +250,7 @@ pub fn commit_batch(
         let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
         let outcome = load_batch(&mut tx, source, items, rejects, attempts)?;
         if let Some(hook) = before_commit {
-            hook();
+            hook(items);
         }
         tx.commit()?;
         Ok(outcome)

@@ -23,5 +23,5 @@ mod facts;
 mod ledger;
 mod rejects;
 
-pub use batch::{commit_batch, load_batch, Item, LoadCounts};
+pub use batch::{commit_batch, load_batch, CommitHook, Item, LoadCounts};
 pub use rejects::{record_rejects, Reject, RejectKind};

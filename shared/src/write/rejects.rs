@@ -1,5 +1,6 @@
 //! Rejects: inputs recorded in the error table instead of being loaded
-//! (malformed, of the wrong data point, or conflicting with a loaded event).
+//! (malformed, of the wrong data point, conflicting with a loaded event, or
+//! refused by the database).
 
 use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,10 @@ pub enum RejectKind {
     Malformed,
     WrongDataPoint,
     Conflict,
+    /// The warehouse refused it (a database error that is not transient):
+    /// found by loading its batch in parts, and set aside so that the rest
+    /// loads.
+    Refused,
 }
 
 impl RejectKind {
@@ -25,6 +30,7 @@ impl RejectKind {
             RejectKind::Malformed => "malformed",
             RejectKind::WrongDataPoint => "wrong_data_point",
             RejectKind::Conflict => "conflict",
+            RejectKind::Refused => "refused",
         }
     }
 }
