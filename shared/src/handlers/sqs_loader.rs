@@ -14,7 +14,7 @@ use crate::contract::{parse_event, DataPoint, Event};
 use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
 use crate::store::Database;
-use crate::write::{commit_batch, CommitHook, Item, LoadCounts, Reject, RejectKind};
+use crate::write::{commit_isolating, CommitHook, Item, LoadCounts, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -146,7 +146,28 @@ impl SqsLoader {
         // panic in there is caught per transaction (which rolls back as it
         // unwinds), so it counts as a failure that is not transient.
         let loaded = tokio::task::spawn_blocking(move || {
-            load_isolating(&db, &source, &task_messages, db_deadline, hook.as_deref())
+            let (items, rejects) = items_and_rejects(&task_messages);
+            let loaded = commit_isolating(
+                &db,
+                db_deadline,
+                &source,
+                &items.iter().map(|(_, item)| *item).collect::<Vec<_>>(),
+                &rejects,
+                hook.as_deref(),
+            );
+            // Back from items to the messages they came from.
+            let message_of = |item: usize| items[item].0;
+            Loaded {
+                counts: loaded.counts,
+                rejects_recorded: loaded.rejects_recorded,
+                refused: loaded
+                    .refused
+                    .into_iter()
+                    .map(|(i, reason)| (message_of(i), reason))
+                    .collect(),
+                retry: loaded.retry.into_iter().map(message_of).collect(),
+                transactions: loaded.transactions,
+            }
         })
         .await;
         let loaded = match loaded {
@@ -288,197 +309,6 @@ fn item_failure(id: String) -> BatchItemFailure {
     failure
 }
 
-/// What loading a batch, in parts when it must, made of its messages.
-struct Isolated {
-    counts: LoadCounts,
-    /// Whether the malformed and misrouted messages are in the error table.
-    rejects_recorded: bool,
-    /// Events the database refused, with its reason: recorded in the error
-    /// table, to be dead-lettered.
-    refused: Vec<(usize, String)>,
-    /// Events whose load failed for a transient reason: back to the queue.
-    retry: Vec<usize>,
-    transactions: usize,
-}
-
-/// How one transaction of a batch ended.
-enum Attempt {
-    Committed(LoadCounts),
-    /// A lost connection, a lock wait, a deadlock, a failover: worth a retry
-    /// by SQS (the database retries ran out).
-    Transient,
-    /// Anything else, a panic included: the same events fail the same way.
-    Refused(String),
-}
-
-/// Loads the batch in one transaction; when that fails for a reason that is
-/// not transient, finds the events the database refuses by loading the batch
-/// in halves, recursively, and loads everything else: one bad event never
-/// sends good ones back to the queue.
-fn load_isolating(
-    db: &Database,
-    source: &str,
-    messages: &[Message],
-    deadline: Instant,
-    hook: Option<&CommitHook>,
-) -> Isolated {
-    let events: Vec<usize> = (0..messages.len())
-        .filter(|&i| messages[i].parsed.is_ok())
-        .collect();
-    let mut isolated = Isolated {
-        counts: LoadCounts::default(),
-        rejects_recorded: false,
-        refused: Vec::new(),
-        retry: Vec::new(),
-        transactions: 1,
-    };
-    match attempt(db, source, messages, &events, &[], true, deadline, hook) {
-        Attempt::Committed(counts) => {
-            isolated.counts = counts;
-            isolated.rejects_recorded = true;
-            return isolated;
-        }
-        Attempt::Transient => {
-            isolated.retry = events;
-            return isolated;
-        }
-        Attempt::Refused(reason) => {
-            tracing::warn!(loader = %source, %reason, events = events.len(), "batch refused; loading it in parts");
-        }
-    }
-    // The malformed and misrouted messages on their own first.
-    isolated.transactions += 1;
-    match attempt(db, source, messages, &[], &[], true, deadline, hook) {
-        Attempt::Committed(counts) => {
-            isolated.counts.add(&counts);
-            isolated.rejects_recorded = true;
-        }
-        Attempt::Transient | Attempt::Refused(_) => {}
-    }
-    let (left, right) = events.split_at(events.len() / 2);
-    for half in [left, right] {
-        bisect(db, source, messages, half, deadline, hook, &mut isolated);
-    }
-    if !isolated.refused.is_empty() {
-        isolated.transactions += 1;
-        let refused = std::mem::take(&mut isolated.refused);
-        match attempt(db, source, messages, &[], &refused, false, deadline, hook) {
-            Attempt::Committed(counts) => {
-                isolated.counts.add(&counts);
-                isolated.refused = refused;
-            }
-            // Not recorded: they go back, and a later delivery tries again.
-            Attempt::Transient | Attempt::Refused(_) => {
-                isolated
-                    .retry
-                    .extend(refused.into_iter().map(|(index, _)| index));
-            }
-        }
-    }
-    isolated
-}
-
-/// Loads `events` in one transaction, or, when the database refuses it, each
-/// half on its own, down to the single events it refuses.
-fn bisect(
-    db: &Database,
-    source: &str,
-    messages: &[Message],
-    events: &[usize],
-    deadline: Instant,
-    hook: Option<&CommitHook>,
-    isolated: &mut Isolated,
-) {
-    if events.is_empty() {
-        return;
-    }
-    isolated.transactions += 1;
-    match attempt(db, source, messages, events, &[], false, deadline, hook) {
-        Attempt::Committed(counts) => isolated.counts.add(&counts),
-        Attempt::Transient => isolated.retry.extend_from_slice(events),
-        Attempt::Refused(reason) if events.len() == 1 => {
-            isolated.refused.push((events[0], reason));
-        }
-        Attempt::Refused(_) => {
-            let (left, right) = events.split_at(events.len() / 2);
-            bisect(db, source, messages, left, deadline, hook, isolated);
-            bisect(db, source, messages, right, deadline, hook, isolated);
-        }
-    }
-}
-
-/// One transaction: the messages `events` as events, the `refused` ones as
-/// rejects with the database's reason, and the malformed and misrouted
-/// messages when `with_rejects`; transient errors retried until `deadline`.
-#[allow(clippy::too_many_arguments)]
-fn attempt(
-    db: &Database,
-    source: &str,
-    messages: &[Message],
-    events: &[usize],
-    refused: &[(usize, String)],
-    with_rejects: bool,
-    deadline: Instant,
-    hook: Option<&CommitHook>,
-) -> Attempt {
-    let items: Vec<Item> = events
-        .iter()
-        .filter_map(|&i| match &messages[i].parsed {
-            Ok(event) => Some(Item {
-                event,
-                raw: &messages[i].body,
-                line: 0,
-            }),
-            Err(_) => None,
-        })
-        .collect();
-    let parse_rejects = messages
-        .iter()
-        .filter(|_| with_rejects)
-        .filter_map(|m| match &m.parsed {
-            Err((kind, reason)) => Some(Reject {
-                raw: m.body.as_bytes(),
-                reason: reason.clone(),
-                kind: *kind,
-                line: 0,
-                identity: None,
-            }),
-            Ok(_) => None,
-        });
-    let refused_rejects = refused.iter().filter_map(|(i, reason)| {
-        let event = messages[*i].parsed.as_ref().ok()?;
-        Some(Reject {
-            raw: messages[*i].body.as_bytes(),
-            reason: format!("the warehouse refused the event: {reason}"),
-            kind: RejectKind::Refused,
-            line: 0,
-            identity: Some((event.stream_id.clone(), event.version)),
-        })
-    });
-    let rejects: Vec<Reject> = parse_rejects.chain(refused_rejects).collect();
-    let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        commit_batch(db, deadline, source, &items, &rejects, hook)
-    }));
-    match committed {
-        Ok(Ok(outcome)) => Attempt::Committed(outcome.counts),
-        Ok(Err(error)) if error.is_transient() => {
-            tracing::error!(loader = %source, %error, "events not committed; they go back to the queue");
-            Attempt::Transient
-        }
-        Ok(Err(error)) => Attempt::Refused(error.to_string()),
-        Err(panic) => Attempt::Refused(format!(
-            "loading panicked: {}",
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "(no message)".into())
-        )),
-    }
-}
-
-/// Builds the loader of `data_point` from its configuration (see
-/// [`LoaderConfig`]), with one connection.
 impl SqsLoader {
     pub async fn from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
         let config = LoaderConfig::from_env(data_point)?;
@@ -493,4 +323,40 @@ impl SqsLoader {
             config.dlq_url,
         ))
     }
+}
+
+/// What the batch's load made of its messages (indexes into the batch).
+struct Loaded {
+    counts: LoadCounts,
+    rejects_recorded: bool,
+    refused: Vec<(usize, String)>,
+    retry: Vec<usize>,
+    transactions: usize,
+}
+
+/// The batch's events, each with its message's index, and its malformed and
+/// misrouted messages as rejects.
+fn items_and_rejects(messages: &[Message]) -> (Vec<(usize, Item<'_>)>, Vec<Reject<'_>>) {
+    let mut items = Vec::new();
+    let mut rejects = Vec::new();
+    for (index, m) in messages.iter().enumerate() {
+        match &m.parsed {
+            Ok(event) => items.push((
+                index,
+                Item {
+                    event,
+                    raw: &m.body,
+                    line: 0,
+                },
+            )),
+            Err((kind, reason)) => rejects.push(Reject {
+                raw: m.body.as_bytes(),
+                reason: reason.clone(),
+                kind: *kind,
+                line: 0,
+                identity: None,
+            }),
+        }
+    }
+    (items, rejects)
 }

@@ -18,6 +18,7 @@ use crate::contract::{DataPoint, Event};
 use crate::store::{run_script, with_retry, Database, DbError};
 
 /// One parsed event and where it came from.
+#[derive(Clone, Copy)]
 pub struct Item<'a> {
     pub event: &'a Event,
     /// The text as received, kept for the error table if it conflicts.

@@ -16,12 +16,16 @@
 //! - `dimensions`: presentations and viewers, and the keys facts refer to.
 //! - `facts`: the fact rows of the new events, one file per data point.
 //! - `rejects`: inputs recorded in the error table instead of being loaded.
+//! - `isolate`: a batch the database refuses, loaded in parts around the
+//!   events it refuses.
 
 mod batch;
 mod dimensions;
 mod facts;
+mod isolate;
 mod ledger;
 mod rejects;
 
 pub use batch::{commit_batch, load_batch, CommitHook, Item, LoadCounts};
+pub use isolate::{commit_isolating, Isolated};
 pub use rejects::{record_rejects, Reject, RejectKind};

@@ -338,6 +338,52 @@ async fn a_lane_left_out_of_the_last_batches_still_ends_at_the_exports_end() {
     assert_eq!(summary.counters.events, distinct.len() as u64);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_the_database_refuses_is_recorded_with_its_line_and_the_run_goes_on() {
+    // The sample's first 500 lines, with a question far longer than its
+    // column (the database refuses it: ERROR 1406) as line 201.
+    let mut lines: Vec<String> = sample_lines().into_iter().take(500).collect();
+    let refused = serde_json::json!({
+        "_id": {"$oid": "6140a1e5c2a4b3d2e1f0a9b8"},
+        "streamId": "prs-acm-0000", "version": 900_001, "type": "QuestionAsked",
+        "occurredAt": {"$date": "2021-09-10T12:00:00.000Z"}, "tenantId": "acme",
+        "data": {"questionId": "q-long", "viewerId": "u-1", "text": "x".repeat(70_000), "anonymous": false}
+    })
+    .to_string();
+    lines.insert(200, refused);
+    let text = lines.join("\n") + "\n";
+    let export = helpers::TempExport::new("refused", &text);
+
+    let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 100).await;
+    let summary = backfill::run(&ctx, &options(&export.source(), Mode::Direct), None, None)
+        .await
+        .expect("the run goes on past the refused line");
+    assert!(summary.done);
+    assert_eq!(summary.next_offset, text.len() as u64);
+    assert_eq!(summary.counters.refused, 1);
+    let recorded: Vec<(String, i64, String)> =
+        test.rows("SELECT kind, line_number, reason FROM error_event WHERE kind = 'refused'");
+    assert_eq!(recorded.len(), 1);
+    assert_eq!((recorded[0].0.as_str(), recorded[0].1), ("refused", 201));
+    assert!(recorded[0].2.contains("1406"), "{}", recorded[0].2);
+
+    // Everything else is loaded: the same warehouse as the lines without it.
+    let without = TestDb::new();
+    let plain = helpers::TempExport::new(
+        "not-refused",
+        &(lines[..200].join("\n") + "\n" + &lines[201..].join("\n") + "\n"),
+    );
+    let ctx = context(&without, QueueUrls::default(), 100).await;
+    backfill::run(&ctx, &options(&plain.source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    for table in ["event_ledger", "fact_session", "dim_question", "dim_viewer"] {
+        let count = format!("SELECT COUNT(*) FROM {table}");
+        assert_eq!(test.count(&count), without.count(&count), "{table}");
+    }
+}
+
 pub(crate) async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
     let _ = s3.create_bucket().bucket(bucket).send().await;
     s3.put_object()

@@ -12,7 +12,11 @@ use crate::jobs::JobError;
 use crate::jobs::LaneHook;
 use crate::redrive::QueueUrls;
 use crate::store::{with_retry, Database, DbError};
-use crate::write::{load_batch, record_rejects, Item, Reject, RejectKind};
+use crate::write::{
+    commit_isolating, load_batch, record_rejects, Item, LoadCounts, Reject, RejectKind,
+};
+
+use super::RunCounts;
 
 use super::batch::ParsedBatch;
 use super::checkpoint::{save_lane, Checkpoint};
@@ -185,19 +189,12 @@ impl Lane {
                 })
                 .collect();
             let far = Instant::now() + Duration::from_secs(300);
-            let (counted, _) = with_retry(&db, far, |conn| {
+            let whole = with_retry(&db, far, |conn| {
                 let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
                 let mut next = checkpoint.clone();
                 if mode == Mode::Direct && !batch.lines.is_empty() {
                     let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;
-                    let c = &mut next.counters;
-                    c.events += outcome.counts.loaded;
-                    c.duplicates += outcome.counts.duplicates;
-                    c.conflicts += outcome.counts.conflicts;
-                    c.not_analytics += outcome.counts.not_analytics;
-                    for (dp, n) in &outcome.counts.loaded_by_data_point {
-                        *c.by_data_point.entry(dp.to_string()).or_default() += n;
-                    }
+                    add_load(&mut next.counters, &outcome.counts);
                 } else if mode == Mode::Enqueue {
                     record_rejects(&mut tx, &source, rejects.iter())?;
                 }
@@ -207,6 +204,32 @@ impl Lane {
                 }
                 tx.commit()?;
                 Ok(next)
+            });
+            let error = match whole {
+                Ok((counted, _)) => return Ok(counted),
+                Err(error) if error.is_transient() || mode != Mode::Direct => {
+                    return Err(JobError::from(error))
+                }
+                Err(error) => error,
+            };
+            // The database refuses the batch: its lines are loaded in parts
+            // around the events it refuses, which are recorded with their
+            // line and reason; then the lane's checkpoint moves on with the
+            // rejects. A crash in between is safe: a resumed run loads the
+            // batch again, and what was loaded counts as duplicates.
+            tracing::warn!(%source, %error, lines = batch.lines.len(), "a backfill batch was refused; loading it in parts");
+            let isolated = commit_isolating(&db, far, &source, &items, &[], None);
+            if !isolated.retry.is_empty() {
+                return Err(DbError::caused("loading a batch in parts failed", error).into());
+            }
+            let (counted, _) = with_retry(&db, far, |conn| {
+                let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+                let mut next = checkpoint.clone();
+                record_rejects(&mut tx, &source, rejects.iter())?;
+                add_load(&mut next.counters, &isolated.counts);
+                save_lane(&mut tx, &run_id, lane, &next)?;
+                tx.commit()?;
+                Ok(next)
             })?;
             Ok::<_, JobError>(counted)
         })
@@ -214,6 +237,18 @@ impl Lane {
         .map_err(|e| DbError::caused("loading a batch failed", e))??;
         self.committed_lines.fetch_add(nonblank, Ordering::Relaxed);
         Ok(committed)
+    }
+}
+
+/// A run's counts after one of its batches loaded.
+fn add_load(counts: &mut RunCounts, load: &LoadCounts) {
+    counts.events += load.loaded;
+    counts.duplicates += load.duplicates;
+    counts.conflicts += load.conflicts;
+    counts.not_analytics += load.not_analytics;
+    counts.refused += load.refused;
+    for (dp, n) in &load.loaded_by_data_point {
+        *counts.by_data_point.entry(dp.to_string()).or_default() += n;
     }
 }
 

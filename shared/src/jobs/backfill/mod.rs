@@ -136,6 +136,9 @@ pub struct RunCounts {
     pub conflicts: u64,
     /// Valid events the filters left out.
     pub skipped: u64,
+    /// Valid events the database refused (recorded in `error_event` with
+    /// their line and the database's reason; the run went on without them).
+    pub refused: u64,
     /// Loaded (`direct`) or sent (`enqueue`) per data point.
     pub by_data_point: BTreeMap<String, u64>,
 }
@@ -165,6 +168,7 @@ impl RunCounts {
         self.not_analytics += other.not_analytics;
         self.conflicts += other.conflicts;
         self.skipped += other.skipped;
+        self.refused += other.refused;
         for (dp, n) in &other.by_data_point {
             *self.by_data_point.entry(dp.clone()).or_default() += n;
         }

@@ -9,6 +9,7 @@ use crate::contract::Event;
 use crate::jobs::JobContext;
 use crate::jobs::JobError;
 use crate::redrive::{send_events, Outgoing};
+use crate::store::{DbError, DbErrorKind};
 use crate::write::Item;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,15 +80,27 @@ pub(super) async fn apply(
                 })
                 .collect();
             let deadline = Instant::now() + Duration::from_secs(300);
-            let outcome = crate::write::commit_batch(
+            // An event the database refuses is recorded and set aside (as
+            // the loaders do), so it does not hold back the others.
+            let loaded = crate::write::commit_isolating(
                 &ctx.db,
                 deadline,
                 "reconcile-repair",
                 &items,
                 &[],
                 None,
-            )?;
-            Ok(outcome.counts.loaded)
+            );
+            if !loaded.retry.is_empty() {
+                return Err(DbError::new(
+                    DbErrorKind::Transient,
+                    format!(
+                        "{} missing events could not be loaded for a transient reason; run the repair again",
+                        loaded.retry.len()
+                    ),
+                )
+                .into());
+            }
+            Ok(loaded.counts.loaded)
         }),
     }
 }
