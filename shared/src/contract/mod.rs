@@ -6,6 +6,7 @@
 //! (`time.rs`), rounding (`figures.rs`), normalisation (`normalize.rs`);
 //! the text of error messages (`text.rs`).
 
+mod anonymity;
 mod answers;
 mod diff;
 mod ejson;
@@ -15,6 +16,7 @@ mod normalize;
 mod text;
 mod time;
 
+pub use anonymity::{without_anonymous_asker, REMOVED_ASKER};
 pub use answers::{
     Attendance, PollOption, PollReport, PresentationList, PresentationReport, PresentationRow,
     Presenter, QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail,

@@ -10,7 +10,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use lambda_runtime::LambdaEvent;
 
-use crate::contract::{parse_event, DataPoint, Event};
+use crate::contract::{parse_event, without_anonymous_asker, DataPoint, Event};
 use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
 use crate::store::Database;
@@ -255,9 +255,11 @@ impl SqsLoader {
                 let entry = SendMessageBatchRequestEntry::builder()
                     .id(index.to_string())
                     .message_body(if message.body.is_empty() {
-                        "(empty body)"
+                        "(empty body)".to_string()
                     } else {
-                        &message.body
+                        // Never forward an anonymous asker (EVENTS.md).
+                        String::from_utf8_lossy(&without_anonymous_asker(message.body.as_bytes()))
+                            .into_owned()
                     })
                     .message_attributes("reason", string_attribute(&reason))
                     .message_attributes("source", string_attribute(&self.source))

@@ -5,7 +5,7 @@
 use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
 
-use crate::contract::truncate_chars;
+use crate::contract::{truncate_chars, without_anonymous_asker};
 use crate::store::{run_script, Row, Upsert};
 
 /// Raw bodies kept in the error table are cut here; the full line stays in its
@@ -75,14 +75,17 @@ pub(super) fn reject_statements<'r>(
         "seen_count = seen_count + 1, last_seen = CURRENT_TIMESTAMP(3), reason = VALUES(reason), kind = VALUES(kind)",
     );
     for reject in rejects {
-        let kept = &reject.raw[..reject.raw.len().min(MAX_RAW_BODY_BYTES)];
+        // The hash too is of the body without an anonymous asker: a hash
+        // of the whole would let anyone test candidate ids against it.
+        let body = without_anonymous_asker(reject.raw);
+        let kept = &body[..body.len().min(MAX_RAW_BODY_BYTES)];
         let mut row = Row::default();
         row.str(truncate_chars(source, 128))
             .uint(reject.line)
-            .bytes(&Sha256::digest(reject.raw))
+            .bytes(&Sha256::digest(&body))
             .bytes(kept)
-            .bool(kept.len() < reject.raw.len())
-            .str(&reject.reason)
+            .bool(kept.len() < body.len())
+            .str(&reason_without_asker(&reject.reason, &body, reject.raw))
             .str(reject.kind.as_str());
         match &reject.identity {
             Some((stream, version)) if stream.chars().count() <= 64 => {
@@ -95,4 +98,15 @@ pub(super) fn reject_statements<'r>(
         upsert.add(&row);
     }
     upsert.take_statements()
+}
+
+/// A reason quotes the offending value; when that is the viewer id of an
+/// anonymous question (its body had to be scrubbed), the quote goes too.
+fn reason_without_asker(reason: &str, body: &[u8], raw: &[u8]) -> String {
+    match reason.find(", got ") {
+        Some(cut) if body != raw && reason.contains("viewerId") => {
+            format!("{}, got {}", &reason[..cut], crate::contract::REMOVED_ASKER)
+        }
+        _ => reason.to_string(),
+    }
 }

@@ -417,6 +417,61 @@ async fn the_asker_of_an_anonymous_question_is_not_stored() {
     }
 }
 
+/// Every text column of the warehouse that holds `needle`, as `table.column`.
+pub(crate) fn columns_holding(test: &TestDb, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = test.rows(
+        "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = DATABASE() \
+         AND data_type IN ('char', 'varchar', 'text', 'mediumtext', 'longtext', 'binary', 'varbinary', 'blob', 'mediumblob', 'longblob')",
+    );
+    columns
+        .into_iter()
+        .filter(|(table, column)| {
+            test.count(&format!(
+                "SELECT COUNT(*) FROM `{table}` WHERE INSTR(CAST(`{column}` AS BINARY), '{needle}') > 0"
+            )) > 0
+        })
+        .map(|(table, column)| format!("{table}.{column}"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_asker_leaves_no_trace_in_rejects_or_dead_letters() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    let asked = |version: serde_json::Value, viewer: &str| {
+        serde_json::json!({
+            "_id": {"$oid": "6140a1e5c2a4b3d2e1f0a9b8"},
+            "streamId": "p-1", "version": version, "type": "QuestionAsked",
+            "occurredAt": {"$date": "2021-09-10T12:00:00.000Z"}, "tenantId": "acme",
+            "data": {"questionId": "q-1", "viewerId": viewer, "text": "Why?", "anonymous": true}
+        })
+        .to_string()
+    };
+    let bodies = vec![
+        // Malformed (a version that is no number), valid, and a conflicting copy.
+        asked(serde_json::json!("x"), "u-secret-malformed"),
+        asked(serde_json::json!(3), "u-secret-first"),
+        asked(serde_json::json!(3), "u-secret-conflict"),
+        // Not JSON at all.
+        r#"{"type": "QuestionAsked", "data": {"viewerId": "u-secret-garbage", "anonymous": true"#
+            .to_string(),
+    ];
+    for body in &bodies {
+        assert!(loaders
+            .deliver(std::slice::from_ref(body), 10)
+            .await
+            .is_empty());
+    }
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 3);
+    assert_eq!(columns_holding(&test, "u-secret"), Vec::<String>::new());
+    let dead = helpers::drain_queue(&loaders.sqs, &loaders.dlq_url).await;
+    assert_eq!(dead.len(), 2, "the malformed and the garbage copies");
+    for message in dead {
+        let body = message.body().unwrap_or_default();
+        assert!(!body.contains("u-secret"), "dead-lettered as is: {body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn facts_that_arrive_before_their_dimensions_count_once_they_arrive() {
     let test = TestDb::new();
