@@ -14,34 +14,9 @@ bin=target/release/warehouse
 work=${BENCH_DIR:-/tmp/warehouse-bench}
 mkdir -p "$work"
 BUFFER_POOL_MIB=${BUFFER_POOL_MIB:-4096}
-if [ "$BUFFER_POOL_MIB" -gt 0 ]; then
-  # Production-like: RDS gives InnoDB about 75% of the instance's memory, where
-  # MariaDB's default is 128 MiB; 4 GiB is a quarter of a small RDS instance.
-  # Only ever raised here, never lowered (the server is shared).
-  current=$(mysql -uroot -N -e "SELECT @@innodb_buffer_pool_size")
-  wanted=$(( BUFFER_POOL_MIB * 1024 * 1024 ))
-  if [ "$wanted" -gt "$current" ]; then
-    mysql -uroot -e "SET GLOBAL innodb_buffer_pool_size = $wanted"
-  fi
-fi
+. scripts/bench-lib.sh
+if [ "$BUFFER_POOL_MIB" -gt 0 ]; then raise_buffer_pool "$BUFFER_POOL_MIB"; fi
 echo "innodb_buffer_pool_size: $(( $(mysql -uroot -N -e "SELECT @@innodb_buffer_pool_size") / 1048576 )) MiB"
-# A dropped database's pages stay in the buffer pool until evicted: a run
-# after a large one found the pool full and loaded 10-30% slower. Shrinking
-# the pool and growing it back empties it, so each size starts alike.
-empty_buffer_pool() {
-  [ "$BUFFER_POOL_MIB" -gt 0 ] || return 0
-  local size
-  size=$(mysql -uroot -N -e "SELECT @@innodb_buffer_pool_size")
-  for target in 134217728 "$size"; do
-    mysql -uroot -e "SET GLOBAL innodb_buffer_pool_size = $target"
-    for _ in $(seq 600); do
-      case "$(mysql -uroot -N -e "SHOW STATUS LIKE 'Innodb_buffer_pool_resize_status'" | cut -f2)" in
-        ""|*Completed*) break ;;
-      esac
-      sleep 0.1
-    done
-  done
-}
 SIZES=${SIZES:-"100000 1000000 5000000"}
 printf '%-9s %-26s %12s %12s %12s\n' events step seconds events/s peak_RSS_MiB
 for size in $SIZES; do
@@ -53,7 +28,7 @@ for size in $SIZES; do
   db="${BENCH_DB:-bench}_$size"
   export DATABASE_URL="mysql://root@127.0.0.1:3306/$db"
   mysql -uroot -e "DROP DATABASE IF EXISTS $db"
-  empty_buffer_pool
+  if [ "$BUFFER_POOL_MIB" -gt 0 ]; then empty_buffer_pool; fi
   "$bin" migrate --create-database >/dev/null
   measure() { # step, command...
     local step=$1; shift

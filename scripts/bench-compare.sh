@@ -18,20 +18,8 @@ export_file="$work/export-$size.jsonl"
 # The same export as scripts/bench-backfill-reconcile.sh makes for this size.
 [ -f "$export_file" ] || "$2" generate --presentations $(( (size + 10099) / 10100 )) --viewers 500 --heartbeats 18 --seed 42 --out "$export_file" 2>/dev/null
 lines=$(wc -l < "$export_file")
-empty_buffer_pool() {
-  local size
-  size=$(mysql -uroot -N -e "SELECT @@innodb_buffer_pool_size")
-  for target in 134217728 "$size"; do
-    mysql -uroot -e "SET GLOBAL innodb_buffer_pool_size = $target"
-    for _ in $(seq 600); do
-      case "$(mysql -uroot -N -e "SHOW STATUS LIKE 'Innodb_buffer_pool_resize_status'" | cut -f2)" in
-        ""|*Completed*) break ;;
-      esac
-      sleep 0.1
-    done
-  done
-}
-[ "$(mysql -uroot -N -e "SELECT @@innodb_buffer_pool_size")" -ge 4294967296 ] || mysql -uroot -e "SET GLOBAL innodb_buffer_pool_size = 4294967296"
+. scripts/bench-lib.sh
+raise_buffer_pool 4096
 for round in ${ROUNDS:-1 2}; do
   for which in ${ORDER:-old new}; do
     bin=${bins[$which]}
