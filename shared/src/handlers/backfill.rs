@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::contract::DataPoint;
 use crate::handlers::config::JobsConfig;
 use crate::handlers::{job_context, stop_before};
-use crate::jobs::backfill::{self, BackfillOptions, Mode, Summary, MAX_LANES};
+use crate::jobs::backfill::{self, BackfillOptions, Mode, Summary};
 use crate::jobs::JobContext;
 
 /// The backfill function's payload: the run's options and, to continue a
@@ -38,9 +38,7 @@ impl BackfillFunction {
     pub async fn from_env() -> Result<BackfillFunction, lambda_runtime::Error> {
         let config = JobsConfig::from_env()?;
         Ok(BackfillFunction {
-            // Connections open as a run's lanes need them (a direct run takes
-            // one per lane, `lanes` in the payload; the others take one).
-            context: job_context(&config, MAX_LANES).await?,
+            context: job_context(&config).await?,
         })
     }
 

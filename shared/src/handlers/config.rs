@@ -6,11 +6,7 @@ use crate::contract::DataPoint;
 use crate::jobs::backfill::DEFAULT_BATCH_LINES;
 use crate::jobs::reconcile::Repair;
 use crate::redrive::QueueUrls;
-use crate::store::{env_lookup, ConfigError, DatabaseSettings, Lookup};
-
-fn required(lookup: Lookup, name: &str, what: &str) -> Result<String, ConfigError> {
-    lookup(name).ok_or_else(|| ConfigError(format!("{name} is not set: set it to {what}")))
-}
+use crate::store::{env_lookup, required, ConfigError, DatabaseSettings, Lookup};
 
 /// An SQS loader (`load-*`).
 #[derive(Debug, Clone)]

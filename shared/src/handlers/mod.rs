@@ -10,6 +10,7 @@ mod config;
 mod reconcile;
 mod sqs_loader;
 
+use crate::jobs::backfill::MAX_LANES;
 use crate::jobs::JobContext;
 use config::JobsConfig;
 
@@ -31,12 +32,11 @@ fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Inst
 
 /// What a job needs beyond its options, built once per container: the
 /// database with room for `max_connections`, the S3 and SQS clients.
-async fn job_context(
-    config: &JobsConfig,
-    max_connections: usize,
-) -> Result<JobContext, lambda_runtime::Error> {
+/// Connections open as a run's lanes need them (a direct run takes one per
+/// lane, `lanes` in the payload; the others take one).
+async fn job_context(config: &JobsConfig) -> Result<JobContext, lambda_runtime::Error> {
     let db = std::sync::Arc::new(
-        crate::store::Database::connect(config.database.clone(), max_connections).await?,
+        crate::store::Database::connect(config.database.clone(), MAX_LANES).await?,
     );
     let aws = crate::store::sdk_config().await;
     Ok(JobContext {

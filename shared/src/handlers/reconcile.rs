@@ -4,7 +4,6 @@
 
 use crate::handlers::config::ReconcileConfig;
 use crate::handlers::{job_context, stop_before};
-use crate::jobs::backfill::MAX_LANES;
 use crate::jobs::reconcile::{self, ReconcileOptions, ReconcileSummary, Repair, Start};
 use crate::jobs::JobContext;
 
@@ -43,7 +42,7 @@ impl ReconcileFunction {
     pub async fn from_env() -> Result<ReconcileFunction, lambda_runtime::Error> {
         let config = ReconcileConfig::from_env()?;
         Ok(ReconcileFunction {
-            context: job_context(&config.jobs, MAX_LANES).await?,
+            context: job_context(&config.jobs).await?,
             source_template: config.source_template,
             default_repair: config.default_repair,
         })

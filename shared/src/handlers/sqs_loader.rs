@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use lambda_runtime::LambdaEvent;
 
 use crate::contract::{parse_event, without_anonymous_asker, DataPoint, Event};
 use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
+use crate::redrive::string_attribute;
 use crate::store::Database;
 use crate::write::{commit_isolating, CommitHook, Item, LoadCounts, Reject, RejectKind};
 
@@ -50,12 +51,25 @@ pub struct BatchReport {
     pub counts: LoadCounts,
     pub dead_lettered: usize,
     pub failures: usize,
-    /// Transactions the batch took: 1, or more when it was loaded in parts
-    /// to set aside events the database refused.
-    pub transactions: usize,
 }
 
 impl SqsLoader {
+    /// The loader of `data_point`, from its configuration (see
+    /// [`LoaderConfig`]), with one connection.
+    pub async fn from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
+        let config = LoaderConfig::from_env(data_point)?;
+        let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
+        let aws = crate::store::sdk_config().await;
+        tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
+        Ok(SqsLoader::new(
+            data_point,
+            config.function_name,
+            db,
+            crate::store::sqs_client(&aws),
+            config.dlq_url,
+        ))
+    }
+
     /// `source` names this loader in the audit and error tables (the function name).
     pub fn new(
         data_point: DataPoint,
@@ -146,31 +160,13 @@ impl SqsLoader {
         // panic in there is caught per transaction (which rolls back as it
         // unwinds), so it counts as a failure that is not transient.
         let loaded = tokio::task::spawn_blocking(move || {
-            let (items, rejects) = items_and_rejects(&task_messages);
-            let loaded = commit_isolating(
-                &db,
-                db_deadline,
-                &source,
-                &items.iter().map(|(_, item)| *item).collect::<Vec<_>>(),
-                &rejects,
-                hook.as_deref(),
-            );
-            // Back from items to the messages they came from.
-            let message_of = |item: usize| items[item].0;
-            Loaded {
-                counts: loaded.counts,
-                rejects_recorded: loaded.rejects_recorded,
-                refused: loaded
-                    .refused
-                    .into_iter()
-                    .map(|(i, reason)| (message_of(i), reason))
-                    .collect(),
-                retry: loaded.retry.into_iter().map(message_of).collect(),
-                transactions: loaded.transactions,
-            }
+            let (message_of, items, rejects) = items_and_rejects(&task_messages);
+            let isolated =
+                commit_isolating(&db, db_deadline, &source, &items, &rejects, hook.as_deref());
+            (message_of, isolated)
         })
         .await;
-        let loaded = match loaded {
+        let (message_of, loaded) = match loaded {
             Ok(loaded) => loaded,
             Err(join_error) => {
                 tracing::error!(loader = %self.source, error = %join_error, "loading failed outside a transaction; every message goes back to the queue");
@@ -178,28 +174,31 @@ impl SqsLoader {
             }
         };
         report.counts = loaded.counts;
-        report.transactions = loaded.transactions;
 
         // Committed: the bad messages are in the error table; dead-letter them
         // once, and only those whose forwarding failed come back, with those
         // whose load failed for a transient reason.
-        let bad: Vec<(&Message, &str)> = messages
+        let unparsed = messages
             .iter()
-            .enumerate()
-            .filter_map(|(index, m)| match &m.parsed {
-                Err((_, reason)) if loaded.rejects_recorded => Some((m, reason.as_str())),
-                Err(_) => None,
-                Ok(_) => loaded
-                    .refused
-                    .iter()
-                    .find(|(refused, _)| *refused == index)
-                    .map(|(_, reason)| (m, reason.as_str())),
-            })
-            .collect();
+            .filter_map(|m| Some((m, m.parsed.as_ref().err()?.1.as_str())));
+        let refused = loaded
+            .refused
+            .iter()
+            .map(|(item, reason)| (&messages[message_of[*item]], reason.as_str()));
+        let bad: Vec<(&Message, &str)> = if loaded.rejects_recorded {
+            unparsed.chain(refused).collect()
+        } else {
+            refused.collect()
+        };
         let failed_forwarding = self.dead_letter(&bad).await;
         report.dead_lettered = bad.len() - failed_forwarding.len();
         let mut failed: Vec<String> = failed_forwarding;
-        failed.extend(loaded.retry.iter().filter_map(|&i| messages[i].id.clone()));
+        failed.extend(
+            loaded
+                .retry
+                .iter()
+                .filter_map(|&item| messages[message_of[item]].id.clone()),
+        );
         if !loaded.rejects_recorded {
             failed.extend(
                 messages
@@ -297,60 +296,28 @@ impl SqsLoader {
     }
 }
 
-fn string_attribute(value: &str) -> MessageAttributeValue {
-    MessageAttributeValue::builder()
-        .data_type("String")
-        .string_value(value)
-        .build()
-        .expect("data type is set")
-}
-
 fn item_failure(id: String) -> BatchItemFailure {
     let mut failure = BatchItemFailure::default();
     failure.item_identifier = id;
     failure
 }
 
-impl SqsLoader {
-    pub async fn from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
-        let config = LoaderConfig::from_env(data_point)?;
-        let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
-        let aws = crate::store::sdk_config().await;
-        tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
-        Ok(SqsLoader::new(
-            data_point,
-            config.function_name,
-            db,
-            crate::store::sqs_client(&aws),
-            config.dlq_url,
-        ))
-    }
-}
-
-/// What the batch's load made of its messages (indexes into the batch).
-struct Loaded {
-    counts: LoadCounts,
-    rejects_recorded: bool,
-    refused: Vec<(usize, String)>,
-    retry: Vec<usize>,
-    transactions: usize,
-}
-
-/// The batch's events, each with its message's index, and its malformed and
-/// misrouted messages as rejects.
-fn items_and_rejects(messages: &[Message]) -> (Vec<(usize, Item<'_>)>, Vec<Reject<'_>>) {
+/// The batch's events with, for each, its message's index, and its
+/// malformed and misrouted messages as rejects.
+fn items_and_rejects(messages: &[Message]) -> (Vec<usize>, Vec<Item<'_>>, Vec<Reject<'_>>) {
+    let mut message_of = Vec::new();
     let mut items = Vec::new();
     let mut rejects = Vec::new();
     for (index, m) in messages.iter().enumerate() {
         match &m.parsed {
-            Ok(event) => items.push((
-                index,
-                Item {
+            Ok(event) => {
+                message_of.push(index);
+                items.push(Item {
                     event,
                     raw: &m.body,
                     line: 0,
-                },
-            )),
+                });
+            }
             Err((kind, reason)) => rejects.push(Reject {
                 raw: m.body.as_bytes(),
                 reason: reason.clone(),
@@ -360,5 +327,5 @@ fn items_and_rejects(messages: &[Message]) -> (Vec<(usize, Item<'_>)>, Vec<Rejec
             }),
         }
     }
-    (items, rejects)
+    (message_of, items, rejects)
 }

@@ -129,8 +129,7 @@ pub async fn verify(
             replay.add(&event);
         }
     })
-    .await
-    .map_err(|e| DbError::caused("", e))?;
+    .await?;
     let mut report = VerifyReport {
         checked: Vec::new(),
         differences: BTreeMap::new(),

@@ -9,4 +9,4 @@ mod send;
 
 pub use error::QueueError;
 pub use queues::QueueUrls;
-pub use send::{send_events, Outgoing, MAX_SQS_PAYLOAD_BYTES};
+pub use send::{send_events, string_attribute, Outgoing, MAX_SQS_PAYLOAD_BYTES};

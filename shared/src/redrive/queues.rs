@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::contract::DataPoint;
-use crate::store::{env_lookup, ConfigError, Lookup};
+use crate::store::{env_lookup, required, ConfigError, Lookup};
 
 /// Where the queues of `enqueue` mode (and of queue repairs) are.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,11 +20,11 @@ impl QueueUrls {
         let mut urls = BTreeMap::new();
         for dp in DataPoint::ALL {
             let name = format!("QUEUE_URL_{}", dp.as_str().to_uppercase());
-            let url = lookup(&name).ok_or_else(|| {
-                ConfigError(format!(
-                    "{name} is not set: set it to the {dp} queue's URL (enqueue mode)"
-                ))
-            })?;
+            let url = required(
+                lookup,
+                &name,
+                &format!("the {dp} queue's URL (enqueue mode)"),
+            )?;
             urls.insert(dp, url);
         }
         Ok(QueueUrls(urls))

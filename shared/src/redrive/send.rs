@@ -11,6 +11,15 @@ use crate::redrive::{QueueError, QueueUrls};
 /// SQS's limit for one message and for one `SendMessageBatch` call.
 pub const MAX_SQS_PAYLOAD_BYTES: usize = 256 * 1024;
 
+/// A message attribute of type `String`.
+pub fn string_attribute(value: &str) -> aws_sdk_sqs::types::MessageAttributeValue {
+    aws_sdk_sqs::types::MessageAttributeValue::builder()
+        .data_type("String")
+        .string_value(value)
+        .build()
+        .expect("data type is set")
+}
+
 /// A `SendMessageBatch` entry: its id in the call, the body and the `type` attribute.
 type Entry = (String, String, String);
 
@@ -76,7 +85,7 @@ async fn send_with_retry(
     url: &str,
     mut entries: Vec<Entry>,
 ) -> Result<(), QueueError> {
-    use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+    use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
     let mut backoff = Duration::from_millis(100);
     for attempt in 1..=8 {
         let request: Vec<SendMessageBatchRequestEntry> = entries
@@ -85,14 +94,7 @@ async fn send_with_retry(
                 SendMessageBatchRequestEntry::builder()
                     .id(id)
                     .message_body(body)
-                    .message_attributes(
-                        "type",
-                        MessageAttributeValue::builder()
-                            .data_type("String")
-                            .string_value(event_type)
-                            .build()
-                            .expect("data type is set"),
-                    )
+                    .message_attributes("type", string_attribute(event_type))
                     .build()
                     .expect("id and body are set")
             })

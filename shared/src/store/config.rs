@@ -76,12 +76,19 @@ pub fn env_lookup(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn required(lookup: Lookup, name: &str, what: &str) -> Result<String, ConfigError> {
-    lookup(name).ok_or_else(|| {
-        ConfigError(format!(
-            "{name} is not set: set it to {what} (or set DATABASE_URL for a local database)"
-        ))
-    })
+/// A setting that must be there; its absence names the variable and what to
+/// set it to.
+pub fn required(lookup: Lookup, name: &str, what: &str) -> Result<String, ConfigError> {
+    lookup(name).ok_or_else(|| ConfigError(format!("{name} is not set: set it to {what}")))
+}
+
+/// An RDS setting: `DATABASE_URL` would do instead.
+fn required_for_rds(lookup: Lookup, name: &str, what: &str) -> Result<String, ConfigError> {
+    required(
+        lookup,
+        name,
+        &format!("{what} (or set DATABASE_URL for a local database)"),
+    )
 }
 
 impl DatabaseSettings {
@@ -99,15 +106,15 @@ impl DatabaseSettings {
             }
             return Ok(DatabaseSettings::Url(Secret::new(url)));
         }
-        let host = required(lookup, "DB_HOST", "the RDS or RDS Proxy endpoint")?;
+        let host = required_for_rds(lookup, "DB_HOST", "the RDS or RDS Proxy endpoint")?;
         let port = match lookup("DB_PORT") {
             None => 3306,
             Some(text) => text
                 .parse()
                 .map_err(|_| ConfigError(format!("DB_PORT must be a port number, got {text:?}")))?,
         };
-        let user = required(lookup, "DB_USER", "the database user")?;
-        let database = required(lookup, "DB_NAME", "the warehouse database name")?;
+        let user = required_for_rds(lookup, "DB_USER", "the database user")?;
+        let database = required_for_rds(lookup, "DB_NAME", "the warehouse database name")?;
         let auth = match lookup("DB_AUTH").as_deref().unwrap_or("iam") {
             "iam" => RdsAuth::Iam {
                 region: lookup("AWS_REGION").ok_or_else(|| {
@@ -116,7 +123,7 @@ impl DatabaseSettings {
                     )
                 })?,
             },
-            "password" => RdsAuth::Password(Secret::new(required(
+            "password" => RdsAuth::Password(Secret::new(required_for_rds(
                 lookup,
                 "DB_PASSWORD",
                 "the database password (DB_AUTH=password)",

@@ -428,7 +428,11 @@ pub fn with_retry<T>(
         // broken one.
         let outcome = match db.conn() {
             Ok(mut conn) => work(&mut conn).map_err(|e| DbError::caused("", e)),
-            Err(e) => Err(DbError::new(DbErrorKind::Transient, e.to_string())),
+            Err(e) => Err(DbError {
+                kind: DbErrorKind::Transient,
+                context: String::new(),
+                source: Some(Box::new(e)),
+            }),
         };
         match outcome {
             Ok(value) => return Ok((value, attempt)),

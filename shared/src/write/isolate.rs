@@ -21,8 +21,6 @@ pub struct Isolated {
     /// Items whose load failed for a transient reason: for the caller to
     /// retry.
     pub retry: Vec<usize>,
-    /// Transactions it took: 1 when the batch loaded whole.
-    pub transactions: usize,
 }
 
 /// How one transaction ended.
@@ -59,9 +57,8 @@ pub fn commit_isolating(
         rejects_recorded: false,
         refused: Vec::new(),
         retry: Vec::new(),
-        transactions: 1,
     };
-    match batch.attempt(&all, rejects, &[]) {
+    match batch.attempt(&all, rejects) {
         Attempt::Committed(counts) => {
             isolated.counts = counts;
             isolated.rejects_recorded = true;
@@ -76,8 +73,7 @@ pub fn commit_isolating(
         }
     }
     if !rejects.is_empty() {
-        isolated.transactions += 1;
-        if let Attempt::Committed(counts) = batch.attempt(&[], rejects, &[]) {
+        if let Attempt::Committed(counts) = batch.attempt(&[], rejects) {
             isolated.counts.add(&counts);
             isolated.rejects_recorded = true;
         }
@@ -88,18 +84,28 @@ pub fn commit_isolating(
     batch.bisect(left, &mut isolated);
     batch.bisect(right, &mut isolated);
     if !isolated.refused.is_empty() {
-        isolated.transactions += 1;
-        let refused = std::mem::take(&mut isolated.refused);
-        match batch.attempt(&[], &[], &refused) {
-            Attempt::Committed(counts) => {
-                isolated.counts.add(&counts);
-                isolated.refused = refused;
-            }
+        let refused: Vec<Reject> = isolated
+            .refused
+            .iter()
+            .map(|(i, reason)| {
+                let item = &items[*i];
+                Reject {
+                    raw: item.raw.as_bytes(),
+                    reason: format!("the warehouse refused the event: {reason}"),
+                    kind: RejectKind::Refused,
+                    line: item.line,
+                    identity: Some((item.event.stream_id.clone(), item.event.version)),
+                }
+            })
+            .collect();
+        match batch.attempt(&[], &refused) {
+            Attempt::Committed(counts) => isolated.counts.add(&counts),
             // Not recorded: they are retried like the transient ones.
             Attempt::Transient | Attempt::Refused(_) => {
+                let unrecorded = std::mem::take(&mut isolated.refused);
                 isolated
                     .retry
-                    .extend(refused.into_iter().map(|(index, _)| index));
+                    .extend(unrecorded.into_iter().map(|(index, _)| index));
             }
         }
     }
@@ -121,8 +127,7 @@ impl Batch<'_> {
         if part.is_empty() {
             return;
         }
-        isolated.transactions += 1;
-        match self.attempt(part, &[], &[]) {
+        match self.attempt(part, &[]) {
             Attempt::Committed(counts) => isolated.counts.add(&counts),
             Attempt::Transient => isolated.retry.extend_from_slice(part),
             Attempt::Refused(reason) if part.len() == 1 => isolated.refused.push((part[0], reason)),
@@ -134,30 +139,9 @@ impl Batch<'_> {
         }
     }
 
-    /// One transaction: the items `part`, the `rejects`, and the `refused`
-    /// items as rejects with the database's reason.
-    fn attempt(&self, part: &[usize], rejects: &[Reject], refused: &[(usize, String)]) -> Attempt {
+    /// One transaction: the items `part` and the `rejects`.
+    fn attempt(&self, part: &[usize], rejects: &[Reject]) -> Attempt {
         let items: Vec<Item> = part.iter().map(|&i| self.items[i]).collect();
-        let mut all_rejects: Vec<Reject> = rejects
-            .iter()
-            .map(|r| Reject {
-                raw: r.raw,
-                reason: r.reason.clone(),
-                kind: r.kind,
-                line: r.line,
-                identity: r.identity.clone(),
-            })
-            .collect();
-        all_rejects.extend(refused.iter().map(|(i, reason)| {
-            let item = &self.items[*i];
-            Reject {
-                raw: item.raw.as_bytes(),
-                reason: format!("the warehouse refused the event: {reason}"),
-                kind: RejectKind::Refused,
-                line: item.line,
-                identity: Some((item.event.stream_id.clone(), item.event.version)),
-            }
-        }));
         // The transaction rolls back as a panic unwinds through it.
         let committed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             commit_batch(
@@ -165,7 +149,7 @@ impl Batch<'_> {
                 self.deadline,
                 self.source,
                 &items,
-                &all_rejects,
+                rejects,
                 self.hook,
             )
         }));

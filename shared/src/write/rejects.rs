@@ -2,6 +2,8 @@
 //! (malformed, of the wrong data point, conflicting with a loaded event, or
 //! refused by the database).
 
+use std::borrow::Cow;
+
 use mysql::prelude::Queryable;
 use sha2::{Digest, Sha256};
 
@@ -85,7 +87,10 @@ pub(super) fn reject_statements<'r>(
             .bytes(&Sha256::digest(&body))
             .bytes(kept)
             .bool(kept.len() < body.len())
-            .str(&reason_without_asker(&reject.reason, &body, reject.raw))
+            .str(&reason_without_asker(
+                &reject.reason,
+                matches!(body, Cow::Owned(_)),
+            ))
             .str(reject.kind.as_str());
         match &reject.identity {
             Some((stream, version)) if stream.chars().count() <= 64 => {
@@ -102,9 +107,9 @@ pub(super) fn reject_statements<'r>(
 
 /// A reason quotes the offending value; when that is the viewer id of an
 /// anonymous question (its body had to be scrubbed), the quote goes too.
-fn reason_without_asker(reason: &str, body: &[u8], raw: &[u8]) -> String {
+fn reason_without_asker(reason: &str, scrubbed: bool) -> String {
     match reason.find(", got ") {
-        Some(cut) if body != raw && reason.contains("viewerId") => {
+        Some(cut) if scrubbed && reason.contains("viewerId") => {
             format!("{}, got {}", &reason[..cut], crate::contract::REMOVED_ASKER)
         }
         _ => reason.to_string(),

@@ -8,20 +8,17 @@ use std::time::{Duration, Instant};
 
 use crate::contract::Event;
 use crate::export::ParseError;
-use crate::jobs::JobError;
-use crate::jobs::LaneHook;
+use crate::jobs::{JobError, LaneHook};
 use crate::redrive::QueueUrls;
 use crate::store::{with_retry, Database, DbError};
 use crate::write::{
     commit_isolating, load_batch, record_rejects, Item, LoadCounts, Reject, RejectKind,
 };
 
-use super::RunCounts;
-
 use super::batch::ParsedBatch;
 use super::checkpoint::{save_lane, Checkpoint};
 use super::enqueue::enqueue;
-use super::{BackfillOptions, Mode, MAX_LANES};
+use super::{BackfillOptions, Mode, RunCounts, MAX_LANES};
 
 /// How many lanes a run loads on: `direct` runs use their option, the others
 /// one (what they write is small; their work is sending or counting).
@@ -189,24 +186,32 @@ impl Lane {
                 })
                 .collect();
             let far = Instant::now() + Duration::from_secs(300);
-            let whole = with_retry(&db, far, |conn| {
-                let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
-                let mut next = checkpoint.clone();
+            // One transaction: `write` puts the batch's effect in, then the
+            // lane's checkpoint moves on with it.
+            let commit = |write: &mut Write| {
+                with_retry(&db, far, |conn| {
+                    let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+                    let mut next = checkpoint.clone();
+                    write(&mut tx, &mut next.counters)?;
+                    save_lane(&mut tx, &run_id, lane, &next)?;
+                    if let Some(hook) = &before_commit {
+                        hook(lane, batch.last_line);
+                    }
+                    tx.commit()?;
+                    Ok(next)
+                })
+                .map(|(next, _)| next)
+            };
+            let whole = commit(&mut |tx, counts| {
                 if mode == Mode::Direct && !batch.lines.is_empty() {
-                    let outcome = load_batch(&mut tx, &source, &items, &rejects, 1)?;
-                    add_load(&mut next.counters, &outcome.counts);
+                    add_load(counts, &load_batch(tx, &source, &items, &rejects, 1)?.counts);
                 } else if mode == Mode::Enqueue {
-                    record_rejects(&mut tx, &source, rejects.iter())?;
+                    record_rejects(tx, &source, rejects.iter())?;
                 }
-                save_lane(&mut tx, &run_id, lane, &next)?;
-                if let Some(hook) = &before_commit {
-                    hook(lane, batch.last_line);
-                }
-                tx.commit()?;
-                Ok(next)
+                Ok(())
             });
             let error = match whole {
-                Ok((counted, _)) => return Ok(counted),
+                Ok(counted) => return Ok(counted),
                 Err(error) if error.is_transient() || mode != Mode::Direct => {
                     return Err(JobError::from(error))
                 }
@@ -222,14 +227,10 @@ impl Lane {
             if !isolated.retry.is_empty() {
                 return Err(DbError::caused("loading a batch in parts failed", error).into());
             }
-            let (counted, _) = with_retry(&db, far, |conn| {
-                let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
-                let mut next = checkpoint.clone();
-                record_rejects(&mut tx, &source, rejects.iter())?;
-                add_load(&mut next.counters, &isolated.counts);
-                save_lane(&mut tx, &run_id, lane, &next)?;
-                tx.commit()?;
-                Ok(next)
+            let counted = commit(&mut |tx, counts| {
+                record_rejects(tx, &source, rejects.iter())?;
+                add_load(counts, &isolated.counts);
+                Ok(())
             })?;
             Ok::<_, JobError>(counted)
         })
@@ -239,6 +240,10 @@ impl Lane {
         Ok(committed)
     }
 }
+
+/// What a lane's transaction writes before its checkpoint, counting it.
+type Write<'w> =
+    dyn FnMut(&mut mysql::Transaction<'_>, &mut RunCounts) -> Result<(), mysql::Error> + 'w;
 
 /// A run's counts after one of its batches loaded.
 fn add_load(counts: &mut RunCounts, load: &LoadCounts) {

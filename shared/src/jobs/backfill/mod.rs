@@ -19,8 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::{DataPoint, Event};
 use crate::export::{open_source, ExportReadError, Source};
-use crate::jobs::JobError;
-use crate::jobs::{BackfillProgress, JobContext};
+use crate::jobs::{BackfillProgress, JobContext, JobError};
 use crate::store::DbError;
 
 use batch::{read_batches, ParsedBatch};

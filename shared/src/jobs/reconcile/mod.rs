@@ -33,13 +33,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::contract::{DataPoint, Event};
 use crate::export::{expand_sources, parse_line, scan};
-use crate::jobs::JobContext;
-use crate::jobs::JobError;
+use crate::jobs::{JobContext, JobError};
 use crate::store::{Database, DbError};
 
 use checksum::{compare, hash56, streams_of};
 use ledger::{ledger_blocks, ledger_details, ledger_streams};
-use state::{begin, checkpoint, finish, resume, Resumed, RunBookkeeping};
+use state::{begin, checkpoint, finish, record_discrepancies, resume, Resumed, RunBookkeeping};
 
 pub use checksum::BLOCK_VERSIONS;
 pub use metrics::{emf_documents, log_summary};
@@ -409,40 +408,7 @@ async fn flush(
     missing: &[(Event, Vec<u8>)],
 ) -> Result<u64, JobError> {
     if !found.is_empty() {
-        tokio::task::block_in_place(|| {
-            let mut conn = db.conn()?;
-            let mut tx = conn
-                .start_transaction(mysql::TxOpts::default())
-                .map_err(db_error("cannot record discrepancies"))?;
-            let mut upsert = crate::store::Upsert::new(
-                "reconcile_discrepancy",
-                &[
-                    "run_id",
-                    "kind",
-                    "stream_id",
-                    "version",
-                    "data_point",
-                    "tenant_id",
-                ],
-                &crate::store::merge::keep("kind"),
-            );
-            for d in found {
-                let mut row = crate::store::Row::default();
-                row.uint(run_id)
-                    .str(d.kind.as_str())
-                    .str(&d.stream_id)
-                    .int(d.version)
-                    .str(d.data_point.as_str())
-                    .str(&d.tenant_id);
-                upsert
-                    .push(&mut tx, &row)
-                    .map_err(db_error("cannot record discrepancies"))?;
-            }
-            upsert
-                .flush(&mut tx)
-                .map_err(db_error("cannot record discrepancies"))?;
-            tx.commit().map_err(db_error("cannot record discrepancies"))
-        })?;
+        tokio::task::block_in_place(|| record_discrepancies(db, run_id, found))?;
     }
     match (repair, ctx) {
         (Some(repair), Some(ctx)) if !missing.is_empty() => {

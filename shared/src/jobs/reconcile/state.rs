@@ -316,3 +316,41 @@ pub fn discrepancies(db: &Database, run_id: u64) -> Result<Vec<Discrepancy>, DbE
         })
         .collect())
 }
+
+/// Writes discrepancies found so far (a run writes them as it goes, so a
+/// whole night missing never sits in memory).
+pub(super) fn record_discrepancies(
+    db: &Database,
+    run_id: u64,
+    found: &[Discrepancy],
+) -> Result<(), DbError> {
+    let mut conn = db.conn()?;
+    let mut write = || -> Result<(), mysql::Error> {
+        let mut tx = conn.start_transaction(mysql::TxOpts::default())?;
+        let mut upsert = crate::store::Upsert::new(
+            "reconcile_discrepancy",
+            &[
+                "run_id",
+                "kind",
+                "stream_id",
+                "version",
+                "data_point",
+                "tenant_id",
+            ],
+            &crate::store::merge::keep("kind"),
+        );
+        for d in found {
+            let mut row = crate::store::Row::default();
+            row.uint(run_id)
+                .str(d.kind.as_str())
+                .str(&d.stream_id)
+                .int(d.version)
+                .str(d.data_point.as_str())
+                .str(&d.tenant_id);
+            upsert.push(&mut tx, &row)?;
+        }
+        upsert.flush(&mut tx)?;
+        tx.commit()
+    };
+    write().map_err(db_error("cannot record discrepancies"))
+}
