@@ -6,6 +6,14 @@
 /// The breakdown value for a missing, null or empty attribute.
 pub const UNKNOWN: &str = "unknown";
 
+/// A country or department longer than this many characters (after its
+/// normalisation) is [`UNKNOWN`] (ANALYTICS.md).
+pub const MAX_ATTRIBUTE_CHARS: usize = 255;
+
+fn within_attribute_limit(s: &str) -> bool {
+    s.len() <= MAX_ATTRIBUTE_CHARS || s.chars().nth(MAX_ATTRIBUTE_CHARS).is_none()
+}
+
 /// The devices the contract knows; anything else is [`UNKNOWN`].
 pub const DEVICES: [&str; 4] = ["desktop", "mobile", "tablet", "tv"];
 
@@ -24,23 +32,32 @@ pub fn normalize_device(device: Option<&str>) -> String {
     }
 }
 
-/// Country: `location.country` upper-cased; missing, null or empty is
-/// `unknown`. Not trimmed: the contract only upper-cases (a country made of
-/// blanks only is nevertheless treated as empty).
+/// Country: `location.country` upper-cased (full case mapping: `ß` is
+/// `SS`); missing, null, empty, or over [`MAX_ATTRIBUTE_CHARS`] once
+/// upper-cased is `unknown`. Not trimmed: the contract only upper-cases (a
+/// country made of blanks only is nevertheless treated as empty).
 pub fn normalize_country(country: Option<&str>) -> String {
     match country {
-        Some(c) if !trim_blanks(c).is_empty() => c.to_uppercase(),
+        Some(c) if !trim_blanks(c).is_empty() => {
+            let upper = c.to_uppercase();
+            if within_attribute_limit(&upper) {
+                upper
+            } else {
+                UNKNOWN.to_string()
+            }
+        }
         _ => UNKNOWN.to_string(),
     }
 }
 
 /// Department: `profile.department` with surrounding blanks trimmed; `None`
-/// when missing, null or empty after trimming. The viewer list prints `None`
-/// as `null`, the breakdown as `unknown` ([`department_or_unknown`]).
+/// when missing, null, empty after trimming, or over [`MAX_ATTRIBUTE_CHARS`].
+/// The viewer list prints `None` as `null`, the breakdown as `unknown`
+/// ([`department_or_unknown`]).
 pub fn normalize_department(department: Option<&str>) -> Option<String> {
     department
         .map(trim_blanks)
-        .filter(|d| !d.is_empty())
+        .filter(|d| !d.is_empty() && within_attribute_limit(d))
         .map(str::to_string)
 }
 

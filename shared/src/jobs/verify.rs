@@ -37,14 +37,14 @@ pub fn choose_slice(
     let rows: Vec<(String, String, String, u64, Option<i64>)> = conn
         .query(
             "SELECT p.tenant_id, p.presentation_id, l.data_point, COUNT(*), COALESCE(p.scheduled_start_ms, p.started_at_ms) \
-             FROM event_ledger l JOIN dim_presentation p ON p.presentation_id = l.stream_id \
+             FROM event_ledger l JOIN dim_presentation p ON p.tenant_id = l.tenant_id AND p.presentation_id = l.stream_id \
              WHERE l.data_point <> 'none' GROUP BY p.tenant_id, p.presentation_id, l.data_point, p.scheduled_start_ms, p.started_at_ms",
         )
         .map_err(|e| DbError::caused("cannot list presentations", e))?;
-    let mut by_id: BTreeMap<String, Candidate> = BTreeMap::new();
+    let mut by_id: BTreeMap<(String, String), Candidate> = BTreeMap::new();
     for (tenant_id, presentation_id, data_point, events, when_ms) in rows {
         let candidate = by_id
-            .entry(presentation_id.clone())
+            .entry((tenant_id.clone(), presentation_id.clone()))
             .or_insert_with(|| Candidate {
                 tenant_id,
                 presentation_id,

@@ -100,10 +100,10 @@ pub fn load_batch(
     let mut counts = LoadCounts::default();
 
     // 1. Within the batch the first of an identity wins.
-    let mut first_of: HashMap<(&str, i64), usize> = HashMap::new();
+    let mut first_of: HashMap<(&str, &str, i64), usize> = HashMap::new();
     let mut candidates = Vec::new();
     for (index, item) in items.iter().enumerate() {
-        let key = (item.event.stream_id.as_str(), item.event.version);
+        let key = item.event.identity();
         match first_of.get(&key) {
             None => {
                 first_of.insert(key, index);
@@ -122,10 +122,7 @@ pub fn load_batch(
     // locks the identities, so a concurrent load of the same event waits for
     // this one and then sees it as a duplicate. The viewers the batch names
     // are looked up right after (a plain read, wasted at worst).
-    candidates.sort_by(|&a, &b| {
-        let (ea, eb) = (&items[a].event, &items[b].event);
-        (&ea.stream_id, ea.version).cmp(&(&eb.stream_id, eb.version))
-    });
+    candidates.sort_by(|&a, &b| items[a].event.identity().cmp(&items[b].event.identity()));
     let inserted =
         ledger_upsert(load_id, candidates.iter().map(|&i| items[i].event)).execute(tx)?;
     let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
@@ -144,7 +141,7 @@ pub fn load_batch(
         let stored = read_ledger(tx, candidates.iter().map(|&i| items[i].event))?;
         for &index in &candidates {
             let event = &items[index].event;
-            match stored.get(&(event.stream_id.clone(), event.version)) {
+            match stored.get(&event.identity()) {
                 Some((hash, owner)) if *owner == load_id && *hash == event.content_hash => {
                     dispositions[index] = Disposition::Loaded;
                     new_items.push(index);
@@ -187,8 +184,8 @@ pub fn load_batch(
             Reject {
                 raw: item.raw.as_bytes(),
                 reason: format!(
-                    "conflict: event ({}, {}) was already loaded with different content; the first accepted stays",
-                    item.event.stream_id, item.event.version
+                    "conflict: event (tenant {}, stream {}, version {}) was already loaded with different content; the first accepted stays",
+                    item.event.tenant_id, item.event.stream_id, item.event.version
                 ),
                 kind: RejectKind::Conflict,
                 line: item.line,

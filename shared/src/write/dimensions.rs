@@ -18,6 +18,9 @@ pub(super) fn date_key(ms: i64) -> i64 {
     y * 10_000 + i64::from(m) * 100 + i64::from(d)
 }
 
+/// (tenant, presentation id) -> presentation key.
+pub(super) type PresentationKeys = HashMap<(String, String), u64>;
+
 /// Writes the dimensions of the new events (presentations, missing viewers)
 /// in one round trip, with the keys they need coming back in it: returns the
 /// presentations' keys and adds the new viewers' to `viewer_keys`, which
@@ -26,7 +29,7 @@ pub(super) fn write_dimensions(
     tx: &mut impl Queryable,
     events: &[&Event],
     viewer_keys: &mut ViewerKeys,
-) -> Result<HashMap<String, u64>, mysql::Error> {
+) -> Result<PresentationKeys, mysql::Error> {
     let mut script = presentation_statements(events);
     let presentation_count = script.len();
     // Viewers not known yet become members; existing ones were only read
@@ -57,8 +60,8 @@ pub(super) fn write_dimensions(
     let viewer_outcomes = outcomes.split_off(presentation_count);
     let mut presentation_keys = HashMap::new();
     for row in outcomes.into_iter().flat_map(|o| o.rows) {
-        let (id, key): (String, u64) = mysql::from_row_opt(row)?;
-        presentation_keys.insert(id, key);
+        let (tenant, id, key): (String, String, u64) = mysql::from_row_opt(row)?;
+        presentation_keys.insert((tenant, id), key);
     }
     read_viewer_keys(viewer_outcomes, viewer_keys)?;
     Ok(presentation_keys)
@@ -99,16 +102,18 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
         ]
         .join(", "),
     );
-    let mut touched: BTreeMap<&str, &str> = BTreeMap::new();
+    // (tenant, presentation id): a stream id under two tenants is two
+    // presentations.
+    let mut touched: BTreeSet<(&str, &str)> = BTreeSet::new();
     let mut presentation_events: Vec<&Event> = Vec::new();
     for event in events {
-        touched.entry(&event.stream_id).or_insert(&event.tenant_id);
+        touched.insert(event.presentation());
         if event.data_point() == Some(DataPoint::Presentation) {
             presentation_events.push(event);
         }
     }
     // Touch rows first, in key order, so concurrent loads lock rows in one order.
-    for (stream, tenant) in &touched {
+    for (tenant, stream) in &touched {
         let mut row = Row::default();
         row.str(stream).str(tenant);
         for _ in 0..10 {
@@ -162,19 +167,26 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
         upsert.add(&row);
     }
     let mut script = upsert.take_statements();
-    let ids: Vec<&str> = touched.keys().copied().collect();
-    for chunk in ids.chunks(1000) {
-        let mut sql = String::from(
-            "SELECT presentation_id, presentation_key FROM dim_presentation WHERE presentation_id IN (",
-        );
-        for (i, id) in chunk.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
+    let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (tenant, stream) in &touched {
+        by_tenant.entry(tenant).or_default().push(stream);
+    }
+    for (tenant, ids) in by_tenant {
+        for chunk in ids.chunks(1000) {
+            let mut sql = String::from(
+                "SELECT tenant_id, presentation_id, presentation_key FROM dim_presentation WHERE tenant_id = ",
+            );
+            push_str_literal(&mut sql, tenant);
+            sql.push_str(" AND presentation_id IN (");
+            for (i, id) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                push_str_literal(&mut sql, id);
             }
-            push_str_literal(&mut sql, id);
+            sql.push(')');
+            script.push(sql);
         }
-        sql.push(')');
-        script.push(sql);
     }
     script
 }

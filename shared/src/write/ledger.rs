@@ -1,4 +1,4 @@
-//! The event ledger: one row per loaded identity (stream, version) with its
+//! The event ledger: one row per loaded identity (tenant, stream, version) with its
 //! content hash and the load that inserted it. Its upsert keeps the first
 //! load, so a row this load inserted is a new event; a row already there is a
 //! duplicate (same hash) or a conflict (other hash).
@@ -45,30 +45,43 @@ pub(super) fn ledger_upsert<'e>(
     upsert
 }
 
-/// (stream, version) -> (content hash, load id).
-pub(super) type LedgerEntries = HashMap<(String, i64), ([u8; 32], u64)>;
+/// Ledger entries by identity: (content hash, load id), looked up with an
+/// event's identity.
+pub(super) struct LedgerEntries(HashMap<(String, String), HashMap<i64, ([u8; 32], u64)>>);
 
-/// The ledger rows of the given identities, one query per stream (a batch
-/// usually holds few streams), all in one round trip: `stream_id = ? AND
-/// version IN (…)` uses the primary key on both servers.
+impl LedgerEntries {
+    pub(super) fn get(
+        &self,
+        (tenant, stream, version): &(&str, &str, i64),
+    ) -> Option<&([u8; 32], u64)> {
+        self.0
+            .get(&(tenant.to_string(), stream.to_string()))
+            .and_then(|versions| versions.get(version))
+    }
+}
+
+/// The ledger rows of the given identities, one query per presentation (a
+/// batch usually holds few), all in one round trip: `tenant_id = ? AND
+/// stream_id = ? AND version IN (…)` uses the primary key on both servers.
 pub(super) fn read_ledger<'e>(
     tx: &mut impl Queryable,
     events: impl ExactSizeIterator<Item = &'e Event>,
 ) -> Result<LedgerEntries, mysql::Error> {
-    let count = events.len();
-    let mut by_stream: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut by_presentation: BTreeMap<(&str, &str), Vec<i64>> = BTreeMap::new();
     for event in events {
-        by_stream
-            .entry(&event.stream_id)
+        by_presentation
+            .entry(event.presentation())
             .or_default()
             .push(event.version);
     }
     let mut script = Vec::new();
-    for (stream, versions) in by_stream {
+    for ((tenant, stream), versions) in by_presentation {
         for chunk in versions.chunks(5000) {
             let mut sql = String::from(
-                "SELECT stream_id, version, content_hash, load_id FROM event_ledger WHERE stream_id = ",
+                "SELECT tenant_id, stream_id, version, content_hash, load_id FROM event_ledger WHERE tenant_id = ",
             );
+            push_str_literal(&mut sql, tenant);
+            sql.push_str(" AND stream_id = ");
             push_str_literal(&mut sql, stream);
             sql.push_str(" AND version IN (");
             push_joined(&mut sql, chunk.iter());
@@ -76,17 +89,20 @@ pub(super) fn read_ledger<'e>(
             script.push(sql);
         }
     }
-    let mut entries = HashMap::with_capacity(count);
+    let mut entries: HashMap<(String, String), HashMap<i64, ([u8; 32], u64)>> = HashMap::new();
     for row in run_script(tx, &script)?.into_iter().flat_map(|o| o.rows) {
-        let (stream_id, version, hash, load_id): (String, i64, Vec<u8>, u64) =
+        let (tenant_id, stream_id, version, hash, load_id): (String, String, i64, Vec<u8>, u64) =
             mysql::from_row_opt(row)?;
         let mut content_hash = [0u8; 32];
         if hash.len() == 32 {
             content_hash.copy_from_slice(&hash);
         }
-        entries.insert((stream_id, version), (content_hash, load_id));
+        entries
+            .entry((tenant_id, stream_id))
+            .or_default()
+            .insert(version, (content_hash, load_id));
     }
-    Ok(entries)
+    Ok(LedgerEntries(entries))
 }
 
 fn push_joined<T: std::fmt::Display>(out: &mut String, values: impl Iterator<Item = T>) {

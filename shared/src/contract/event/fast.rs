@@ -15,7 +15,7 @@
 //! general path decides, with its messages. So it must only ever give the
 //! very `Event` the general path gives (tested against it in `tests.rs`).
 
-use super::parse::{is_id, parse_body, Obj, Path};
+use super::parse::{is_id, is_in_date_range, parse_body, Obj, Path};
 use super::{DataPoint, Event, EventBody, EventErrorKind};
 use crate::contract::ejson::{self, encoding};
 use crate::contract::time::parse_rfc3339;
@@ -70,7 +70,7 @@ pub(super) fn parse_common(text: &str) -> Option<Event> {
         _ => return None,
     };
     let occurred_at = match field(fields, "occurredAt")? {
-        Node::Date(ms) => *ms,
+        Node::Date(ms) if is_in_date_range(*ms) => *ms,
         _ => return None,
     };
     let tenant_id = id(fields, "tenantId")?;

@@ -98,6 +98,17 @@ impl Event {
     pub fn data_point(&self) -> Option<DataPoint> {
         DataPoint::of_type(&self.event_type)
     }
+
+    /// The event's identity, `(tenantId, streamId, version)` (EVENTS.md):
+    /// the same stream id under another tenant is another presentation.
+    pub fn identity(&self) -> (&str, &str, i64) {
+        (&self.tenant_id, &self.stream_id, self.version)
+    }
+
+    /// The presentation the event belongs to, `(tenantId, streamId)`.
+    pub fn presentation(&self) -> (&str, &str) {
+        (&self.tenant_id, &self.stream_id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,8 +251,21 @@ pub enum EventBody {
 // Errors
 // ---------------------------------------------------------------------------
 
-/// Ids (`streamId`, `viewerId`, option ids, ...) are 1 to this many characters.
+/// Ids (`streamId`, `tenantId`, `viewerId`, `sessionId`, `pollId`,
+/// `surveyId`, `questionId`) are 1 to this many characters, with no white
+/// space at either edge (EVENTS.md, Limits).
 pub const MAX_ID_CHARS: usize = 64;
+
+/// Every other string of `data` is cut to this many characters before any
+/// other rule applies (EVENTS.md, Limits): cut, never malformed.
+pub const MAX_TEXT_CHARS: usize = 4000;
+
+/// A message body or export line longer than this many bytes is malformed.
+pub const MAX_EVENT_BYTES: usize = 1 << 20;
+
+/// Dates (`occurredAt` and every date of `data`) lie in
+/// `1970-01-01T00:00:00.000Z ..= 2099-12-31T23:59:59.999Z`.
+pub const DATE_RANGE_MS: std::ops::RangeInclusive<i64> = 0..=4_102_444_799_999;
 
 /// Which part of a document made it malformed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -257,6 +281,8 @@ pub enum EventErrorKind {
     Envelope,
     /// A `data` field of an analytics type is missing or wrong.
     Data,
+    /// The document is longer than [`MAX_EVENT_BYTES`].
+    TooLong,
 }
 
 /// Why a document is not a valid event. Permanent: the same text always fails
@@ -312,6 +338,15 @@ impl From<EjsonError> for EventError {
 /// (every wrapper anywhere, unknown fields included); the envelope; then, for
 /// analytics types only, `data`. Never panics.
 pub fn parse_event(text: &str) -> Result<Event, EventError> {
+    if text.len() > MAX_EVENT_BYTES {
+        return Err(EventError::new(
+            EventErrorKind::TooLong,
+            format!(
+                "the document is {} bytes long, over the limit of {MAX_EVENT_BYTES} bytes (1 MiB)",
+                text.len()
+            ),
+        ));
+    }
     match fast::parse_common(text) {
         Some(event) => Ok(event),
         None => parse::parse_general(text),

@@ -5,7 +5,7 @@
 
 use super::{
     Choice, Event, EventBody, EventError, EventErrorKind, Person, QuestionKind, SurveyAnswer,
-    SurveyQuestion, ViewerJoined, MAX_ID_CHARS,
+    SurveyQuestion, ViewerJoined, DATE_RANGE_MS, MAX_ID_CHARS, MAX_TEXT_CHARS,
 };
 use crate::contract::ejson::{self, Ejson};
 use crate::contract::text::show;
@@ -103,7 +103,7 @@ pub(super) fn parse_body(event_type: &str, d: &mut Obj<'_>) -> Result<EventBody,
         "PollVoted" => EventBody::PollVoted {
             poll_id: d.id("pollId")?,
             viewer_id: d.id("viewerId")?,
-            option_ids: d.ids("optionIds")?,
+            option_ids: d.texts("optionIds")?,
         },
         "SurveyCreated" => EventBody::SurveyCreated {
             survey_id: d.id("surveyId")?,
@@ -183,7 +183,7 @@ fn viewer_joined(d: &mut Obj<'_>) -> Result<ViewerJoined, EventError> {
     // `type` that is not a string is an error. The value is kept as written.
     let device = match d.take_opt("device") {
         None => None,
-        Some(Value::String(s)) => Some(s),
+        Some(Value::String(s)) => Some(cut_text(s)),
         Some(Value::Object(m)) if !ejson::has_dollar_key(&m) => {
             let mut device = d.child("device", m);
             device.opt_text("type")?
@@ -209,7 +209,9 @@ fn viewer_joined(d: &mut Obj<'_>) -> Result<ViewerJoined, EventError> {
 }
 
 fn survey_question(q: &mut Obj<'_>) -> Result<SurveyQuestion, EventError> {
-    let id = q.id("id")?;
+    // A question's own `id` is a text (EVENTS.md, Limits, lists the ids); an
+    // answer's `questionId` is an id.
+    let id = q.text("id")?;
     let kind = match q.take_required("kind", KIND_EXPECTED)? {
         Value::String(s) if s == "rating" => QuestionKind::Rating,
         Value::String(s) if s == "choice" => QuestionKind::Choice,
@@ -249,7 +251,7 @@ fn survey_answer(a: &mut Obj<'_>) -> Result<SurveyAnswer, EventError> {
     };
     let option_ids = match a.take_opt("optionIds") {
         None => None,
-        Some(v) => Some(ids_value(v, &a.path.key("optionIds"), a.kind)?),
+        Some(v) => Some(texts_value(v, &a.path.key("optionIds"), a.kind)?),
     };
     let text = a.opt_text("text")?;
     Ok(SurveyAnswer {
@@ -295,11 +297,37 @@ fn wrong_at(at: &Path<'_>, kind: EventErrorKind, expected: &str, got: &Value) ->
     EventError::new(kind, format!("{at} must be {expected}, got {got}"))
 }
 
-const ID_EXPECTED: &str = "a string of 1 to 64 characters";
+const ID_EXPECTED: &str =
+    "a string of 1 to 64 characters, neither beginning nor ending with white space";
 
+/// EVENTS.md's id: 1 to 64 characters, no `White_Space` at either edge (the
+/// database's padding collation would otherwise make `"u-1 "` and `"u-1"`
+/// one key while every map in memory keeps them apart).
 pub(super) fn is_id(s: &str) -> bool {
     // 1..=64 bytes is 1..=64 characters: most ids need no counting.
-    !s.is_empty() && (s.len() <= MAX_ID_CHARS || s.chars().nth(MAX_ID_CHARS).is_none())
+    let (Some(first), Some(last)) = (s.chars().next(), s.chars().next_back()) else {
+        return false;
+    };
+    !first.is_whitespace()
+        && !last.is_whitespace()
+        && (s.len() <= MAX_ID_CHARS || s.chars().nth(MAX_ID_CHARS).is_none())
+}
+
+/// Whether a date (milliseconds since the epoch) is within the contract's
+/// range; outside it the event is malformed.
+pub(super) fn is_in_date_range(ms: i64) -> bool {
+    DATE_RANGE_MS.contains(&ms)
+}
+
+/// A text of `data`, cut to its first [`MAX_TEXT_CHARS`] characters.
+fn cut_text(mut s: String) -> String {
+    // A text of at most MAX_TEXT_CHARS bytes needs no counting.
+    if s.len() > MAX_TEXT_CHARS {
+        if let Some((at, _)) = s.char_indices().nth(MAX_TEXT_CHARS) {
+            s.truncate(at);
+        }
+    }
+    s
 }
 
 fn id_value(v: Value, at: &Path<'_>, kind: EventErrorKind) -> Result<String, EventError> {
@@ -309,12 +337,15 @@ fn id_value(v: Value, at: &Path<'_>, kind: EventErrorKind) -> Result<String, Eve
     }
 }
 
-fn ids_value(v: Value, at: &Path<'_>, kind: EventErrorKind) -> Result<Vec<String>, EventError> {
+fn texts_value(v: Value, at: &Path<'_>, kind: EventErrorKind) -> Result<Vec<String>, EventError> {
     match v {
         Value::Array(items) => items
             .into_iter()
             .enumerate()
-            .map(|(i, item)| id_value(item, &Path::Index(at, i), kind))
+            .map(|(i, item)| match item {
+                Value::String(s) => Ok(cut_text(s)),
+                other => Err(wrong_at(&Path::Index(at, i), kind, "a string", &other)),
+            })
             .collect(),
         other => Err(wrong_at(at, kind, "an array of strings", &other)),
     }
@@ -366,14 +397,16 @@ impl<'p> Obj<'p> {
         id_value(v, &self.path.key(key), self.kind)
     }
 
-    fn ids(&mut self, key: &'static str) -> Result<Vec<String>, EventError> {
+    /// A required array of texts (option ids are texts, not ids: EVENTS.md,
+    /// Limits).
+    fn texts(&mut self, key: &'static str) -> Result<Vec<String>, EventError> {
         let v = self.take_required(key, "an array of strings")?;
-        ids_value(v, &self.path.key(key), self.kind)
+        texts_value(v, &self.path.key(key), self.kind)
     }
 
     fn text(&mut self, key: &'static str) -> Result<String, EventError> {
         match self.take_required(key, "a string")? {
-            Value::String(s) => Ok(s),
+            Value::String(s) => Ok(cut_text(s)),
             other => Err(self.wrong(key, "a string", &other)),
         }
     }
@@ -389,7 +422,7 @@ impl<'p> Obj<'p> {
     fn opt_text(&mut self, key: &'static str) -> Result<Option<String>, EventError> {
         match self.take_opt(key) {
             None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
+            Some(Value::String(s)) => Ok(Some(cut_text(s))),
             Some(other) => Err(self.wrong(key, "a string or null", &other)),
         }
     }
@@ -405,7 +438,12 @@ impl<'p> Obj<'p> {
         const EXPECTED: &str = "a date ({\"$date\": ...})";
         let v = self.take_required(key, EXPECTED)?;
         match ejson::decode(&v).map_err(|e| e.in_key(key))? {
-            Ejson::Date(ms) => Ok(ms),
+            Ejson::Date(ms) if is_in_date_range(ms) => Ok(ms),
+            Ejson::Date(_) => Err(self.wrong(
+                key,
+                "a date from 1970-01-01T00:00:00.000Z to 2099-12-31T23:59:59.999Z",
+                &v,
+            )),
             _ => Err(self.wrong(key, EXPECTED, &v)),
         }
     }
@@ -467,7 +505,7 @@ impl<'p> Obj<'p> {
         let map = self.doc(key)?;
         let mut person = self.child(key, map);
         Ok(Person {
-            id: person.id("id")?,
+            id: person.text("id")?,
             name: person.text("name")?,
         })
     }
@@ -479,7 +517,7 @@ impl<'p> Obj<'p> {
             "a document with id and text",
             |c| {
                 Ok(Choice {
-                    id: c.id("id")?,
+                    id: c.text("id")?,
                     text: c.text("text")?,
                 })
             },

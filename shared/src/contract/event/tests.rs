@@ -216,10 +216,7 @@ fn date_relaxed_utc_with_millis() {
         Ok(T)
     );
     assert_eq!(occurred_at(r#"{"$date": "1970-01-01T00:00:00Z"}"#), Ok(0));
-    assert_eq!(
-        occurred_at(r#"{"$date": "1969-12-31T23:59:59.999Z"}"#),
-        Ok(-1)
-    );
+    assert!(occurred_at(r#"{"$date": "1969-12-31T23:59:59.999Z"}"#).is_err());
     assert_eq!(
         occurred_at(r#"{"$date": "2000-02-29T00:00:00Z"}"#),
         Ok(951_782_400_000)
@@ -280,7 +277,7 @@ fn date_canonical() {
         occurred_at(r#"{"$date": {"$numberLong": "1631277901123"}}"#),
         Ok(T)
     );
-    assert_eq!(occurred_at(r#"{"$date": {"$numberLong": "-1"}}"#), Ok(-1));
+    assert!(occurred_at(r#"{"$date": {"$numberLong": "-1"}}"#).is_err());
     assert!(occurred_at(r#"{"$date": {"$numberLong": 1631277901123}}"#).is_err());
     assert!(occurred_at(r#"{"$date": {"$numberInt": "5"}}"#).is_err());
     assert!(occurred_at(r#"{"$date": {"$numberLong": "1", "x": 1}}"#).is_err());
@@ -474,24 +471,26 @@ fn stream_and_tenant_ids_are_1_to_64_characters() {
         ok(&envelope(&[(key, &max)]));
         assert_eq!(
             err(&envelope(&[(key, r#""""#)])),
-            format!(r#"{key} must be a string of 1 to 64 characters, got """#)
+            format!(
+                r#"{key} must be a string of 1 to 64 characters, neither beginning nor ending with white space, got """#
+            )
         );
         let e = err(&envelope(&[(key, &json!("x".repeat(65)).to_string())]));
         assert_eq!(
             e,
             format!(
-                "{key} must be a string of 1 to 64 characters, got \"{}… (65 characters)",
+                "{key} must be a string of 1 to 64 characters, neither beginning nor ending with white space, got \"{}… (65 characters)",
                 "x".repeat(59)
             )
         );
         assert_eq!(
             err(&envelope(&[(key, "5")])),
-            format!("{key} must be a string of 1 to 64 characters, got 5")
+            format!("{key} must be a string of 1 to 64 characters, neither beginning nor ending with white space, got 5")
         );
         assert_eq!(err(&envelope(&[(key, "")])), format!("{key} is missing"));
         assert_eq!(
             err(&envelope(&[(key, "null")])),
-            format!("{key} must be a string of 1 to 64 characters, got null")
+            format!("{key} must be a string of 1 to 64 characters, neither beginning nor ending with white space, got null")
         );
     }
 }
@@ -719,13 +718,14 @@ fn presentation_types() {
         body("PresentationEnded", r#"{"x": 1}"#),
         EventBody::PresentationEnded
     );
-    assert_eq!(
-        err(&line(
+    // A presenter's id is a text, not one of the ids EVENTS.md's Limits list.
+    assert!(matches!(
+        body(
             "PresentationCreated",
             r#"{"title": "Q3", "presenter": {"id": "", "name": "T"}, "scheduledStart": {"$date": 0}, "timezone": "UTC"}"#
-        )),
-        r#"data.presenter.id must be a string of 1 to 64 characters, got """#
-    );
+        ),
+        EventBody::PresentationCreated { presenter, .. } if presenter.id.is_empty()
+    ));
     assert_eq!(
         err(&line(
             "PresentationCreated",
@@ -774,7 +774,7 @@ fn attendance_types() {
             "ViewerHeartbeat",
             r#"{"viewerId": null, "sessionId": "s"}"#
         )),
-        "data.viewerId must be a string of 1 to 64 characters, got null"
+        "data.viewerId must be a string of 1 to 64 characters, neither beginning nor ending with white space, got null"
     );
 }
 
@@ -961,7 +961,7 @@ fn poll_types() {
             "PollVoted",
             r#"{"pollId": "p", "viewerId": "v", "optionIds": [1]}"#
         )),
-        "data.optionIds[0] must be a string of 1 to 64 characters, got 1"
+        "data.optionIds[0] must be a string, got 1"
     );
     assert_eq!(
         err(&line(
@@ -1238,7 +1238,8 @@ fn qna_types() {
             r#"{{"questionId": "q", "viewerId": "v", "text": {long_text}, "anonymous": false}}"#
         ),
     );
-    assert!(matches!(b, EventBody::QuestionAsked { text, .. } if text.chars().count() == 5000));
+    // Cut to its first 4,000 characters, not rejected (EVENTS.md, Limits).
+    assert!(matches!(b, EventBody::QuestionAsked { text, .. } if text == "🙂".repeat(4000)));
 }
 
 #[test]
@@ -1959,4 +1960,121 @@ proptest! {
             prop_assert_eq!(e2.as_ref(), e.as_ref());
         }
     }
+}
+
+// ----- the limits (EVENTS.md, Limits) ----------------------------------
+
+#[test]
+fn ids_with_white_space_at_an_edge_are_malformed_inside_is_fine() {
+    // Unicode White_Space, not only ASCII: no-break space, ideographic
+    // space, line separator, next line.
+    for blank in [" ", "\t", "\u{a0}", "\u{3000}", "\u{2028}", "\u{85}"] {
+        for id in [
+            format!("{blank}u-1"),
+            format!("u-1{blank}"),
+            blank.to_string(),
+        ] {
+            let id = json!(id).to_string();
+            assert_eq!(
+                err_kind(&envelope(&[("streamId", &id)])),
+                EventErrorKind::Envelope
+            );
+            assert_eq!(
+                err_kind(&envelope(&[("tenantId", &id)])),
+                EventErrorKind::Envelope
+            );
+            let data = format!(r#"{{"viewerId": {id}, "sessionId": "s"}}"#);
+            assert_eq!(
+                err_kind(&line("ViewerHeartbeat", &data)),
+                EventErrorKind::Data
+            );
+            let data = format!(r#"{{"pollId": {id}, "viewerId": "v", "optionIds": []}}"#);
+            assert_eq!(err_kind(&line("PollVoted", &data)), EventErrorKind::Data);
+        }
+        let inside = json!(format!("u{blank}1")).to_string();
+        ok(&envelope(&[("streamId", &inside)]));
+    }
+    // A zero-width space is not White_Space: an id may end with one.
+    ok(&envelope(&[(
+        "streamId",
+        &json!("u-1\u{200b}").to_string(),
+    )]));
+}
+
+#[test]
+fn dates_outside_1970_to_2099_are_malformed_at_both_ends_and_in_data() {
+    assert_eq!(occurred_at(r#"{"$date": 0}"#), Ok(0));
+    assert_eq!(
+        occurred_at(r#"{"$date": "2099-12-31T23:59:59.999Z"}"#),
+        Ok(4_102_444_799_999)
+    );
+    assert!(occurred_at(r#"{"$date": "2100-01-01T00:00:00Z"}"#).is_err());
+    assert!(occurred_at(r#"{"$date": {"$numberLong": "9223372036854775807"}}"#).is_err());
+    assert!(occurred_at(r#"{"$date": {"$numberLong": "-9223372036854775808"}}"#).is_err());
+    let created = |at: &str| {
+        line(
+            "PresentationCreated",
+            &format!(
+                r#"{{"title": "t", "presenter": {{"id": "e", "name": "n"}}, "scheduledStart": {{"$date": {at}}}, "timezone": "UTC"}}"#
+            ),
+        )
+    };
+    ok(&created("4102444799999"));
+    assert_eq!(err_kind(&created("4102444800000")), EventErrorKind::Data);
+    assert_eq!(err_kind(&created("-1")), EventErrorKind::Data);
+}
+
+#[test]
+fn texts_are_cut_to_4000_characters_option_ids_included_never_rejected() {
+    let at = |n: usize| json!("ß".repeat(n)).to_string();
+    for n in [3999, 4000, 4001, 70_000] {
+        let b = body(
+            "PollCreated",
+            &format!(
+                r#"{{"pollId": "p", "question": {q}, "options": [{{"id": {q}, "text": {q}}}], "multipleChoice": false}}"#,
+                q = at(n)
+            ),
+        );
+        let EventBody::PollCreated {
+            question, options, ..
+        } = b
+        else {
+            panic!("a poll");
+        };
+        let want = "ß".repeat(n.min(4000));
+        assert_eq!(
+            (&question, &options[0].id, &options[0].text),
+            (&want, &want, &want)
+        );
+    }
+    let b = body(
+        "PollVoted",
+        &format!(
+            r#"{{"pollId": "p", "viewerId": "v", "optionIds": [{}, " o "]}}"#,
+            at(5000)
+        ),
+    );
+    assert!(matches!(b, EventBody::PollVoted { option_ids, .. }
+        if option_ids == ["ß".repeat(4000), " o ".to_string()]));
+}
+
+#[test]
+fn a_document_over_1_mib_is_malformed_one_at_the_limit_is_not() {
+    let padded = |total: usize| {
+        let base = line(
+            "ViewerHeartbeat",
+            r#"{"viewerId": "v", "sessionId": "s", "pad": ""}"#,
+        );
+        let pad = total - base.len();
+        base.replacen(
+            r#""pad": """#,
+            &format!(r#""pad": "{}""#, "x".repeat(pad)),
+            1,
+        )
+    };
+    let at_limit = padded(1 << 20);
+    assert_eq!(at_limit.len(), 1 << 20);
+    ok(&at_limit);
+    let over = padded((1 << 20) + 1);
+    assert_eq!(err_kind(&over), EventErrorKind::TooLong);
 }

@@ -41,9 +41,22 @@ pub(super) fn hash56(hash: &[u8; 32]) -> u64 {
 /// looked at.
 pub(super) type Group = (u32, i64);
 
-/// MySQL's `CRC32()` of the stream id's bytes (utf8mb4, as stored).
-fn stream_crc(stream_id: &str) -> u32 {
-    crc32fast::hash(stream_id.as_bytes())
+/// A stream of one tenant, `(tenantId, streamId)`: the same stream id under
+/// another tenant is another presentation (EVENTS.md).
+pub(super) type StreamKey = (String, String);
+
+/// The ledger query's group of a stream: [`stream_crc`] in SQL.
+pub(super) const STREAM_CRC_SQL: &str = "CRC32(CONCAT(tenant_id, ' ', stream_id))";
+
+/// MySQL's `CRC32(CONCAT(tenant_id, ' ', stream_id))` (utf8mb4 bytes, as
+/// stored). The separator can make two keys one group, which only means
+/// both are looked at where that group differs.
+fn stream_crc((tenant, stream): &StreamKey) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(tenant.as_bytes());
+    crc.update(b" ");
+    crc.update(stream.as_bytes());
+    crc.finalize()
 }
 
 /// One bit per version of a stream.
@@ -138,7 +151,7 @@ impl StreamState {
 /// Compares the export's groups with the ledger's: the blocks of the
 /// differing groups, by CRC.
 pub(super) fn compare(
-    export: &HashMap<String, StreamState>,
+    export: &HashMap<StreamKey, StreamState>,
     ledger: &HashMap<Group, Checksum>,
 ) -> HashMap<u32, HashSet<i64>> {
     let mut groups: HashMap<Group, Checksum> = HashMap::new();
@@ -168,8 +181,8 @@ pub(super) fn compare(
 /// blocks and no versions yet.
 pub(super) fn streams_of(
     differing: &HashMap<u32, HashSet<i64>>,
-    streams: impl IntoIterator<Item = String>,
-) -> HashMap<String, StreamState> {
+    streams: impl IntoIterator<Item = StreamKey>,
+) -> HashMap<StreamKey, StreamState> {
     streams
         .into_iter()
         .filter_map(|stream| {
@@ -189,20 +202,27 @@ mod tests {
 
     #[test]
     fn streams_whose_crcs_collide_are_one_group_and_both_looked_at_where_it_differs() {
-        let (a, b) = ("prs-fswd4dyg3i", "prs-yc3ktahsjd");
-        // MySQL's CRC32() of both ids.
-        assert_eq!((stream_crc(a), stream_crc(b)), (1541993352, 1541993352));
+        // Two ids of one length whose CRC-32s collide: CRC is affine, so they
+        // still collide behind the same tenant and separator.
+        assert_eq!(
+            crc32fast::hash(b"prs-fswd4dyg3i"),
+            crc32fast::hash(b"prs-yc3ktahsjd")
+        );
+        let key = |stream: &str| ("acme".to_string(), stream.to_string());
+        let (a, b) = (key("prs-fswd4dyg3i"), key("prs-yc3ktahsjd"));
+        assert_eq!(stream_crc(&a), stream_crc(&b));
         let export = || {
-            let mut export: HashMap<String, StreamState> = HashMap::new();
-            for (stream, hash) in [(a, 5), (b, 7)] {
-                let state = export.entry(stream.to_string()).or_default();
+            let mut export: HashMap<StreamKey, StreamState> = HashMap::new();
+            for (stream, hash) in [(&a, 5), (&b, 7)] {
+                let state = export.entry(stream.clone()).or_default();
                 state.versions.insert(3);
                 state.blocks.entry(0).or_default().add(hash);
             }
             export
         };
-        let ledger =
-            |hash_sum: u128| HashMap::from([((stream_crc(a), 0), Checksum { count: 2, hash_sum })]);
+        let ledger = |hash_sum: u128| {
+            HashMap::from([((stream_crc(&a), 0), Checksum { count: 2, hash_sum })])
+        };
         let looked_at =
             |blocks: &HashMap<u32, HashSet<i64>>| streams_of(blocks, export().into_keys());
         let blocks = compare(&export(), &ledger(12));
@@ -210,13 +230,16 @@ mod tests {
         assert!(differing.is_empty() && blocks.is_empty());
         let blocks = compare(&export(), &ledger(13));
         let differing = looked_at(&blocks);
-        let mut streams: Vec<&String> = differing.keys().collect();
+        let mut streams: Vec<&StreamKey> = differing.keys().collect();
         streams.sort();
-        assert_eq!(streams, [a, b]);
+        assert_eq!(streams, [&a, &b]);
         assert!(differing
             .values()
             .all(|s| s.versions == VersionBits::default() && s.blocks.keys().eq([0].iter())));
-        assert_eq!(blocks, HashMap::from([(stream_crc(a), HashSet::from([0]))]));
+        assert_eq!(
+            blocks,
+            HashMap::from([(stream_crc(&a), HashSet::from([0]))])
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use mysql::prelude::Queryable;
 use crate::contract::DataPoint;
 use crate::store::{Database, DbError};
 
-use super::checksum::{Checksum, Group, StreamState, BLOCK_VERSIONS};
+use super::checksum::{Checksum, Group, StreamKey, StreamState, BLOCK_VERSIONS, STREAM_CRC_SQL};
 use super::db_error;
 
 /// The most memory the server may give the ledger query's grouping before
@@ -30,7 +30,7 @@ pub(super) fn ledger_blocks(
     (from, to): (i64, i64),
 ) -> Result<HashMap<Group, Checksum>, DbError> {
     let sql = format!(
-        "SELECT CRC32(stream_id) AS stream_crc, version DIV {BLOCK_VERSIONS} AS block, COUNT(*), CAST(SUM(content_hash56) AS CHAR) \
+        "SELECT {STREAM_CRC_SQL} AS stream_crc, version DIV {BLOCK_VERSIONS} AS block, COUNT(*), CAST(SUM(content_hash56) AS CHAR) \
          FROM event_ledger WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' \
          GROUP BY stream_crc, block"
     );
@@ -69,10 +69,10 @@ pub(super) fn ledger_blocks(
 pub(super) fn ledger_streams(
     db: &Database,
     (from, to): (i64, i64),
-) -> Result<Vec<String>, DbError> {
+) -> Result<Vec<StreamKey>, DbError> {
     // One read of the window's index range; a window holds few streams.
     let sql = format!(
-        "SELECT DISTINCT stream_id FROM event_ledger \
+        "SELECT DISTINCT tenant_id, stream_id FROM event_ledger \
          WHERE occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none'"
     );
     db.conn()?
@@ -83,17 +83,19 @@ pub(super) fn ledger_streams(
 /// The ledger's rows of the differing blocks, by stream and version.
 pub(super) fn ledger_details(
     db: &Database,
-    streams: &HashMap<String, StreamState>,
+    streams: &HashMap<StreamKey, StreamState>,
     (from, to): (i64, i64),
-) -> Result<HashMap<String, HashMap<i64, LedgerRow>>, DbError> {
+) -> Result<HashMap<StreamKey, HashMap<i64, LedgerRow>>, DbError> {
     let mut conn = db.conn()?;
-    let mut ledger: HashMap<String, HashMap<i64, LedgerRow>> = HashMap::new();
-    for (stream, state) in streams {
+    let mut ledger: HashMap<StreamKey, HashMap<i64, LedgerRow>> = HashMap::new();
+    for (key @ (tenant, stream), state) in streams {
         let blocks: Vec<i64> = state.blocks.keys().copied().collect();
         for chunk in blocks.chunks(200) {
             let mut sql = String::from(
-                "SELECT version, content_hash, data_point, tenant_id FROM event_ledger WHERE stream_id = ",
+                "SELECT version, content_hash, data_point, tenant_id FROM event_ledger WHERE tenant_id = ",
             );
+            crate::store::push_str_literal(&mut sql, tenant);
+            sql.push_str(" AND stream_id = ");
             crate::store::push_str_literal(&mut sql, stream);
             sql.push_str(&format!(
                 " AND occurred_at_ms BETWEEN {from} AND {to} AND data_point <> 'none' AND version DIV {BLOCK_VERSIONS} IN ("
@@ -106,7 +108,7 @@ pub(super) fn ledger_details(
                     .join(","),
             );
             sql.push(')');
-            let rows = ledger.entry(stream.clone()).or_default();
+            let rows = ledger.entry(key.clone()).or_default();
             let read = conn
                 .query_map(
                     sql,

@@ -36,7 +36,7 @@ use crate::export::{expand_sources, parse_line, scan};
 use crate::jobs::{JobContext, JobError};
 use crate::store::{Database, DbError};
 
-use checksum::{compare, hash56, streams_of};
+use checksum::{compare, hash56, streams_of, StreamKey};
 use ledger::{ledger_blocks, ledger_details, ledger_streams};
 use state::{begin, checkpoint, finish, record_discrepancies, resume, Resumed, RunBookkeeping};
 
@@ -170,7 +170,7 @@ pub async fn run_to_end(
 
 /// One pass-1 result: an analytics event of the window.
 struct Sighting {
-    stream_id: String,
+    stream: StreamKey,
     version: i64,
     occurred_at: i64,
     hash56: u64,
@@ -240,13 +240,13 @@ pub async fn run(
                 event.data_point()?;
                 in_window(&event, filter).then(|| Sighting {
                     hash56: hash56(&event.content_hash),
-                    stream_id: event.stream_id,
+                    stream: (event.tenant_id, event.stream_id),
                     version: event.version,
                     occurred_at: event.occurred_at,
                 })
             },
             &mut |s: Sighting| {
-                let state = streams.entry(s.stream_id).or_default();
+                let state = streams.entry(s.stream).or_default();
                 // The export's repeats count once: the first in its order.
                 if !state.versions.insert(s.version) {
                     return;
@@ -280,7 +280,7 @@ pub async fn run(
             }
         };
         let differing = compare(&streams, &ledger);
-        let mut candidates: Vec<String> = streams.into_keys().collect();
+        let mut candidates: Vec<StreamKey> = streams.into_keys().collect();
         // Only when something differs: its group may hold a stream only the
         // ledger has.
         if !differing.is_empty() {
@@ -306,10 +306,14 @@ pub async fn run(
     if !streams.is_empty() {
         let window = progress.window();
         let ledger = tokio::task::block_in_place(|| ledger_details(db, &streams, window))?;
-        let wanted: HashMap<String, HashSet<i64>> = streams
-            .iter()
-            .map(|(stream, state)| (stream.clone(), state.blocks.keys().copied().collect()))
-            .collect();
+        // tenant -> stream -> blocks: looked up by the line's borrowed ids.
+        let mut wanted: HashMap<String, HashMap<String, HashSet<i64>>> = HashMap::new();
+        for ((tenant, stream), state) in &streams {
+            wanted
+                .entry(tenant.clone())
+                .or_default()
+                .insert(stream.clone(), state.blocks.keys().copied().collect());
+        }
         let mut position = progress.position;
         loop {
             let mut found = Vec::new();
@@ -325,12 +329,14 @@ pub async fn run(
                     let block = event.version.div_euclid(BLOCK_VERSIONS);
                     let wanted = in_window(&event, window)
                         && wanted
-                            .get(&event.stream_id)
+                            .get(event.tenant_id.as_str())
+                            .and_then(|streams| streams.get(event.stream_id.as_str()))
                             .is_some_and(|blocks| blocks.contains(&block));
                     wanted.then(|| (event, line.to_vec()))
                 },
                 &mut |(event, raw): (Event, Vec<u8>)| {
-                    let Some(state) = streams.get_mut(&event.stream_id) else {
+                    let key = (event.tenant_id.clone(), event.stream_id.clone());
+                    let Some(state) = streams.get_mut(&key) else {
                         return;
                     };
                     // The export's repeats are compared once.
@@ -338,10 +344,7 @@ pub async fn run(
                         return;
                     }
                     let dp = event.data_point().expect("analytics events only");
-                    let kind = match ledger
-                        .get(&event.stream_id)
-                        .and_then(|rows| rows.get(&event.version))
-                    {
+                    let kind = match ledger.get(&key).and_then(|rows| rows.get(&event.version)) {
                         Some(row) if row.content_hash == event.content_hash => return,
                         Some(_) => Kind::Conflicting,
                         None => Kind::Missing,
@@ -376,8 +379,8 @@ pub async fn run(
         }
         // In the ledger, not in the export (within the window).
         let mut unexpected = Vec::new();
-        for (stream, rows) in &ledger {
-            let seen = streams.get(stream).map(|s| &s.versions);
+        for (key @ (_, stream), rows) in &ledger {
+            let seen = streams.get(key).map(|s| &s.versions);
             for (version, row) in rows {
                 if !seen.is_some_and(|v| v.contains(*version)) {
                     unexpected.push(Discrepancy {

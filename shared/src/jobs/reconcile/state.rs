@@ -12,7 +12,7 @@ use crate::contract::DataPoint;
 use crate::export::ScanPoint;
 use crate::store::{Database, DbError};
 
-use super::checksum::{StreamState, VersionBits};
+use super::checksum::{StreamKey, StreamState, VersionBits};
 use super::{
     db_error, Discrepancy, DiscrepancyCounts, Kind, ReconcileOptions, ReconcileSummary, Repair,
 };
@@ -101,7 +101,7 @@ pub(super) fn begin(db: &Database, progress: &RunBookkeeping) -> Result<u64, DbE
 }
 
 pub(super) enum Resumed {
-    Unfinished(RunBookkeeping, HashMap<String, StreamState>),
+    Unfinished(RunBookkeeping, HashMap<StreamKey, StreamState>),
     /// A continuation of a finished run answers its summary again.
     Finished(Box<ReconcileSummary>),
 }
@@ -128,14 +128,14 @@ pub(super) fn resume(db: &Database, run_id: u64) -> Result<Resumed, DbError> {
         .map_err(|e| DbError::caused(format!("run {run_id}'s progress is unreadable"), e))?;
     let streams = conn
         .exec_map(
-            "SELECT stream_id, versions, blocks FROM reconcile_run_stream WHERE run_id = ?",
+            "SELECT tenant_id, stream_id, versions, blocks FROM reconcile_run_stream WHERE run_id = ?",
             (run_id,),
-            |(stream, versions, blocks): (String, Vec<u8>, Vec<u8>)| {
+            |(tenant, stream, versions, blocks): (String, String, Vec<u8>, Vec<u8>)| {
                 let state = StreamState {
                     versions: VersionBits::from_bytes(&versions),
                     blocks: StreamState::blocks_from_bytes(&blocks),
                 };
-                (stream, state)
+                ((tenant, stream), state)
             },
         )
         .map_err(db_error("cannot read the run's state"))?
@@ -150,7 +150,7 @@ pub(super) fn checkpoint(
     run_id: u64,
     mut progress: RunBookkeeping,
     position: Position,
-    streams: &HashMap<String, StreamState>,
+    streams: &HashMap<StreamKey, StreamState>,
     started: Instant,
 ) -> Result<ReconcileSummary, DbError> {
     progress.position = position;
@@ -167,12 +167,13 @@ pub(super) fn checkpoint(
         .map_err(db_error("cannot save the run's state"))?;
         let mut upsert = crate::store::Upsert::new(
             "reconcile_run_stream",
-            &["run_id", "stream_id", "versions", "blocks"],
+            &["run_id", "tenant_id", "stream_id", "versions", "blocks"],
             "versions = VALUES(versions), blocks = VALUES(blocks)",
         );
-        for (stream, state) in streams {
+        for ((tenant, stream), state) in streams {
             let mut row = crate::store::Row::default();
             row.uint(run_id)
+                .str(tenant)
                 .str(stream)
                 .bytes(&state.versions.to_bytes())
                 .bytes(&state.blocks_to_bytes());

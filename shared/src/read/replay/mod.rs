@@ -3,7 +3,7 @@
 //! follows the contract literally and favours clarity over speed.
 //!
 //! Events may be added in any order and any number of times; an identity
-//! `(streamId, version)` seen before is ignored (the first one wins). State is
+//! `(tenantId, streamId, version)` seen before is ignored (the first one wins). State is
 //! kept per presentation, folded as events arrive, so that the answers never
 //! depend on arrival order.
 //!
@@ -40,7 +40,7 @@ pub const MAX_DISTRIBUTION_KEYS: i64 = 1000;
 #[derive(Debug, Default, Clone)]
 pub struct Replay {
     /// Every identity accepted so far, analytics or not.
-    seen: HashSet<(String, i64)>,
+    seen: HashSet<(String, String, i64)>,
     /// (tenantId, presentationId) → state.
     presentations: BTreeMap<(String, String), PresentationState>,
 }
@@ -53,7 +53,12 @@ impl Replay {
     /// Adds one event. Returns `false` when its identity was already seen (the
     /// event is then ignored), `true` otherwise.
     pub fn add(&mut self, event: &Event) -> bool {
-        if !self.seen.insert((event.stream_id.clone(), event.version)) {
+        let identity = (
+            event.tenant_id.clone(),
+            event.stream_id.clone(),
+            event.version,
+        );
+        if !self.seen.insert(identity) {
             return false;
         }
         if matches!(event.body, EventBody::NotAnalytics) {

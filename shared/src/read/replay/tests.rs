@@ -18,6 +18,14 @@ const EXPECTED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/samples/expected.json"
 );
+const POISON: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/samples/poison.jsonl"
+);
+const POISON_EXPECTED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/samples/poison-expected.json"
+);
 
 // ----- helpers ---------------------------------------------------------
 
@@ -27,7 +35,11 @@ fn assert_json_eq(what: &str, actual: &Value, expected: &Value) {
 }
 
 fn sample_lines() -> Vec<String> {
-    let text = std::fs::read_to_string(SAMPLE).expect("sample events");
+    lines_of(SAMPLE)
+}
+
+fn lines_of(path: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(path).expect("sample events");
     text.lines().map(str::to_string).collect()
 }
 
@@ -49,13 +61,16 @@ fn answers(replay: &Replay, expected: &Value) -> Value {
     let mut reports = serde_json::Map::new();
     let mut viewers = serde_json::Map::new();
     let mut tenants = BTreeSet::new();
-    for (id, report) in expected["reports"].as_object().expect("reports") {
+    // A key is the presentation id, or `streamId@tenantId` where one stream
+    // id has events of two tenants: each report names its own.
+    for (key, report) in expected["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
+        let id = report["presentationId"].as_str().expect("presentationId");
         tenants.insert(tenant.to_string());
         let r = replay.report(tenant, id).expect("known presentation");
-        reports.insert(id.clone(), serde_json::to_value(r).expect("report json"));
+        reports.insert(key.clone(), serde_json::to_value(r).expect("report json"));
         let v = replay.viewers(tenant, id).expect("known presentation");
-        viewers.insert(id.clone(), serde_json::to_value(v).expect("viewers json"));
+        viewers.insert(key.clone(), serde_json::to_value(v).expect("viewers json"));
     }
     let mut presentations = serde_json::Map::new();
     for tenant in tenants {
@@ -66,8 +81,12 @@ fn answers(replay: &Replay, expected: &Value) -> Value {
 }
 
 fn expected() -> Value {
+    expected_of(EXPECTED)
+}
+
+fn expected_of(path: &str) -> Value {
     let mut expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(EXPECTED).expect("expected.json"))
+        serde_json::from_str(&std::fs::read_to_string(path).expect("expected answers"))
             .expect("expected json");
     // The presentation rows are unordered in expected.json: sort them by id.
     for rows in expected["presentations"]
@@ -143,6 +162,30 @@ fn golden_sample_gives_the_expected_answers() {
         .collect();
     want.sort();
     assert_eq!(ids, want);
+}
+
+#[test]
+fn golden_poison_export_gives_its_expected_answers() {
+    let expected = expected_of(POISON_EXPECTED);
+    let lines = lines_of(POISON);
+    check_against_expected(&replay_lines(&lines), &expected);
+    // The stats: non-blank lines, distinct valid events, duplicates, malformed.
+    let mut replay = Replay::new();
+    let (mut nonblank, mut events, mut duplicates, mut malformed) = (0, 0, 0, 0);
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        nonblank += 1;
+        match parse_event(line) {
+            Ok(event) if replay.add(&event) => events += 1,
+            Ok(_) => duplicates += 1,
+            Err(_) => malformed += 1,
+        }
+    }
+    let stats = serde_json::json!({"lines": nonblank, "events": events,
+        "duplicates": duplicates, "malformed": malformed});
+    assert_json_eq("stats", &stats, &expected["stats"]);
+    // And in reverse order: the first of two conflicting copies differs.
+    let reversed: Vec<String> = lines.iter().rev().cloned().collect();
+    check_against_expected(&replay_lines(&reversed), &expected);
 }
 
 #[test]

@@ -11,19 +11,17 @@ mod polls;
 mod qna;
 mod surveys;
 
-use std::collections::HashMap;
-
 use attendance::Attendance;
 use polls::Polls;
 use qna::Qna;
 use surveys::Surveys;
 
-use super::dimensions::ViewerKeys;
+use super::dimensions::{PresentationKeys, ViewerKeys};
 use crate::contract::{Event, EventBody};
 
 /// The dimension keys the fact rows refer to.
 struct Keys<'k> {
-    presentations: &'k HashMap<String, u64>,
+    presentations: &'k PresentationKeys,
     viewers: &'k ViewerKeys,
 }
 
@@ -47,7 +45,7 @@ pub(super) struct FactWriter<'k> {
 
 impl<'k> FactWriter<'k> {
     pub(super) fn new(
-        presentations: &'k HashMap<String, u64>,
+        presentations: &'k PresentationKeys,
         viewers: &'k ViewerKeys,
     ) -> FactWriter<'k> {
         FactWriter {
@@ -64,7 +62,10 @@ impl<'k> FactWriter<'k> {
 
     /// Adds the rows of one new event, given to its data point's writer.
     pub(super) fn add(&mut self, event: &Event) {
-        let presentation = self.keys.presentations[&event.stream_id];
+        // Every new event's presentation was upserted and read with the
+        // dimensions (see `dimensions::write_dimensions`).
+        let presentation =
+            self.keys.presentations[&(event.tenant_id.clone(), event.stream_id.clone())];
         let keys = &self.keys;
         match &event.body {
             EventBody::ViewerJoined(_)

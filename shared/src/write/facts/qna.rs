@@ -119,7 +119,7 @@ impl Qna {
                 row.str("answered")
                     .int(version)
                     .int(event.occurred_at)
-                    .str(truncate_chars(&answered_by.id, 64))
+                    .str(&answered_by.id)
                     .str(&answered_by.name)
                     .str(truncate_chars(method, 16));
                 self.questions.add(&row);
