@@ -221,17 +221,24 @@ pub fn all_presentations(
 /// Every answer of `../shared/samples/expected.json` (each report, each full
 /// viewer list, each tenant's presentation list) equals the warehouse's.
 pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {
-    let expected = helpers::sample_expected();
+    assert_answers_of(conn, &helpers::sample_expected());
+}
+
+/// Every answer equals `expected` (a samples answers file): its keys are
+/// presentation ids, or `streamId@tenantId` where a stream id has events of
+/// two tenants; each report names its own presentation and tenant.
+pub fn assert_answers_of(conn: &mut impl mysql::prelude::Queryable, expected: &serde_json::Value) {
     let mut tenants = std::collections::BTreeSet::new();
-    for (id, report) in expected["reports"].as_object().expect("reports") {
+    for (key, report) in expected["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
+        let id = report["presentationId"].as_str().expect("presentationId");
         tenants.insert(tenant.to_string());
         let actual = shared::read::presentation_report(conn, tenant, id).expect("report");
-        assert_json_eq(&format!("reports.{id}"), &to_json(&actual), report);
+        assert_json_eq(&format!("reports.{key}"), &to_json(&actual), report);
         assert_json_eq(
-            &format!("viewers.{id}"),
+            &format!("viewers.{key}"),
             &to_json(&all_viewers(conn, tenant, id)),
-            &expected["viewers"][id],
+            &expected["viewers"][key],
         );
     }
     for tenant in &tenants {

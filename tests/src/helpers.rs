@@ -78,6 +78,20 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// Makes the database refuse (SQLSTATE 45000, not transient) every row
+    /// of `table` whose `column` is `value`: an event the contract accepts
+    /// but the database will not store, as a bug or a schema drift would.
+    pub fn refuse_rows(&self, table: &str, column: &str, value: &str) {
+        self.conn()
+            .query_drop(format!(
+                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW \
+                 IF NEW.{column} = '{value}' THEN \
+                 SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test: {column} {value}'; \
+                 END IF"
+            ))
+            .expect("create the refusing trigger");
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         self.conn()
             .query_first::<i64, _>(sql)
@@ -195,7 +209,20 @@ pub fn sample_path() -> PathBuf {
 }
 
 pub fn sample_expected() -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/expected.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("expected.json"))
-        .expect("valid JSON")
+    samples_json("expected.json")
+}
+
+/// The second golden export, which breaks every limit of EVENTS.md.
+pub fn poison_path() -> PathBuf {
+    sample_path().with_file_name("poison.jsonl")
+}
+
+pub fn poison_expected() -> serde_json::Value {
+    samples_json("poison-expected.json")
+}
+
+fn samples_json(name: &str) -> serde_json::Value {
+    let path = sample_path().with_file_name(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("a samples file"))
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()))
 }

@@ -13,7 +13,7 @@ use lambda_runtime::LambdaEvent;
 use crate::contract::{parse_event, without_anonymous_asker, DataPoint, Event};
 use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
-use crate::redrive::string_attribute;
+use crate::redrive::{string_attribute, MAX_SQS_PAYLOAD_BYTES};
 use crate::store::Database;
 use crate::write::{commit_isolating, CommitHook, Item, LoadCounts, Reject, RejectKind};
 
@@ -247,27 +247,43 @@ impl SqsLoader {
     /// the ids of those that could not be sent.
     async fn dead_letter(&self, bad: &[(&Message, &str)]) -> Vec<String> {
         let mut failed = Vec::new();
-        for chunk in bad.chunks(10) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (index, (message, reason)) in chunk.iter().enumerate() {
-                let reason: String = reason.chars().take(MAX_REASON_ATTRIBUTE_CHARS).collect();
-                let entry = SendMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .message_body(if message.body.is_empty() {
-                        "(empty body)".to_string()
-                    } else {
-                        // Never forward an anonymous asker (EVENTS.md).
-                        String::from_utf8_lossy(&without_anonymous_asker(message.body.as_bytes()))
-                            .into_owned()
-                    })
-                    .message_attributes("reason", string_attribute(&reason))
-                    .message_attributes("source", string_attribute(&self.source))
-                    .build();
-                match entry {
-                    Ok(entry) => entries.push(entry),
-                    Err(_) => failed.extend(message.id.clone()),
-                }
+        // Calls of at most 10 entries and SQS's payload limit, in all.
+        let mut calls: Vec<Vec<(&Message, SendMessageBatchRequestEntry)>> = Vec::new();
+        let mut bytes = 0;
+        for (message, reason) in bad {
+            let reason: String = reason.chars().take(MAX_REASON_ATTRIBUTE_CHARS).collect();
+            let (body, cut_from) = dead_letter_body(&message.body);
+            let size = body.len() + reason.len() + self.source.len() + DLQ_ENTRY_OVERHEAD;
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .message_body(body)
+                .message_attributes("reason", string_attribute(&reason))
+                .message_attributes("source", string_attribute(&self.source));
+            if let Some(length) = cut_from {
+                entry = entry.message_attributes(
+                    "truncated",
+                    string_attribute(&format!(
+                        "the first {DLQ_CUT_BYTES} bytes of a {length}-byte body"
+                    )),
+                );
             }
+            let full = calls
+                .last()
+                .is_none_or(|call| call.len() == 10 || bytes + size > MAX_SQS_PAYLOAD_BYTES);
+            if full {
+                calls.push(Vec::new());
+                bytes = 0;
+            }
+            let call = calls.last_mut().expect("just pushed");
+            match entry.id(call.len().to_string()).build() {
+                Ok(entry) => {
+                    call.push((message, entry));
+                    bytes += size;
+                }
+                Err(_) => failed.extend(message.id.clone()),
+            }
+        }
+        for call in calls {
+            let (messages, entries): (Vec<&Message>, Vec<_>) = call.into_iter().unzip();
             let sent = self
                 .sqs
                 .send_message_batch()
@@ -279,8 +295,11 @@ impl SqsLoader {
                 Ok(output) => {
                     for failure in output.failed {
                         tracing::warn!(code = %failure.code, "dead-lettering a message failed; it goes back to the queue");
-                        if let Some((message, _)) =
-                            failure.id.parse::<usize>().ok().and_then(|i| chunk.get(i))
+                        if let Some(message) = failure
+                            .id
+                            .parse::<usize>()
+                            .ok()
+                            .and_then(|i| messages.get(i))
                         {
                             failed.extend(message.id.clone());
                         }
@@ -288,12 +307,38 @@ impl SqsLoader {
                 }
                 Err(error) => {
                     tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(&error), "dead-letter queue unreachable; the messages go back to the queue");
-                    failed.extend(chunk.iter().filter_map(|(m, _)| m.id.clone()));
+                    failed.extend(messages.iter().filter_map(|m| m.id.clone()));
                 }
             }
         }
         failed
     }
+}
+
+/// A dead-lettered body over this many bytes is forwarded cut to
+/// [`DLQ_CUT_BYTES`] (EVENTS.md: a body over 1 MiB is malformed and its first
+/// 64 KiB are enough to record it); whole, it could never be sent.
+const DLQ_WHOLE_BODY_BYTES: usize = 192 * 1024;
+const DLQ_CUT_BYTES: usize = 64 * 1024;
+/// Room for an entry's id, attribute names and types in a call's payload.
+const DLQ_ENTRY_OVERHEAD: usize = 256;
+
+/// The body forwarded to the dead-letter queue: never an anonymous asker
+/// (EVENTS.md), never empty (SQS refuses that), cut when too long to send;
+/// with the original length when cut.
+fn dead_letter_body(body: &str) -> (String, Option<usize>) {
+    if body.is_empty() {
+        return ("(empty body)".to_string(), None);
+    }
+    let scrubbed = String::from_utf8_lossy(&without_anonymous_asker(body.as_bytes())).into_owned();
+    if scrubbed.len() <= DLQ_WHOLE_BODY_BYTES {
+        return (scrubbed, None);
+    }
+    let mut cut = DLQ_CUT_BYTES;
+    while !scrubbed.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    (scrubbed[..cut].to_string(), Some(body.len()))
 }
 
 fn item_failure(id: String) -> BatchItemFailure {

@@ -19,7 +19,7 @@ use shared::read::{
     ViewerQuery, ViewerSort,
 };
 
-use crate::helpers::{sample_expected, TestDb};
+use crate::helpers::{self, sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
 use integration_tests::harness::{
     all_presentations, all_viewers, assert_golden_answers, assert_json_eq, to_json,
@@ -95,6 +95,22 @@ async fn the_sample_gives_the_golden_answers() {
     assert_eq!(
         presentation_report(&mut conn, "globex", id).expect("report"),
         cached
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poison_export_through_the_loaders_gives_its_golden_answers() {
+    let text = std::fs::read_to_string(helpers::poison_path()).expect("poison.jsonl");
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.shuffle(&mut rand::rngs::StdRng::seed_from_u64(15));
+    let test = TestDb::new();
+    let failed = Loaders::new(&test).await.deliver(&lines, 97).await;
+    assert!(failed.is_empty(), "nothing is sent back: {failed:?}");
+    integration_tests::harness::assert_answers_of(&mut test.conn(), &helpers::poison_expected());
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'refused'"),
+        0,
+        "the database refuses no event within the limits"
     );
 }
 

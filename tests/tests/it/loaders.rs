@@ -91,7 +91,10 @@ async fn a_conflicting_event_is_rejected_recorded_and_the_first_stays() {
         .unwrap()
         .unwrap();
     assert_eq!(kind, "conflict");
-    assert!(reason.contains("(p-1, 1)"), "{reason}");
+    assert!(
+        reason.contains("(tenant acme, stream p-1, version 1)"),
+        "{reason}"
+    );
     assert_eq!(raw, conflicting.as_bytes());
 }
 
@@ -323,13 +326,14 @@ async fn a_panic_sets_aside_the_event_that_causes_it_and_commits_the_rest() {
 async fn an_event_the_database_refuses_does_not_hold_back_its_batch() {
     let test = TestDb::new();
     let loaders = Loaders::new(&test).await;
-    // A question far longer than its column: the database refuses it
-    // (ERROR 1406 under the strict sql_mode), whatever else is in the batch.
+    // A question the database refuses (a test trigger), whatever else is in
+    // the batch.
+    test.refuse_rows("dim_question", "question_id", "q-1");
     let long = event(
         "p-1",
         3,
         "QuestionAsked",
-        serde_json::json!({"questionId": "q-1", "viewerId": "u-1", "text": "x".repeat(70_000), "anonymous": false}),
+        serde_json::json!({"questionId": "q-1", "viewerId": "u-1", "text": "Why not?", "anonymous": false}),
     );
     let fine = event(
         "p-1",
@@ -346,7 +350,11 @@ async fn an_event_the_database_refuses_does_not_hold_back_its_batch() {
     let recorded: Vec<(String, String)> = test.rows("SELECT kind, reason FROM error_event");
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].0, "refused");
-    assert!(recorded[0].1.contains("1406"), "{}", recorded[0].1);
+    assert!(
+        recorded[0].1.contains("refused by the test"),
+        "{}",
+        recorded[0].1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -626,4 +634,84 @@ fn reference_snapshot(
         runtime.block_on(async { Loaders::new(&test).await.deliver(lines, 10_000).await });
         snapshot(&test)
     })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_carrying_another_tenant_is_that_tenants_and_takes_no_version_of_the_first() {
+    let under = |tenant: &str, body: String| {
+        let mut doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        doc["tenantId"] = tenant.into();
+        doc.to_string()
+    };
+    // acme's p-1 versions 1 and 2; globex's copies of p-1 take versions 1
+    // (the same number, another identity) and 3.
+    let bodies = [
+        joined("p-1", 1, "u-1", "s-1"),
+        joined("p-1", 2, "u-2", "s-2"),
+        under("globex", joined("p-1", 1, "u-intruder", "s-9")),
+        under("globex", joined("p-1", 3, "u-intruder-2", "s-8")),
+    ];
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0]] {
+        let test = TestDb::new();
+        let loaders = Loaders::new(&test).await;
+        let batch: Vec<String> = order.iter().map(|&i| bodies[i].clone()).collect();
+        assert!(loaders.deliver(&batch, 10).await.is_empty());
+        let mut conn = test.conn();
+        let ids = |conn: &mut mysql::PooledConn, tenant: &str| -> Vec<String> {
+            integration_tests::harness::all_viewers(conn, tenant, "p-1")
+                .into_iter()
+                .map(|row| row.viewer_id)
+                .collect()
+        };
+        assert_eq!(ids(&mut conn, "acme"), ["u-1", "u-2"], "order {order:?}");
+        assert_eq!(
+            ids(&mut conn, "globex"),
+            ["u-intruder", "u-intruder-2"],
+            "order {order:?}"
+        );
+        // Four identities, no conflict and no duplicate among them.
+        assert_eq!(test.count("SELECT COUNT(*) FROM event_ledger"), 4);
+        assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_too_long_for_the_dead_letter_queue_is_forwarded_cut_and_recorded() {
+    let test = TestDb::new();
+    let loaders = Loaders::new(&test).await;
+    // Over 1 MiB (malformed by EVENTS.md's limit) and 300 KB of garbage:
+    // neither fits an SQS message whole. Five small ones share the calls.
+    let huge = joined("p-1", 1, "u-1", "s-1").replacen(
+        '{',
+        &format!("{{\"pad\": \"{}\", ", "x".repeat(1 << 20)),
+        1,
+    );
+    let mut bodies = vec![huge.clone(), "y".repeat(300_000)];
+    bodies.extend((0..5).map(|i| format!("not json {i}")));
+    assert!(loaders.deliver(&bodies, 10).await.is_empty());
+    let dead = helpers::drain_queue(&loaders.sqs, &loaders.dlq_url).await;
+    assert_eq!(dead.len(), 7);
+    let cut: Vec<_> = dead
+        .iter()
+        .filter(|m| {
+            m.message_attributes()
+                .is_some_and(|a| a.contains_key("truncated"))
+        })
+        .collect();
+    assert_eq!(cut.len(), 2);
+    for message in cut {
+        let body = message.body().unwrap();
+        assert_eq!(body.len(), 64 * 1024);
+        assert!(huge.starts_with(body) || body.bytes().all(|b| b == b'y'));
+    }
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'"),
+        7
+    );
+    let reason: String = test
+        .conn()
+        .query_first("SELECT reason FROM error_event WHERE LENGTH(raw_body) > 60000 AND reason LIKE '%1048576%'")
+        .unwrap()
+        .expect("the over-long body is recorded as such");
+    assert!(reason.contains("over the limit"), "{reason}");
 }
