@@ -24,8 +24,9 @@ pub use answers::{
 };
 pub use diff::differences;
 pub use event::{
-    parse_event, Choice, DataPoint, Event, EventBody, EventError, Person, QuestionKind,
-    SurveyAnswer, SurveyQuestion, ViewerJoined,
+    parse_event, Choice, DataPoint, Event, EventBody, EventError, EventErrorKind, Person,
+    QuestionKind, SurveyAnswer, SurveyQuestion, ViewerJoined, DATE_RANGE_MS, MAX_EVENT_BYTES,
+    MAX_ID_CHARS, MAX_TEXT_CHARS,
 };
 pub use figures::{average_2dp, average_seconds_1dp, count, floor_seconds};
 pub use normalize::{

@@ -10,9 +10,11 @@ use sha2::{Digest, Sha256};
 use crate::contract::{truncate_chars, without_anonymous_asker};
 use crate::store::{run_script, Row, Upsert};
 
-/// Raw bodies kept in the error table are cut here; the full line stays in its
-/// export (its line number is recorded) and SQS bodies are at most 256 KiB.
-pub const MAX_RAW_BODY_BYTES: usize = 1 << 20;
+/// A body up to EVENTS.md's size limit is kept whole; a longer one (malformed
+/// for that alone) is kept cut to its first 64 KiB, "enough to record it".
+/// The full line stays in its export, whose line number is recorded.
+pub const MAX_RAW_BODY_BYTES: usize = crate::contract::MAX_EVENT_BYTES;
+pub const OVER_LIMIT_KEPT_BYTES: usize = 64 * 1024;
 
 /// Why an input could not be loaded; permanent, never worth a retry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +82,11 @@ pub(super) fn reject_statements<'r>(
         // The hash too is of the body without an anonymous asker: a hash
         // of the whole would let anyone test candidate ids against it.
         let body = without_anonymous_asker(reject.raw);
-        let kept = &body[..body.len().min(MAX_RAW_BODY_BYTES)];
+        let kept = if body.len() > MAX_RAW_BODY_BYTES {
+            &body[..OVER_LIMIT_KEPT_BYTES]
+        } else {
+            &body[..]
+        };
         let mut row = Row::default();
         row.str(truncate_chars(source, 128))
             .uint(reject.line)

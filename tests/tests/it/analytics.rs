@@ -115,10 +115,17 @@ async fn the_poison_export_through_the_loaders_gives_its_golden_answers() {
 }
 
 /// Loads `lines` into a fresh database and checks every answer equals the
-/// replay of the same lines.
-fn check_against_replay(runtime: &tokio::runtime::Runtime, lines: &[String], batch_size: usize) {
+/// replay of the same lines, and that no message went back to its queue;
+/// returns the database for further checks.
+pub(crate) fn check_against_replay(
+    runtime: &tokio::runtime::Runtime,
+    lines: &[String],
+    batch_size: usize,
+) -> TestDb {
     let test = TestDb::new();
-    runtime.block_on(async { Loaders::new(&test).await.deliver(lines, batch_size).await });
+    let failed =
+        runtime.block_on(async { Loaders::new(&test).await.deliver(lines, batch_size).await });
+    assert!(failed.is_empty(), "messages sent back: {failed:?}");
     let mut replay = Replay::new();
     for line in lines {
         if let Ok(event) = parse_event(line) {
@@ -152,6 +159,8 @@ fn check_against_replay(runtime: &tokio::runtime::Runtime, lines: &[String], bat
             &to_json(&replay.presentations(&tenant)),
         );
     }
+    drop(conn);
+    test
 }
 
 proptest! {

@@ -710,7 +710,7 @@ async fn a_body_too_long_for_the_dead_letter_queue_is_forwarded_cut_and_recorded
     );
     let reason: String = test
         .conn()
-        .query_first("SELECT reason FROM error_event WHERE LENGTH(raw_body) > 60000 AND reason LIKE '%1048576%'")
+        .query_first("SELECT reason FROM error_event WHERE LENGTH(raw_body) = 65536 AND body_truncated AND reason LIKE '%1048576%'")
         .unwrap()
         .expect("the over-long body is recorded as such");
     assert!(reason.contains("over the limit"), "{reason}");
