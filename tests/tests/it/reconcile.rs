@@ -547,3 +547,62 @@ async fn streams_whose_crcs_collide_are_told_apart() {
     remove_events(&test, std::slice::from_ref(&gone));
     assert_eq!(found(&both).await, vec![(Kind::Missing, gone.0, gone.1)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_copy_of_a_stream_is_reconciled_and_repaired_as_its_own() {
+    // The poison export without the events each stream has under the
+    // other tenant (same stream ids, versions its own tenant also uses).
+    let poison = std::fs::read_to_string(helpers::poison_path()).unwrap();
+    let foreign = |line: &str| {
+        shared::contract::parse_event(line).is_ok_and(|e| {
+            e.data_point().is_some()
+                && ((e.stream_id.starts_with("prs-acm") && e.tenant_id == "globex")
+                    || (e.stream_id.starts_with("prs-glo") && e.tenant_id == "acme"))
+        })
+    };
+    let foreign_events: std::collections::HashSet<_> = poison
+        .lines()
+        .filter(|l| foreign(l))
+        .map(|l| {
+            let e = shared::contract::parse_event(l).unwrap();
+            (e.tenant_id, e.stream_id, e.version)
+        })
+        .collect();
+    assert!(foreign_events.len() >= 2, "the export has such events");
+    let partial: String = poison
+        .lines()
+        .filter(|l| !foreign(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let partial = helpers::TempExport::new("own-tenant-only", &partial);
+    let test = TestDb::new();
+    let ctx = loaded(&test, &partial.source()).await;
+    let whole = ReconcileOptions {
+        source: helpers::poison_path().display().to_string(),
+        ..options(Some(Repair::Direct))
+    };
+    let (first, found) = reconcile::run_to_end(&ctx.db, None, Some(&ctx), &whole)
+        .await
+        .unwrap();
+    let missing: std::collections::HashSet<_> = found
+        .iter()
+        .map(|d| (d.tenant_id.clone(), d.stream_id.clone(), d.version))
+        .collect();
+    assert_eq!(missing, foreign_events, "exactly the other tenant's copies");
+    assert_eq!((first.totals.unexpected, first.totals.conflicting), (0, 0));
+    assert_eq!(first.repaired, foreign_events.len() as u64);
+    let (second, found) = reconcile::run_to_end(
+        &ctx.db,
+        None,
+        None,
+        &ReconcileOptions {
+            repair: None,
+            ..whole
+        },
+    )
+    .await
+    .unwrap();
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(second.totals.compared, first.totals.compared);
+    integration_tests::harness::assert_answers_of(&mut test.conn(), &helpers::poison_expected());
+}
