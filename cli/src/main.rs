@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod common;
 
-use commands::{analytics, backfill, flags, generate, migrate, pipeline, reconcile, verify};
+use commands::{
+    analytics, backfill, flags, forget, generate, migrate, pipeline, reconcile, verify,
+};
 
 #[derive(Parser)]
 #[command(name = "warehouse", version, about = "Operate the analytics warehouse")]
@@ -40,6 +42,9 @@ enum Command {
     Presentations(analytics::PresentationsArgs),
     /// The analytics API's rollout flags per tenant and data point: set, list.
     Flags(flags::FlagsArgs),
+    /// Erase a viewer everywhere, for good (ANALYTICS.md §8): their name and
+    /// email, and what ties them to their questions; prints the receipt.
+    Forget(forget::ForgetArgs),
     /// Compare an export (the source of truth) with the warehouse ledger and
     /// report what is missing, unexpected or conflicting; optionally repair.
     Reconcile(reconcile::ReconcileArgs),
@@ -71,6 +76,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Viewers(args) => analytics::viewers(args),
         Command::Presentations(args) => analytics::presentations(args),
         Command::Flags(args) => flags::run(args),
+        Command::Forget(args) => forget::run(args),
         Command::Reconcile(args) => reconcile::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),

@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod backfill;
 pub mod flags;
+pub mod forget;
 pub mod generate;
 pub mod migrate;
 pub mod pipeline;

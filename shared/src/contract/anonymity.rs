@@ -53,16 +53,32 @@ fn remove_asker(document: &mut Value) -> bool {
 
 /// The text with the value of every `"viewerId": "…"` replaced.
 fn blank_viewer_ids(body: &[u8]) -> Cow<'_, [u8]> {
-    const KEY: &[u8] = b"\"viewerId\"";
-    let mut out = Vec::with_capacity(body.len());
+    replace_string_values(body, b"viewerId", |_| {
+        Some(REMOVED_ASKER.as_bytes().to_vec())
+    })
+}
+
+/// `body`, read as text that may not be JSON, with the string value of
+/// every `"key"` (blanks and a colon after it, then a string) replaced by
+/// what `replace` makes of its raw bytes between the quotes (`None` keeps
+/// it). The value's end is the next quote not escaped by a backslash, or
+/// the end of the body. The very bytes when nothing is replaced.
+pub(super) fn replace_string_values<'b>(
+    body: &'b [u8],
+    key: &[u8],
+    mut replace: impl FnMut(&[u8]) -> Option<Vec<u8>>,
+) -> Cow<'b, [u8]> {
+    let mut quoted_key = Vec::with_capacity(key.len() + 2);
+    quoted_key.push(b'"');
+    quoted_key.extend_from_slice(key);
+    quoted_key.push(b'"');
+    let mut out = Vec::new();
     let mut rest = body;
     let mut changed = false;
-    while let Some(at) = memchr::memmem::find(rest, KEY) {
-        let after_key = at + KEY.len();
+    while let Some(at) = memchr::memmem::find(rest, &quoted_key) {
+        let after_key = at + quoted_key.len();
         out.extend_from_slice(&rest[..after_key]);
         rest = &rest[after_key..];
-        // Blanks and a colon, then a string: its end is the next quote not
-        // escaped by a backslash (or the end of the body).
         let value_start = rest
             .iter()
             .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n' | b':'))
@@ -70,13 +86,17 @@ fn blank_viewer_ids(body: &[u8]) -> Cow<'_, [u8]> {
         if rest.get(value_start) != Some(&b'"') {
             continue;
         }
-        out.extend_from_slice(&rest[..value_start]);
         let mut end = value_start + 1;
         while end < rest.len() && rest[end] != b'"' {
             end += if rest[end] == b'\\' { 2 } else { 1 };
         }
+        let value = &rest[value_start + 1..end.min(rest.len())];
+        let Some(replacement) = replace(value) else {
+            continue;
+        };
+        out.extend_from_slice(&rest[..value_start]);
         out.push(b'"');
-        out.extend_from_slice(REMOVED_ASKER.as_bytes());
+        out.extend_from_slice(&replacement);
         out.push(b'"');
         rest = &rest[(end + 1).min(rest.len())..];
         changed = true;

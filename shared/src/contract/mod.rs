@@ -4,12 +4,14 @@
 //! `ejson.rs`); the answers' JSON shapes (`answers.rs`) and the rules every
 //! implementation shares to print the same strings and numbers: time
 //! (`time.rs`), rounding (`figures.rs`), normalisation (`normalize.rs`);
-//! the text of error messages (`text.rs`).
+//! the text of error messages (`text.rs`); a viewer's erasure in the bodies
+//! kept anyway (`erasure.rs`), as the anonymous asker's (`anonymity.rs`).
 
 mod anonymity;
 mod answers;
 mod diff;
 mod ejson;
+mod erasure;
 mod event;
 mod figures;
 mod normalize;
@@ -23,8 +25,9 @@ pub use answers::{
     SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS,
 };
 pub use diff::differences;
+pub use erasure::{mentioned_viewers, without_erased, ErasureReceipt, Mentions, ERASED};
 pub use event::{
-    parse_event, Choice, DataPoint, Event, EventBody, EventError, EventErrorKind, Person,
+    is_id, parse_event, Choice, DataPoint, Event, EventBody, EventError, EventErrorKind, Person,
     QuestionKind, SurveyAnswer, SurveyQuestion, ViewerJoined, DATE_RANGE_MS, MAX_EVENT_BYTES,
     MAX_ID_CHARS, MAX_TEXT_CHARS,
 };

@@ -95,7 +95,13 @@ pub struct ReconcileConfig {
     pub source_template: Option<String>,
     /// `RECONCILE_REPAIR`: `queue` or `direct`, when the event names none.
     pub default_repair: Option<Repair>,
+    /// `ERROR_RETENTION_DAYS` (default 30): a raw body in `error_event` not
+    /// seen for this many days is removed by the run.
+    pub error_retention_days: u32,
 }
+
+/// The default of `ERROR_RETENTION_DAYS`.
+pub const DEFAULT_ERROR_RETENTION_DAYS: u32 = 30;
 
 impl ReconcileConfig {
     pub fn from_env() -> Result<ReconcileConfig, ConfigError> {
@@ -109,10 +115,19 @@ impl ReconcileConfig {
                 Repair::parse(&text).map_err(|e| ConfigError(format!("RECONCILE_REPAIR: {e}")))?,
             ),
         };
+        let error_retention_days = match lookup("ERROR_RETENTION_DAYS") {
+            None => DEFAULT_ERROR_RETENTION_DAYS,
+            Some(text) => text.trim().parse().ok().filter(|d| *d > 0).ok_or_else(|| {
+                ConfigError(format!(
+                    "ERROR_RETENTION_DAYS must be a whole number of days, at least 1, got {text:?}"
+                ))
+            })?,
+        };
         Ok(ReconcileConfig {
             jobs: JobsConfig::from_lookup(lookup)?,
             source_template: lookup("RECONCILE_SOURCE"),
             default_repair,
+            error_retention_days,
         })
     }
 }
@@ -193,5 +208,19 @@ mod tests {
         .unwrap();
         assert_eq!(config.default_repair, Some(Repair::Direct));
         assert_eq!(config.source_template.as_deref(), Some("s3://x/{date}/"));
+        assert_eq!(config.error_retention_days, DEFAULT_ERROR_RETENTION_DAYS);
+    }
+
+    #[test]
+    fn error_retention_is_a_positive_number_of_days() {
+        let days = |text: &str| {
+            ReconcileConfig::from_lookup(&lookup(&[DB, ("ERROR_RETENTION_DAYS", text)]))
+                .map(|c| c.error_retention_days)
+        };
+        assert_eq!(days("7").unwrap(), 7);
+        for bad in ["0", "-1", "30d", ""] {
+            let err = days(bad).unwrap_err();
+            assert!(err.to_string().starts_with("ERROR_RETENTION_DAYS"), "{err}");
+        }
     }
 }

@@ -16,7 +16,7 @@ use config::JobsConfig;
 
 pub use api::{percent_decode, AnalyticsApi};
 pub use backfill::{BackfillFunction, BackfillRequest};
-pub use reconcile::ReconcileFunction;
+pub use reconcile::{ErrorRetention, ReconcileFunction};
 pub use sqs_loader::SqsLoader;
 
 /// One connection: a Lambda container handles one invocation at a time.

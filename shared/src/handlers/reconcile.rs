@@ -2,10 +2,11 @@
 //! before its time runs out; an unfinished run answers `done: false` with its
 //! `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 
-use crate::handlers::config::ReconcileConfig;
+use crate::handlers::config::{ReconcileConfig, DEFAULT_ERROR_RETENTION_DAYS};
 use crate::handlers::{job_context, stop_before};
 use crate::jobs::reconcile::{self, ReconcileOptions, ReconcileSummary, Repair, Start};
 use crate::jobs::JobContext;
+use crate::store::{system_clock, Clock, Database, DbError};
 
 /// What a scheduled reconciliation's EventBridge `detail` may name; anything
 /// absent defaults to the previous UTC day and `RECONCILE_SOURCE`. With
@@ -30,12 +31,45 @@ pub const RECONCILE_DEADLINE_MARGIN: std::time::Duration = std::time::Duration::
 /// The nightly reconciliation function: one invocation works until shortly
 /// before its time runs out; an unfinished run answers `done: false` with its
 /// `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
+/// A new run first removes the raw bodies of `error_event` past their
+/// retention.
 pub struct ReconcileFunction {
     pub context: JobContext,
     /// The export to compare, `{date}` standing for the window's day
     /// (`YYYY-MM-DD`), e.g. `s3://exports/{date}/` (every object under it).
     pub source_template: Option<String>,
     pub default_repair: Option<Repair>,
+    pub error_retention: ErrorRetention,
+}
+
+/// How long raw bodies stay in `error_event`, and the clock that says when
+/// it is (injectable for tests).
+#[derive(Clone)]
+pub struct ErrorRetention {
+    /// A body not seen for this many days goes.
+    pub days: u32,
+    pub clock: Clock,
+}
+
+impl Default for ErrorRetention {
+    fn default() -> ErrorRetention {
+        ErrorRetention {
+            days: DEFAULT_ERROR_RETENTION_DAYS,
+            clock: system_clock(),
+        }
+    }
+}
+
+impl ErrorRetention {
+    /// Removes the bodies past retention; returns how many went.
+    pub fn apply(&self, db: &Database) -> Result<u64, DbError> {
+        let before_ms = (self.clock)() - i64::from(self.days) * 86_400_000;
+        tokio::task::block_in_place(|| {
+            let mut conn = db.conn()?;
+            crate::write::expire_error_bodies(&mut conn, before_ms)
+                .map_err(|e| DbError::caused("cannot remove error bodies past their retention", e))
+        })
+    }
 }
 
 impl ReconcileFunction {
@@ -45,6 +79,10 @@ impl ReconcileFunction {
             context: job_context(&config.jobs).await?,
             source_template: config.source_template,
             default_repair: config.default_repair,
+            error_retention: ErrorRetention {
+                days: config.error_retention_days,
+                clock: system_clock(),
+            },
         })
     }
 
@@ -66,6 +104,14 @@ impl ReconcileFunction {
             Some(run_id) => Start::Continue(run_id),
             None => {
                 options = self.options(detail)?;
+                // Retention first: it needs no export, so a night whose
+                // export is missing still removes old bodies.
+                let removed = self.error_retention.apply(&self.context.db)?;
+                tracing::info!(
+                    removed,
+                    retention_days = self.error_retention.days,
+                    "error bodies past retention removed"
+                );
                 Start::New(&options)
             }
         };

@@ -15,7 +15,7 @@ use crate::handlers::config::LoaderConfig;
 use crate::handlers::LAMBDA_MAX_CONNECTIONS;
 use crate::redrive::{string_attribute, MAX_SQS_PAYLOAD_BYTES};
 use crate::store::Database;
-use crate::write::{commit_isolating, CommitHook, Item, LoadCounts, Reject, RejectKind};
+use crate::write::{commit_isolating, CommitHook, Erasures, Item, LoadCounts, Reject, RejectKind};
 
 /// Time kept back from the invocation's deadline for dead-lettering and the
 /// response; database retries stop before it.
@@ -190,7 +190,7 @@ impl SqsLoader {
         } else {
             refused.collect()
         };
-        let failed_forwarding = self.dead_letter(&bad).await;
+        let failed_forwarding = self.dead_letter(&bad, &loaded.erasures).await;
         report.dead_lettered = bad.len() - failed_forwarding.len();
         let mut failed: Vec<String> = failed_forwarding;
         failed.extend(
@@ -243,16 +243,17 @@ impl SqsLoader {
         }
     }
 
-    /// Sends bad messages to the dead-letter queue with their reason; returns
-    /// the ids of those that could not be sent.
-    async fn dead_letter(&self, bad: &[(&Message, &str)]) -> Vec<String> {
+    /// Sends bad messages to the dead-letter queue with their reason, without
+    /// what they hold of `erasures`; returns the ids of those that could not
+    /// be sent.
+    async fn dead_letter(&self, bad: &[(&Message, &str)], erasures: &Erasures) -> Vec<String> {
         let mut failed = Vec::new();
         // Calls of at most 10 entries and SQS's payload limit, in all.
         let mut calls: Vec<Vec<(&Message, SendMessageBatchRequestEntry)>> = Vec::new();
         let mut bytes = 0;
         for (message, reason) in bad {
             let reason: String = reason.chars().take(MAX_REASON_ATTRIBUTE_CHARS).collect();
-            let (body, cut_from) = dead_letter_body(&message.body);
+            let (body, cut_from) = dead_letter_body(&message.body, erasures);
             let size = body.len() + reason.len() + self.source.len() + DLQ_ENTRY_OVERHEAD;
             let mut entry = SendMessageBatchRequestEntry::builder()
                 .message_body(body)
@@ -324,13 +325,15 @@ const DLQ_CUT_BYTES: usize = 64 * 1024;
 const DLQ_ENTRY_OVERHEAD: usize = 256;
 
 /// The body forwarded to the dead-letter queue: never an anonymous asker
-/// (EVENTS.md), never empty (SQS refuses that), cut when too long to send;
-/// with the original length when cut.
-fn dead_letter_body(body: &str) -> (String, Option<usize>) {
+/// (EVENTS.md) nor an erased viewer's values (ANALYTICS.md §8), never empty
+/// (SQS refuses that), cut when too long to send; with the original length
+/// when cut.
+fn dead_letter_body(body: &str, erasures: &Erasures) -> (String, Option<usize>) {
     if body.is_empty() {
         return ("(empty body)".to_string(), None);
     }
-    let scrubbed = String::from_utf8_lossy(&without_anonymous_asker(body.as_bytes())).into_owned();
+    let anonymous = without_anonymous_asker(body.as_bytes());
+    let scrubbed = String::from_utf8_lossy(&erasures.scrub(&anonymous)).into_owned();
     if scrubbed.len() <= DLQ_WHOLE_BODY_BYTES {
         return (scrubbed, None);
     }

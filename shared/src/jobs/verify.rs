@@ -1,6 +1,7 @@
 //! The release check: a diagonal slice of presentations (across tenants,
 //! sizes, data points and ages) whose warehouse reports are compared field by
-//! field with the old computation, replaying their events from the export.
+//! field with the old computation, replaying their events from the export
+//! and forgetting the viewers the warehouse erased.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -130,6 +131,15 @@ pub async fn verify(
         }
     })
     .await?;
+    // Erased viewers (ANALYTICS.md §8) are erased in the replay too.
+    let tenants: BTreeSet<String> = slice.iter().map(|(t, _)| t.clone()).collect();
+    let erasures = tokio::task::block_in_place(|| {
+        crate::write::erasures_of_tenants(&mut db.conn()?, &tenants)
+            .map_err(|e| DbError::caused("cannot read the erasures", e))
+    })?;
+    for (tenant, viewer) in &erasures {
+        replay.forget(tenant, viewer);
+    }
     let mut report = VerifyReport {
         checked: Vec::new(),
         differences: BTreeMap::new(),

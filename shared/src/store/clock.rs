@@ -11,6 +11,15 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// The time of day (milliseconds since the epoch) as a value to pass
+/// around: [`system_clock`] in production, a fixed or moving one in tests.
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The wall clock as a [`Clock`].
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(now_ms)
+}
+
 /// The invocation deadline (milliseconds since the epoch) as an `Instant`.
 pub fn deadline_instant(deadline_ms: u64) -> Instant {
     let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);

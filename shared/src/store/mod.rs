@@ -9,7 +9,7 @@ mod db;
 pub mod migrate;
 mod sql;
 pub use aws::{s3_client, sdk_config, sqs_client};
-pub use clock::{deadline_instant, now_ms};
+pub use clock::{deadline_instant, now_ms, system_clock, Clock};
 pub use config::{env_lookup, required, ConfigError, DatabaseSettings, Lookup, Secret};
 pub use db::{
     create_database_if_missing, drop_database, is_transient, with_retry, Database, DbError,

@@ -11,6 +11,7 @@ use mysql::prelude::Queryable;
 use super::dimensions::{
     read_viewer_keys, select_viewers, wanted_viewers, write_dimensions, ViewerKeys,
 };
+use super::erasure::{named_viewers, read_erasures, Erasures};
 use super::facts::FactWriter;
 use super::ledger::{ledger_upsert, read_ledger};
 use super::rejects::{reject_statements, Reject, RejectKind};
@@ -83,6 +84,9 @@ pub struct BatchOutcome {
     /// One per item, in order.
     pub dispositions: Vec<Disposition>,
     pub counts: LoadCounts,
+    /// The erased viewers among those the batch names (for copies of its
+    /// bodies kept elsewhere, such as dead-letter messages).
+    pub erasures: Erasures,
 }
 
 /// Loads one batch inside the caller's transaction. `source` names the
@@ -98,6 +102,17 @@ pub fn load_batch(
     let load_id = rand::random::<u64>() >> 1; // fits BIGINT UNSIGNED and i64 alike
     let mut dispositions = vec![Disposition::Duplicate; items.len()];
     let mut counts = LoadCounts::default();
+
+    // 0. The erasure guard, shared, and the erasures of every viewer the
+    // batch names, before anything else (see `erasure.rs`): what is written
+    // below leaves them out. (A conflicting copy is an item's body: as a
+    // JSON document it mentions the viewer its event names.)
+    let erasures = if items.is_empty() && rejects.is_empty() {
+        Erasures::default()
+    } else {
+        let named = named_viewers(items.iter().map(|i| i.event), rejects.iter().map(|r| r.raw));
+        read_erasures(tx, &named)?
+    };
 
     // 1. Within the batch the first of an identity wins.
     let mut first_of: HashMap<(&str, &str, i64), usize> = HashMap::new();
@@ -125,8 +140,8 @@ pub fn load_batch(
     candidates.sort_by(|&a, &b| items[a].event.identity().cmp(&items[b].event.identity()));
     let inserted =
         ledger_upsert(load_id, candidates.iter().map(|&i| items[i].event)).execute(tx)?;
-    let named_viewers = wanted_viewers(candidates.iter().map(|&i| items[i].event));
-    let viewer_outcomes = run_script(tx, &select_viewers(&named_viewers))?;
+    let named = wanted_viewers(candidates.iter().map(|&i| items[i].event), &erasures);
+    let viewer_outcomes = run_script(tx, &select_viewers(&named))?;
     let mut viewer_keys = ViewerKeys::new();
     read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
     let mut new_items = Vec::new();
@@ -156,7 +171,7 @@ pub fn load_batch(
 
     // 3. Dimensions for the new events (one round trip); their facts go
     // with the rest below.
-    let mut script = fact_statements(tx, items, &new_items, viewer_keys)?;
+    let mut script = fact_statements(tx, items, &new_items, viewer_keys, &erasures)?;
 
     // 4. Counts, rejects and the audit row.
     for (index, disposition) in dispositions.iter().enumerate() {
@@ -204,6 +219,7 @@ pub fn load_batch(
     script.extend(reject_statements(
         source,
         rejects.iter().chain(conflicts.iter()),
+        &erasures,
     ));
     script.push(format!(
         "INSERT INTO load_run (load_id, source, started_at, messages, events_loaded, duplicates, conflicts, malformed, wrong_data_point, not_analytics, attempts) \
@@ -223,6 +239,7 @@ pub fn load_batch(
         load_id,
         dispositions,
         counts,
+        erasures,
     })
 }
 
@@ -259,12 +276,13 @@ pub fn commit_batch(
 /// Writes the dimensions of the new events (presentations, missing viewers)
 /// in one round trip, with the keys they need coming back in it, and returns
 /// the statements of their facts, still to be sent. `viewer_keys` holds the
-/// viewers already known.
+/// viewers already known; the facts leave out what `erasures` erase.
 fn fact_statements(
     tx: &mut impl Queryable,
     items: &[Item],
     new_items: &[usize],
     mut viewer_keys: ViewerKeys,
+    erasures: &Erasures,
 ) -> Result<Vec<String>, mysql::Error> {
     let events: Vec<&Event> = new_items
         .iter()
@@ -274,9 +292,9 @@ fn fact_statements(
     if events.is_empty() {
         return Ok(Vec::new());
     }
-    let presentation_keys = write_dimensions(tx, &events, &mut viewer_keys)?;
+    let presentation_keys = write_dimensions(tx, &events, &mut viewer_keys, erasures)?;
 
-    let mut facts = FactWriter::new(&presentation_keys, &viewer_keys);
+    let mut facts = FactWriter::new(&presentation_keys, &viewer_keys, erasures);
     for event in &events {
         facts.add(event);
     }

@@ -11,6 +11,8 @@ use crate::contract::truncate_chars;
 use crate::contract::{DataPoint, Event, EventBody};
 use crate::store::{merge, push_str_literal, run_script, Outcome, Row, Upsert};
 
+use super::erasure::Erasures;
+
 /// The `dim_date` key (`YYYYMMDD`) of a time in ms since the epoch, UTC.
 pub(super) fn date_key(ms: i64) -> i64 {
     let days = ms.div_euclid(86_400_000);
@@ -29,13 +31,14 @@ pub(super) fn write_dimensions(
     tx: &mut impl Queryable,
     events: &[&Event],
     viewer_keys: &mut ViewerKeys,
+    erasures: &Erasures,
 ) -> Result<PresentationKeys, mysql::Error> {
     let mut script = presentation_statements(events);
     let presentation_count = script.len();
     // Viewers not known yet become members; existing ones were only read
     // (no locks taken on them).
     let mut missing: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (tenant, viewers) in wanted_viewers(events.iter().copied()) {
+    for (tenant, viewers) in wanted_viewers(events.iter().copied(), erasures) {
         for viewer in viewers {
             if !viewer_keys.contains_key(&(tenant.to_string(), viewer.to_string())) {
                 missing.entry(tenant).or_default().insert(viewer);
@@ -192,8 +195,9 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
 }
 
 /// The viewer an event names, if it should be stored. The asker of an
-/// anonymous question is deliberately not.
-fn viewer_of(event: &Event) -> Option<&str> {
+/// anonymous question is deliberately not, nor an erased viewer's question
+/// (stored anonymous).
+fn viewer_of<'e>(event: &'e Event, erasures: &Erasures) -> Option<&'e str> {
     match &event.body {
         EventBody::ViewerJoined(joined) => Some(&joined.viewer_id),
         EventBody::PollVoted { viewer_id, .. }
@@ -204,7 +208,7 @@ fn viewer_of(event: &Event) -> Option<&str> {
             viewer_id,
             anonymous: false,
             ..
-        } => Some(viewer_id),
+        } if !erasures.contains(&event.tenant_id, viewer_id) => Some(viewer_id),
         _ => None,
     }
 }
@@ -215,10 +219,11 @@ pub(super) type ViewerKeys = HashMap<(String, String), u64>;
 /// The viewers the events name, by tenant.
 pub(super) fn wanted_viewers<'e>(
     events: impl Iterator<Item = &'e Event>,
+    erasures: &Erasures,
 ) -> BTreeMap<&'e str, BTreeSet<&'e str>> {
     let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for event in events.filter(|e| e.data_point().is_some()) {
-        if let Some(viewer) = viewer_of(event) {
+        if let Some(viewer) = viewer_of(event, erasures) {
             wanted.entry(&event.tenant_id).or_default().insert(viewer);
         }
     }

@@ -6,7 +6,8 @@
 
 use std::time::Instant;
 
-use super::batch::{commit_batch, CommitHook, Item, LoadCounts};
+use super::batch::{commit_batch, BatchOutcome, CommitHook, Item, LoadCounts};
+use super::erasure::Erasures;
 use super::rejects::{Reject, RejectKind};
 use crate::store::Database;
 
@@ -21,11 +22,14 @@ pub struct Isolated {
     /// Items whose load failed for a transient reason: for the caller to
     /// retry.
     pub retry: Vec<usize>,
+    /// The erased viewers among those the committed parts named: a copy of
+    /// their bodies sent elsewhere (a dead-letter queue) leaves them out.
+    pub erasures: Erasures,
 }
 
 /// How one transaction ended.
 enum Attempt {
-    Committed(LoadCounts),
+    Committed(LoadCounts, Erasures),
     /// Worth a retry later (the database retries ran out before `deadline`).
     Transient,
     /// Anything else, a panic included: the same events fail the same way.
@@ -57,10 +61,12 @@ pub fn commit_isolating(
         rejects_recorded: false,
         refused: Vec::new(),
         retry: Vec::new(),
+        erasures: Erasures::default(),
     };
     match batch.attempt(&all, rejects) {
-        Attempt::Committed(counts) => {
+        Attempt::Committed(counts, erasures) => {
             isolated.counts = counts;
+            isolated.erasures = erasures;
             isolated.rejects_recorded = true;
             return isolated;
         }
@@ -73,8 +79,9 @@ pub fn commit_isolating(
         }
     }
     if !rejects.is_empty() {
-        if let Attempt::Committed(counts) = batch.attempt(&[], rejects) {
+        if let Attempt::Committed(counts, erasures) = batch.attempt(&[], rejects) {
             isolated.counts.add(&counts);
+            isolated.erasures.extend(&erasures);
             isolated.rejects_recorded = true;
         }
     } else {
@@ -99,7 +106,10 @@ pub fn commit_isolating(
             })
             .collect();
         match batch.attempt(&[], &refused) {
-            Attempt::Committed(counts) => isolated.counts.add(&counts),
+            Attempt::Committed(counts, erasures) => {
+                isolated.counts.add(&counts);
+                isolated.erasures.extend(&erasures);
+            }
             // Not recorded: they are retried like the transient ones.
             Attempt::Transient | Attempt::Refused(_) => {
                 let unrecorded = std::mem::take(&mut isolated.refused);
@@ -128,7 +138,10 @@ impl Batch<'_> {
             return;
         }
         match self.attempt(part, &[]) {
-            Attempt::Committed(counts) => isolated.counts.add(&counts),
+            Attempt::Committed(counts, erasures) => {
+                isolated.counts.add(&counts);
+                isolated.erasures.extend(&erasures);
+            }
             Attempt::Transient => isolated.retry.extend_from_slice(part),
             Attempt::Refused(reason) if part.len() == 1 => isolated.refused.push((part[0], reason)),
             Attempt::Refused(_) => {
@@ -154,7 +167,9 @@ impl Batch<'_> {
             )
         }));
         match committed {
-            Ok(Ok(outcome)) => Attempt::Committed(outcome.counts),
+            Ok(Ok(BatchOutcome {
+                counts, erasures, ..
+            })) => Attempt::Committed(counts, erasures),
             Ok(Err(error)) if error.is_transient() => {
                 tracing::error!(source = %self.source, %error, "events not committed; they are to be retried");
                 Attempt::Transient

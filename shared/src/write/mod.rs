@@ -7,7 +7,8 @@
 //! conflicting), then the dimensions (inferred members included), then the
 //! facts of the new events only. Every fact merge is commutative and
 //! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
-//! any order. Statements go in a few round trips: the ledger (prepared, see
+//! any order. Statements go in a few round trips: the erasure guard and the
+//! erasures of the viewers the batch names, the ledger (prepared, see
 //! `store::PreparedUpsert`), the lookup of known viewers, the dimensions with
 //! their keys, then the facts, rejects and audit row (see `store::run_script`).
 //!
@@ -18,14 +19,21 @@
 //! - `rejects`: inputs recorded in the error table instead of being loaded.
 //! - `isolate`: a batch the database refuses, loaded in parts around the
 //!   events it refuses.
+//! - `erasure`: the erased viewers a transaction must leave out, read under
+//!   the erasure guard; `forget`: a viewer's erasure (ANALYTICS.md §8) and
+//!   the retention of kept bodies.
 
 mod batch;
 mod dimensions;
+mod erasure;
 mod facts;
+mod forget;
 mod isolate;
 mod ledger;
 mod rejects;
 
 pub use batch::{commit_batch, load_batch, CommitHook, Item, LoadCounts};
+pub use erasure::{erasures_of_tenants, Erasures};
+pub use forget::{expire_error_bodies, forget, ForgetError, ERASABLE_COLUMNS, OTHER_TEXT_COLUMNS};
 pub use isolate::{commit_isolating, Isolated};
 pub use rejects::{record_rejects, Reject, RejectKind};

@@ -231,6 +231,7 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
         context: ctx,
         source_template: None,
         default_repair: None,
+        error_retention: Default::default(),
     };
     let payload = serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
     let (last, stopped_in) = invoke_until_done(&function, payload).await;
@@ -297,6 +298,7 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
         context: ctx,
         source_template: None,
         default_repair: None,
+        error_retention: Default::default(),
     };
     let payload = serde_json::json!({"detail": {"source": format!("s3://{bucket}/night/"), "from": from, "to": to}});
     let (last, stopped_in) = invoke_until_done(&function, payload).await;

@@ -10,6 +10,8 @@ use std::fmt;
 
 mod fast;
 mod parse;
+
+pub use parse::is_id;
 #[cfg(test)]
 mod tests;
 
@@ -108,6 +110,22 @@ impl Event {
     /// The presentation the event belongs to, `(tenantId, streamId)`.
     pub fn presentation(&self) -> (&str, &str) {
         (&self.tenant_id, &self.stream_id)
+    }
+
+    /// The viewer the event names (`data.viewerId`), if its type has one;
+    /// the asker of an anonymous question included.
+    pub fn viewer(&self) -> Option<&str> {
+        match &self.body {
+            EventBody::ViewerJoined(joined) => Some(&joined.viewer_id),
+            EventBody::ViewerHeartbeat { viewer_id, .. }
+            | EventBody::ViewerLeft { viewer_id, .. }
+            | EventBody::PollVoted { viewer_id, .. }
+            | EventBody::SurveySubmitted { viewer_id, .. }
+            | EventBody::QuestionAsked { viewer_id, .. }
+            | EventBody::QuestionUpvoted { viewer_id, .. }
+            | EventBody::QuestionUpvoteWithdrawn { viewer_id, .. } => Some(viewer_id),
+            _ => None,
+        }
     }
 }
 

@@ -303,7 +303,7 @@ const ID_EXPECTED: &str =
 /// EVENTS.md's id: 1 to 64 characters, no `White_Space` at either edge (the
 /// database's padding collation would otherwise make `"u-1 "` and `"u-1"`
 /// one key while every map in memory keeps them apart).
-pub(super) fn is_id(s: &str) -> bool {
+pub fn is_id(s: &str) -> bool {
     // 1..=64 bytes is 1..=64 characters: most ids need no counting.
     let (Some(first), Some(last)) = (s.chars().next(), s.chars().next_back()) else {
         return false;

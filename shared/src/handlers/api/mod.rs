@@ -8,14 +8,18 @@
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}/viewers` — the
 //!   viewer list (§2); parameters `department`, `country`, `device`,
 //!   `search`, `sort`, `limit`, `offset`.
+//! - `DELETE /tenants/{tenantId}/viewers/{viewerId}` — erases the viewer
+//!   (§8) and answers the receipt; only for the tenant's admins (the JWT
+//!   claim `role` = `admin`).
 //!
-//! Every route also takes `shadow=true|false` (see [`crate::read::flags`]).
+//! Every GET route also takes `shadow=true|false` (see [`crate::read::flags`]).
 //!
 //! Statuses: 200 with the contract's JSON; 401 when the authorizer's claims
-//! have no `tenantId`; 403 when the path's tenant is not the claim's; 404 for
-//! an unknown route or presentation (another tenant's presentation is
-//! unknown too); 405 for any method but GET; 400 for a bad parameter; 503
-//! when the database fails (a generic body, the details only in the log).
+//! have no `tenantId`; 403 when the path's tenant is not the claim's, or for
+//! an erasure without the admin role; 404 for an unknown route or
+//! presentation (another tenant's presentation is unknown too); 405 for a
+//! method the route does not answer; 400 for a bad parameter; 503 when the
+//! database fails (a generic body, the details only in the log).
 //! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
 //! stack trace.
 //!
@@ -24,7 +28,7 @@
 //! so both accept exactly the same inputs.
 //!
 //! Checks run in this order: claim (401), route (404), method (405),
-//! tenant (403), parameters (400), then the query (404 for an unknown
+//! tenant (403), role (403, erasures), parameters (400), then the query (404 for an unknown
 //! presentation, 503 for a database failure). An unauthenticated caller
 //! learns nothing, not even which routes exist. A panic while answering (a
 //! bug, never bad input) is a 500 with a generic body.
@@ -46,7 +50,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use serde_json::Value;
 
 use crate::read::AnalyticsError;
-use crate::store::Database;
+use crate::store::{system_clock, Clock, Database};
 use request::{execute, parse_request, request_path};
 use response::{error_response, json_response, ApiError, INTERNAL, UNAVAILABLE};
 use routes::clip;
@@ -54,11 +58,21 @@ use routes::clip;
 /// The analytics API function: one database pool per container.
 pub struct AnalyticsApi {
     db: Arc<Database>,
+    /// The time of an erasure.
+    clock: Clock,
 }
 
 impl AnalyticsApi {
     pub fn new(db: Arc<Database>) -> AnalyticsApi {
-        AnalyticsApi { db }
+        AnalyticsApi {
+            db,
+            clock: system_clock(),
+        }
+    }
+
+    /// The same API with another clock (tests).
+    pub fn with_clock(self, clock: Clock) -> AnalyticsApi {
+        AnalyticsApi { clock, ..self }
     }
 
     /// From the environment (`DATABASE_URL` or the `DB_*` settings), with
@@ -109,13 +123,8 @@ impl AnalyticsApi {
     ) -> Result<Value, ApiError> {
         let query = parse_request(request)?;
         let db = self.db.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let mut conn = db
-                .conn()
-                .map_err(|e| AnalyticsError::Database(e.to_string()))?;
-            execute(&mut conn, &query)
-        })
-        .await;
+        let now_ms = (self.clock)();
+        let outcome = tokio::task::spawn_blocking(move || execute(&db, &query, now_ms)).await;
         match outcome {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(AnalyticsError::Database(details))) => {

@@ -13,23 +13,36 @@
 //!   accepts. Blank values mean "not given" (the default sort, limit and
 //!   offset; no filter).
 //! - Error messages name the parameter (`from: malformed date …`).
+//! - `DELETE /tenants/{tenantId}/viewers/{viewerId}` (ANALYTICS.md §8, "the
+//!   API's `DELETE /viewers/{viewerId}`" under the tenant's prefix like every
+//!   route): the tenant check comes first (403 for another tenant's caller,
+//!   admin or not, before the database is touched: nothing is revealed),
+//!   then the role (403 unless the claim `role` is exactly `admin`), then
+//!   the viewer id (400 unless it is an id of EVENTS.md). It takes no query
+//!   parameter and answers the receipt.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::apigw::ApiGatewayV2httpRequest;
-use aws_lambda_events::http::Method;
 use mysql::prelude::Queryable;
 use serde_json::Value;
 
 use super::response::ApiError;
 use super::routes::{clip, percent_decode, Route, ROUTES};
+use crate::contract::is_id;
 use crate::read::flags::{self, parse_shadow};
 use crate::read::{
     self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerParams, ViewerQuery,
 };
+use crate::store::Database;
+use crate::write::ForgetError;
 
 /// The JWT claim naming the caller's tenant.
 pub const TENANT_CLAIM: &str = "tenantId";
+/// The JWT claim naming the caller's role, and the role that may erase.
+pub const ROLE_CLAIM: &str = "role";
+pub const ADMIN_ROLE: &str = "admin";
 
 /// The query parameters in order, decoded: from `rawQueryString`, or from
 /// `queryStringParameters` when there is no raw query string.
@@ -88,8 +101,8 @@ fn route_of(request: &ApiGatewayV2httpRequest) -> Result<Option<Route>, ApiError
     }
 }
 
-/// The caller's tenant from the JWT authorizer's claims.
-fn claimed_tenant(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+/// A claim of the JWT authorizer's, when present and not empty.
+fn claim<'r>(request: &'r ApiGatewayV2httpRequest, name: &str) -> Option<&'r str> {
     request
         .request_context
         .authorizer
@@ -97,9 +110,14 @@ fn claimed_tenant(request: &ApiGatewayV2httpRequest) -> Option<&str> {
         .jwt
         .as_ref()?
         .claims
-        .get(TENANT_CLAIM)
+        .get(name)
         .map(String::as_str)
         .filter(|t| !t.is_empty())
+}
+
+/// The caller's tenant from the JWT authorizer's claims.
+fn claimed_tenant(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+    claim(request, TENANT_CLAIM)
 }
 
 /// A checked request: what to answer, for which tenant.
@@ -120,6 +138,11 @@ pub enum ApiQuery {
         presentation_id: String,
         query: ViewerQuery,
         shadow: bool,
+    },
+    /// Erase a viewer (ANALYTICS.md §8): checked for an admin of the tenant.
+    Forget {
+        tenant_id: String,
+        viewer_id: String,
     },
 }
 
@@ -143,13 +166,14 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
             ),
         ));
     };
-    if *method != Method::GET {
-        return Err(ApiError::new(
-            405,
+    if method.as_str() != route.method() {
+        return Err(ApiError::method_not_allowed(
             format!(
-                "method {method} is not allowed on {}: only GET is",
-                route.pattern()
+                "method {method} is not allowed on {}: only {} is",
+                route.pattern(),
+                route.method()
             ),
+            route.method(),
         ));
     }
     if route.tenant_id() != claimed {
@@ -159,6 +183,13 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
                 "forbidden: the token is for another tenant than {:?}",
                 clip(route.tenant_id())
             ),
+        ));
+    }
+    if matches!(route, Route::ForgetViewer { .. }) && claim(request, ROLE_CLAIM) != Some(ADMIN_ROLE)
+    {
+        return Err(ApiError::new(
+            403,
+            format!("forbidden: erasing a viewer takes the {ADMIN_ROLE:?} role of the tenant"),
         ));
     }
 
@@ -217,13 +248,52 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
                 shadow,
             }
         }
+        Route::ForgetViewer {
+            tenant_id,
+            viewer_id,
+        } => {
+            if !is_id(&viewer_id) {
+                return Err(ApiError::bad_request(format!(
+                    "viewerId must be 1 to 64 characters, neither beginning nor ending with white space, got {:?}",
+                    clip(&viewer_id)
+                )));
+            }
+            ApiQuery::Forget {
+                tenant_id,
+                viewer_id,
+            }
+        }
     })
 }
 
+/// How long an erasure may wait (behind loads in flight) and retry: inside
+/// the function's 10 s time limit.
+const FORGET_BUDGET: Duration = Duration::from_secs(8);
+
 /// Answers a checked request: the contract's JSON, less what the tenant's
-/// flags leave out. The presentation list writes summaries: give it a
-/// connection to the primary, outside any transaction.
-pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsError> {
+/// flags leave out; an erasure's receipt. Reads take a connection to the
+/// primary, outside any transaction (the presentation list writes
+/// summaries); an erasure runs its own transaction, `now_ms` its time.
+pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Value, AnalyticsError> {
+    if let ApiQuery::Forget {
+        tenant_id,
+        viewer_id,
+    } = query
+    {
+        let deadline = Instant::now() + FORGET_BUDGET;
+        return match crate::write::forget(db, tenant_id, viewer_id, now_ms, deadline) {
+            Ok(receipt) => Ok(serde_json::to_value(receipt).expect("a receipt serialises")),
+            Err(ForgetError::Invalid(message)) => Err(AnalyticsError::BadRequest(message)),
+            Err(ForgetError::Database(error)) => Err(AnalyticsError::Database(error.to_string())),
+        };
+    }
+    let mut conn = db
+        .conn()
+        .map_err(|e| AnalyticsError::Database(e.to_string()))?;
+    read(&mut conn, query)
+}
+
+fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsError> {
     match query {
         ApiQuery::Presentations {
             tenant_id,
@@ -253,6 +323,9 @@ pub fn execute(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, Ana
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::viewer_list_json(&list, &flags, *shadow))
         }
+        ApiQuery::Forget { .. } => Err(AnalyticsError::BadRequest(
+            "an erasure is not a read".to_string(),
+        )),
     }
 }
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
 //! stack trace: a database failure is a 503 with a generic body, its details
 //! only in the log. Responses carry `Cache-Control: no-store` (per-tenant
-//! data behind authorization); 405 carries `Allow: GET`.
+//! data behind authorization); 405 carries `Allow` with the route's method.
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::ApiGatewayV2httpResponse;
@@ -24,6 +24,8 @@ pub(super) const INTERNAL: &str = "internal error while answering; the request i
 pub struct ApiError {
     pub status: u16,
     pub message: String,
+    /// The `Allow` header of a 405: the route's one method.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -31,6 +33,15 @@ impl ApiError {
         ApiError {
             status,
             message: message.into(),
+            allow: None,
+        }
+    }
+
+    /// A 405 naming the method the route answers.
+    pub(super) fn method_not_allowed(message: impl Into<String>, allow: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(405, message)
         }
     }
 
@@ -66,9 +77,6 @@ pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
         HeaderValue::from_static("application/json"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    if status == 405 {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
-    }
     let text = serde_json::to_string(body).unwrap_or_else(|_| "{}".to_string());
     let mut response = ApiGatewayV2httpResponse::default();
     response.status_code = i64::from(status);
@@ -79,7 +87,14 @@ pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
 }
 
 pub(super) fn error_response(error: &ApiError) -> ApiGatewayV2httpResponse {
-    json_response(error.status, &json!({ "error": error.message }))
+    let mut response = json_response(error.status, &json!({ "error": error.message }));
+    if error.status == 405 {
+        let allow = error.allow.unwrap_or("GET");
+        response
+            .headers
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
 }
 #[cfg(test)]
 mod tests {
@@ -91,6 +106,8 @@ mod tests {
         assert_eq!(r.status_code, 405);
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["allow"], "GET");
+        let r = error_response(&ApiError::method_not_allowed("no", "DELETE"));
+        assert_eq!(r.headers["allow"], "DELETE");
         assert_eq!(r.body, Some(Body::Text(r#"{"error":"no"}"#.into())));
         let r = ApiError::from(AnalyticsError::Database("SELECT broke".into()));
         assert_eq!(r.status, 503);

@@ -11,8 +11,9 @@ use crate::read::{PresentationParams, ViewerParams};
 
 /// The routes, for error messages.
 pub const ROUTES: &str = "GET /tenants/{tenantId}/presentations, \
-     GET /tenants/{tenantId}/presentations/{presentationId} and \
-     GET /tenants/{tenantId}/presentations/{presentationId}/viewers";
+     GET /tenants/{tenantId}/presentations/{presentationId}, \
+     GET /tenants/{tenantId}/presentations/{presentationId}/viewers and \
+     DELETE /tenants/{tenantId}/viewers/{viewerId}";
 
 /// A matched route with its decoded path parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,11 @@ pub enum Route {
     Viewers {
         tenant_id: String,
         presentation_id: String,
+    },
+    /// A viewer's erasure (ANALYTICS.md §8), for the tenant's admins.
+    ForgetViewer {
+        tenant_id: String,
+        viewer_id: String,
     },
 }
 
@@ -64,6 +70,10 @@ impl Route {
                 tenant_id: tenant.to_string(),
                 presentation_id: presentation.to_string(),
             }),
+            ["tenants", tenant, "viewers", viewer] => Some(Route::ForgetViewer {
+                tenant_id: tenant.to_string(),
+                viewer_id: viewer.to_string(),
+            }),
             _ => None,
         })
     }
@@ -72,7 +82,16 @@ impl Route {
         match self {
             Route::Presentations { tenant_id }
             | Route::Report { tenant_id, .. }
-            | Route::Viewers { tenant_id, .. } => tenant_id,
+            | Route::Viewers { tenant_id, .. }
+            | Route::ForgetViewer { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    /// The one method the route answers.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Route::ForgetViewer { .. } => "DELETE",
+            _ => "GET",
         }
     }
 
@@ -84,6 +103,7 @@ impl Route {
             Route::Viewers { .. } => {
                 "GET /tenants/{tenantId}/presentations/{presentationId}/viewers"
             }
+            Route::ForgetViewer { .. } => "DELETE /tenants/{tenantId}/viewers/{viewerId}",
         }
     }
 
@@ -93,6 +113,8 @@ impl Route {
             Route::Presentations { .. } => PresentationParams::NAMES.to_vec(),
             Route::Report { .. } => Vec::new(),
             Route::Viewers { .. } => ViewerParams::NAMES.to_vec(),
+            // An erasure is not a read: it takes no parameter, not even shadow.
+            Route::ForgetViewer { .. } => return Vec::new(),
         };
         names.push("shadow");
         names
@@ -180,6 +202,13 @@ mod tests {
                 presentation_id: "p-1".into()
             })
         );
+        assert_eq!(
+            p("/tenants/acme/viewers/u%2F10"),
+            Some(Route::ForgetViewer {
+                tenant_id: "acme".into(),
+                viewer_id: "u/10".into()
+            })
+        );
         for unknown in [
             "/",
             "",
@@ -189,6 +218,8 @@ mod tests {
             "/tenants/acme/presentations//viewers",
             "/tenants/acme/presentations/p-1/polls",
             "/tenants/acme/presentations/p-1/viewers/x",
+            "/tenants/acme/viewers",
+            "/tenants/acme/viewers/u-1/x",
         ] {
             assert_eq!(p(unknown), None, "{unknown}");
         }

@@ -54,13 +54,15 @@ struct SurveyResult<'a> {
 /// Everything derived from one presentation's state, computed once.
 pub(super) struct Computed<'a> {
     state: &'a PresentationState,
+    /// The tenant's erased viewers (ANALYTICS.md §8).
+    erased: BTreeSet<&'a str>,
     sessions: Vec<Session<'a>>,
     polls: Vec<PollResult<'a>>,
     surveys: Vec<SurveyResult<'a>>,
 }
 
 impl<'a> Computed<'a> {
-    pub(super) fn new(state: &'a PresentationState) -> Computed<'a> {
+    pub(super) fn new(state: &'a PresentationState, erased: BTreeSet<&'a str>) -> Computed<'a> {
         let sessions = state
             .sessions
             .values()
@@ -111,6 +113,7 @@ impl<'a> Computed<'a> {
 
         Computed {
             state,
+            erased,
             sessions,
             polls,
             surveys,
@@ -133,7 +136,7 @@ impl<'a> Computed<'a> {
             attendance: self.attendance(),
             polls: self.polls.iter().map(poll_report).collect(),
             surveys: self.surveys.iter().map(survey_report).collect(),
-            qna: qna_report(state),
+            qna: qna_report(state, &self.erased),
         }
     }
 
@@ -197,7 +200,8 @@ impl<'a> Computed<'a> {
             acc.last_seen = acc.last_seen.max(s.end);
         }
 
-        // questionsAsked: reported, non-anonymous questions per asker.
+        // questionsAsked: reported, non-anonymous questions per asker (an
+        // erased viewer's count as anonymous).
         let mut asked: HashMap<&str, i64> = HashMap::new();
         for q in self.state.questions.values() {
             if let Some((
@@ -207,13 +211,17 @@ impl<'a> Computed<'a> {
                 },
             )) = &q.asked
             {
-                *asked.entry(by.as_str()).or_default() += 1;
+                if !self.erased.contains(by.as_str()) {
+                    *asked.entry(by.as_str()).or_default() += 1;
+                }
             }
         }
 
         accs.into_iter()
             .map(|(viewer_id, acc)| {
                 let joined = self.state.latest_join.get(viewer_id).map(|(_, j)| j);
+                // An erased viewer's name and email are gone (§8).
+                let erased = self.erased.contains(viewer_id);
                 let polls_answered = self
                     .polls
                     .iter()
@@ -226,8 +234,12 @@ impl<'a> Computed<'a> {
                     .count();
                 ViewerRow {
                     viewer_id: viewer_id.to_string(),
-                    name: normalize_optional_text(joined.and_then(|j| j.name.as_deref())),
-                    email: normalize_optional_text(joined.and_then(|j| j.email.as_deref())),
+                    name: normalize_optional_text(
+                        joined.filter(|_| !erased).and_then(|j| j.name.as_deref()),
+                    ),
+                    email: normalize_optional_text(
+                        joined.filter(|_| !erased).and_then(|j| j.email.as_deref()),
+                    ),
                     department: normalize_department(joined.and_then(|j| j.department.as_deref())),
                     country: normalize_country(joined.and_then(|j| j.country.as_deref())),
                     device: normalize_device(joined.and_then(|j| j.device.as_deref())),
@@ -450,7 +462,7 @@ fn survey_report(s: &SurveyResult<'_>) -> SurveyReport {
     }
 }
 
-fn qna_report(state: &PresentationState) -> QnaReport {
+fn qna_report(state: &PresentationState, erased: &BTreeSet<&str>) -> QnaReport {
     let mut report = QnaReport::default();
     let mut answer_ms: i128 = 0;
     let mut answered_n: i64 = 0;
@@ -484,7 +496,10 @@ fn qna_report(state: &PresentationState) -> QnaReport {
         .map(|(upvotes, _, question_id, asked, status)| TopQuestion {
             question_id: question_id.to_string(),
             text: asked.text.clone(),
-            asked_by: asked.asked_by.clone(),
+            asked_by: asked
+                .asked_by
+                .clone()
+                .filter(|by| !erased.contains(by.as_str())),
             upvotes,
             status,
         })

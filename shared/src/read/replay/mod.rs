@@ -22,11 +22,14 @@
 //!   [`MAX_DISTRIBUTION_KEYS`] zero entries (a corrupt huge `scale` must not
 //!   exhaust memory); a question with scale < 1 has no valid rating.
 //! - Time arithmetic is done in `i128`, so no event content can overflow.
+//! - An erased viewer ([`Replay::forget`], ANALYTICS.md §8) is applied when
+//!   the answers are computed, so it holds whatever the order of erasures
+//!   and events: their name and email are `null`, their questions anonymous.
 
 mod answers;
 mod state;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use crate::contract::{Event, EventBody, PresentationReport, PresentationRow, ViewerRow};
 
@@ -43,6 +46,8 @@ pub struct Replay {
     seen: HashSet<(String, String, i64)>,
     /// (tenantId, presentationId) → state.
     presentations: BTreeMap<(String, String), PresentationState>,
+    /// Erased viewers, as (tenantId, viewerId).
+    erased: BTreeSet<(String, String)>,
 }
 
 impl Replay {
@@ -71,6 +76,24 @@ impl Replay {
         true
     }
 
+    /// Erases viewer `viewer_id` of tenant `tenant_id` (ANALYTICS.md §8):
+    /// from then on every answer shows neither their name nor their email,
+    /// and their questions as anonymous, whatever events came before or come
+    /// after.
+    pub fn forget(&mut self, tenant_id: &str, viewer_id: &str) {
+        self.erased
+            .insert((tenant_id.to_string(), viewer_id.to_string()));
+    }
+
+    /// The erased viewers of one tenant.
+    fn erased_of(&self, tenant_id: &str) -> BTreeSet<&str> {
+        self.erased
+            .iter()
+            .filter(|(tenant, _)| tenant == tenant_id)
+            .map(|(_, viewer)| viewer.as_str())
+            .collect()
+    }
+
     /// Every known presentation as (tenantId, presentationId), sorted.
     pub fn presentation_ids(&self) -> Vec<(String, String)> {
         self.presentations.keys().cloned().collect()
@@ -80,14 +103,14 @@ impl Replay {
     /// another tenant.
     pub fn report(&self, tenant_id: &str, presentation_id: &str) -> Option<PresentationReport> {
         let state = self.state(tenant_id, presentation_id)?;
-        Some(Computed::new(state).report(tenant_id, presentation_id))
+        Some(Computed::new(state, self.erased_of(tenant_id)).report(tenant_id, presentation_id))
     }
 
     /// Every viewer row of one presentation, ordered by viewerId; `None` when
     /// the presentation is unknown or belongs to another tenant.
     pub fn viewers(&self, tenant_id: &str, presentation_id: &str) -> Option<Vec<ViewerRow>> {
         let state = self.state(tenant_id, presentation_id)?;
-        Some(Computed::new(state).viewer_rows())
+        Some(Computed::new(state, self.erased_of(tenant_id)).viewer_rows())
     }
 
     /// Every presentation row of one tenant, ordered by presentationId.
@@ -96,7 +119,8 @@ impl Replay {
             .iter()
             .filter(|((tenant, _), _)| tenant == tenant_id)
             .map(|((tenant, id), state)| {
-                PresentationRow::from_report(&Computed::new(state).report(tenant, id))
+                let computed = Computed::new(state, self.erased_of(tenant));
+                PresentationRow::from_report(&computed.report(tenant, id))
             })
             .collect()
     }

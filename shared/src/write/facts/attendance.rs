@@ -98,12 +98,20 @@ impl Attendance {
                     .int(date_key(event.occurred_at))
                     .null();
                 self.sessions.add(&row);
+                // An erased viewer's name and email are never written again.
+                let (name, email) = match keys.erased(event, &joined.viewer_id) {
+                    true => (None, None),
+                    false => (
+                        normalize_optional_text(joined.name.as_deref()),
+                        normalize_optional_text(joined.email.as_deref()),
+                    ),
+                };
                 let mut row = Row::default();
                 row.uint(presentation)
                     .uint(viewer)
                     .int(version)
-                    .opt_str(normalize_optional_text(joined.name.as_deref()).as_deref())
-                    .opt_str(normalize_optional_text(joined.email.as_deref()).as_deref())
+                    .opt_str(name.as_deref())
+                    .opt_str(email.as_deref())
                     .opt_str(department.as_deref())
                     .str(&country)
                     .str(&device);

@@ -17,15 +17,23 @@ use qna::Qna;
 use surveys::Surveys;
 
 use super::dimensions::{PresentationKeys, ViewerKeys};
+use super::erasure::Erasures;
 use crate::contract::{Event, EventBody};
 
-/// The dimension keys the fact rows refer to.
+/// The dimension keys the fact rows refer to, and the erased viewers whose
+/// values they leave out.
 struct Keys<'k> {
     presentations: &'k PresentationKeys,
     viewers: &'k ViewerKeys,
+    erasures: &'k Erasures,
 }
 
 impl Keys<'_> {
+    /// Whether the viewer an event names is erased (ANALYTICS.md §8).
+    fn erased(&self, event: &Event, viewer_id: &str) -> bool {
+        self.erasures.contains(&event.tenant_id, viewer_id)
+    }
+
     fn viewer(&self, event: &Event, viewer_id: &str) -> u64 {
         // Every viewer the new events name has a key by now: the known ones
         // were read right after the ledger, the others inserted and read with
@@ -47,11 +55,13 @@ impl<'k> FactWriter<'k> {
     pub(super) fn new(
         presentations: &'k PresentationKeys,
         viewers: &'k ViewerKeys,
+        erasures: &'k Erasures,
     ) -> FactWriter<'k> {
         FactWriter {
             keys: Keys {
                 presentations,
                 viewers,
+                erasures,
             },
             attendance: Attendance::new(),
             polls: Polls::new(),

@@ -77,6 +77,9 @@ impl Qna {
                 text,
                 anonymous,
             } => {
+                // An erased viewer's question is stored anonymous: nothing
+                // ties them to it.
+                let anonymous = *anonymous || keys.erased(event, viewer_id);
                 let asker = (!anonymous).then(|| keys.viewer(event, viewer_id));
                 let mut row = Row::default();
                 row.uint(presentation)
@@ -84,7 +87,7 @@ impl Qna {
                     .int(version)
                     .int(event.occurred_at)
                     .str(text)
-                    .bool(*anonymous)
+                    .bool(anonymous)
                     .opt_uint(asker);
                 row.null().null().null().null().null().null();
                 self.questions.add(&row);
