@@ -119,6 +119,7 @@ pub const OTHER_TEXT_COLUMNS: &[(&str, &str, &str)] = &[
     ),
     ("fact_survey_answer_option", "option_id", "an option id"),
     ("dim_question", "question_id", "an id"),
+    ("fact_question_upvote", "question_id", "an id"),
     (
         "dim_question",
         "text",

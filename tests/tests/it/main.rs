@@ -5,6 +5,7 @@ pub use integration_tests::helpers;
 mod analytics;
 mod api;
 mod backfill;
+mod erasure;
 mod limits;
 mod loaders;
 mod migrate;

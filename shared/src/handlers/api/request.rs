@@ -495,6 +495,76 @@ mod tests {
         assert!(err.message.starts_with("limit "), "{err}");
     }
 
+    fn parse_as(
+        method: &str,
+        path: &str,
+        query: &str,
+        claims: Value,
+    ) -> Result<ApiQuery, ApiError> {
+        let mut event = request(method, path, query, Some("x"));
+        event["requestContext"]["authorizer"]["jwt"]["claims"] = claims;
+        parse_request(&serde_json::from_value(event).expect("a v2 event"))
+    }
+
+    #[test]
+    fn an_erasure_is_for_the_tenants_admins_only() {
+        let admin = json!({"sub": "u", TENANT_CLAIM: "acme", ROLE_CLAIM: ADMIN_ROLE});
+        assert_eq!(
+            parse_as("DELETE", "/tenants/acme/viewers/u-10", "", admin.clone()).unwrap(),
+            ApiQuery::Forget {
+                tenant_id: "acme".into(),
+                viewer_id: "u-10".into()
+            }
+        );
+        let status = |m: &str, path: &str, q: &str, claims: Value| {
+            parse_as(m, path, q, claims).unwrap_err().status
+        };
+        // Not an admin: no role, another role, a role in another case.
+        for claims in [
+            json!({"sub": "u", TENANT_CLAIM: "acme"}),
+            json!({"sub": "u", TENANT_CLAIM: "acme", ROLE_CLAIM: "viewer"}),
+            json!({"sub": "u", TENANT_CLAIM: "acme", ROLE_CLAIM: "Admin"}),
+        ] {
+            assert_eq!(
+                status("DELETE", "/tenants/acme/viewers/u-10", "", claims),
+                403
+            );
+        }
+        // Another tenant's admin: 403 before the role or the database.
+        let globex_admin = json!({"sub": "u", TENANT_CLAIM: "globex", ROLE_CLAIM: ADMIN_ROLE});
+        let err = parse_as("DELETE", "/tenants/acme/viewers/u-10", "", globex_admin).unwrap_err();
+        assert_eq!(err.status, 403);
+        assert!(!err.message.contains("u-10"), "{err}");
+        // The route answers DELETE only, and the reads not DELETE.
+        let err = parse_as("GET", "/tenants/acme/viewers/u-10", "", admin.clone()).unwrap_err();
+        assert_eq!((err.status, err.allow), (405, Some("DELETE")));
+        let err = parse_as("DELETE", "/tenants/acme/presentations", "", admin.clone()).unwrap_err();
+        assert_eq!((err.status, err.allow), (405, Some("GET")));
+        // No parameters, and an id of EVENTS.md.
+        assert_eq!(
+            status(
+                "DELETE",
+                "/tenants/acme/viewers/u-10",
+                "shadow=true",
+                admin.clone()
+            ),
+            400
+        );
+        assert_eq!(
+            status("DELETE", "/tenants/acme/viewers/u-10%20", "", admin.clone()),
+            400
+        );
+        assert_eq!(
+            status(
+                "DELETE",
+                &format!("/tenants/acme/viewers/{}", "u".repeat(65)),
+                "",
+                admin
+            ),
+            400
+        );
+    }
+
     #[test]
     fn named_stages_are_stripped() {
         let mut event = request("GET", "/prod/tenants/acme/presentations", "", Some("acme"));

@@ -26,6 +26,10 @@ const POISON_EXPECTED: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../shared/samples/poison-expected.json"
 );
+const ERASURE_EXPECTED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../shared/samples/expected-erasure.json"
+);
 
 // ----- helpers ---------------------------------------------------------
 
@@ -211,6 +215,71 @@ fn golden_sample_is_order_and_duplicate_independent() {
         );
         check_against_expected(&replay, &expected);
     }
+}
+
+/// The viewers `expected-erasure.json` forgets, as (tenant, viewer).
+fn forgotten(expected: &Value) -> Vec<(String, String)> {
+    let mut all = Vec::new();
+    for (tenant, viewers) in expected["forgotten"].as_object().expect("forgotten") {
+        for viewer in viewers.as_array().expect("viewer ids") {
+            all.push((tenant.clone(), viewer.as_str().expect("an id").to_string()));
+        }
+    }
+    all
+}
+
+#[test]
+fn golden_erasures_give_their_answers_forgotten_before_after_or_amid_the_events() {
+    let expected = expected_of(ERASURE_EXPECTED);
+    let erased = forgotten(&expected);
+    assert_eq!(erased.len(), 5);
+    let lines = sample_lines();
+    for seed in [3u64, 17, 99] {
+        let mut rng = Rng(seed);
+        let mut shuffled = lines.clone();
+        for i in (1..shuffled.len()).rev() {
+            shuffled.swap(i, rng.below(i + 1));
+        }
+        // Each viewer forgotten at a random point of the load: before the
+        // first event, amid them, or after the last.
+        let mut at: Vec<usize> = erased
+            .iter()
+            .map(|_| rng.below(shuffled.len() + 1))
+            .collect();
+        at[0] = 0;
+        at[1] = shuffled.len();
+        let mut replay = Replay::new();
+        for (index, line) in shuffled.iter().enumerate() {
+            for (which, (tenant, viewer)) in erased.iter().enumerate() {
+                if at[which] == index {
+                    replay.forget(tenant, viewer);
+                }
+            }
+            if let Ok(event) = parse_event(line) {
+                replay.add(&event);
+            }
+        }
+        for (which, (tenant, viewer)) in erased.iter().enumerate() {
+            if at[which] == shuffled.len() {
+                replay.forget(tenant, viewer);
+            }
+        }
+        check_against_expected(&replay, &expected);
+        // Forgetting again changes nothing.
+        for (tenant, viewer) in &erased {
+            replay.forget(tenant, viewer);
+        }
+        check_against_expected(&replay, &expected);
+    }
+}
+
+#[test]
+fn an_erased_viewer_is_another_tenants_viewer_no_more() {
+    // acme's u-7 is not globex's u-7, whom expected-erasure.json forgets.
+    let mut replay = replay_lines(&sample_lines());
+    replay.forget("globex", "u-7");
+    replay.forget("acme", "u-999");
+    check_against_expected(&replay, &expected());
 }
 
 #[test]
