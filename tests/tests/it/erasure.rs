@@ -955,3 +955,29 @@ fn every_text_column_of_the_schema_is_placed_as_erasable_or_not() {
     let gone: Vec<_> = placed.difference(&all).collect();
     assert!(gone.is_empty(), "placed columns the schema lacks: {gone:?}");
 }
+
+#[test]
+fn the_template_routes_delete_to_the_api_behind_the_jwt_authorizer() {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
+    )
+    .unwrap();
+    let at = template
+        .find("        ForgetViewer:")
+        .expect("the ForgetViewer route");
+    let block: Vec<&str> = template[at..]
+        .lines()
+        .skip(1)
+        .take_while(|l| l.starts_with("          "))
+        .collect();
+    let block = block.join("\n");
+    for line in [
+        "Type: HttpApi",
+        "ApiId: !Ref AnalyticsHttpApi",
+        "Method: DELETE",
+        "Path: /tenants/{tenantId}/viewers/{viewerId}",
+        "Authorizer: WarehouseJwt",
+    ] {
+        assert!(block.contains(line), "the route lacks {line:?}:\n{block}");
+    }
+}
