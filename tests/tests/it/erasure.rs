@@ -393,11 +393,12 @@ async fn the_sample_forgotten_half_way_then_reloaded_and_repaired_gives_the_eras
     assert!(test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'malformed'") >= 10);
     assert_nothing_left_of(&test, &erased, &lines);
 
-    // Forgetting again: the same receipt.
+    // Forgetting again: the same time; known now for all the sample holds.
     for ((tenant, viewer), receipt) in erased.iter().zip(&receipts) {
         let again = forget(&ctx.db, tenant, viewer);
         assert_eq!(again.erased_at, receipt.erased_at);
-        assert_eq!(again.known, receipt.known);
+        let seen = !(viewer == "u-999" || (tenant == "globex" && viewer == "u-7"));
+        assert_eq!(again.known, seen, "{tenant}/{viewer}");
     }
     assert_answers_of(&mut test.conn(), &expected);
 }
@@ -773,6 +774,16 @@ async fn through_the_api_only_an_admin_of_the_tenant_erases() {
     assert!(!body.to_string().contains("u-10"), "{body}");
     assert!(erasures(&test).is_empty());
 
+    // The report, cached, shows u-10 asking.
+    let asked_by = |test: &TestDb| -> Vec<Option<String>> {
+        let report =
+            shared::read::presentation_report(&mut test.conn(), "acme", "prs-acm-0000").unwrap();
+        report.qna.top.into_iter().map(|q| q.asked_by).collect()
+    };
+    assert!(asked_by(&test).contains(&Some("u-10".to_string())));
+    let cached_with_u10 = "SELECT COUNT(*) FROM agg_presentation_report WHERE INSTR(report, '\"askedBy\":\"u-10\"') > 0";
+    assert_eq!(test.count(cached_with_u10), 1);
+
     // The tenant's admin: the receipt.
     let (status, body) = call(
         &api,
@@ -832,6 +843,9 @@ async fn through_the_api_only_an_admin_of_the_tenant_erases() {
         integration_tests::harness::all_viewers(&mut test.conn(), "globex", "prs-glo-0001");
     let hiro = globex.iter().find(|r| r.viewer_id == "u-23").unwrap();
     assert_eq!(hiro.name, None);
+    // The cached report is gone with the tie; the report shows nobody asking.
+    assert_eq!(test.count(cached_with_u10), 0);
+    assert!(!asked_by(&test).contains(&Some("u-10".to_string())));
     // A bad id: 400.
     let (status, _) = call(
         &api,
