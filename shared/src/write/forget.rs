@@ -377,6 +377,10 @@ fn scrub_facts(
     Ok(emails)
 }
 
+/// A kept body to scrub: id, source, line, body, reason, seen count, first
+/// and last seen (seconds since the epoch, as text).
+type KeptBody = (u64, String, u64, Vec<u8>, String, u64, String, String);
+
 /// Scrubs the kept bodies that mention the viewer (or one of `emails`);
 /// returns how many changed. Candidates are found in SQL (the id or an
 /// email as bytes, or any escape, which could spell the id otherwise), then
@@ -396,12 +400,11 @@ fn scrub_bodies(
         push_str_literal(&mut wanted, email);
         wanted.push_str(") > 0");
     }
-    let candidates: Vec<(u64, String, u64, Vec<u8>, String, u64, String, String)> =
-        tx.query(format!(
-            "SELECT error_id, source, line_number, raw_body, reason, seen_count, \
+    let candidates: Vec<KeptBody> = tx.query(format!(
+        "SELECT error_id, source, line_number, raw_body, reason, seen_count, \
                CAST(UNIX_TIMESTAMP(first_seen) AS CHAR), CAST(UNIX_TIMESTAMP(last_seen) AS CHAR) \
              FROM error_event WHERE body_removed_at IS NULL AND ({wanted}) FOR UPDATE"
-        ))?;
+    ))?;
     let erased = |tenant: Option<&str>, viewer: &str| {
         viewer == viewer_id && tenant.is_none_or(|t| t == tenant_id)
     };

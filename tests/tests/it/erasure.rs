@@ -499,7 +499,7 @@ async fn forget_racing_a_loader_of_the_same_viewer_leaves_nothing_of_them_whatev
                 json!({"viewerId": viewer, "sessionId": session, "profile": profile(n), "device": "desktop"}),
             )
         };
-        let mut attendance_bodies = vec![
+        let mut attendance_bodies = [
             joined(base + 1, &format!("s-{round}-a"), 1),
             joined(base + 2, &format!("s-{round}-b"), 2),
             // A conflicting copy and a malformed one, each with a profile.
