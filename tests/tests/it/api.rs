@@ -227,11 +227,19 @@ async fn the_example_events_work() {
                 assert_eq!(body["tenantId"], "acme");
             }
             "other-tenant.json" => assert_eq!(status, 403, "{body}"),
+            // An admin erasing a viewer the sample never saw: no answer changes.
+            "forget.json" => {
+                assert_eq!(status, 200, "{body}");
+                assert_eq!(
+                    (&body["viewerId"], &body["known"]),
+                    (&json!("u-999"), &json!(false))
+                );
+            }
             other => panic!("an example event without a test: {other}"),
         }
         seen += 1;
     }
-    assert_eq!(seen, 5);
+    assert_eq!(seen, 6);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
