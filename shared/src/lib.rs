@@ -14,7 +14,8 @@
 //!   parallel scan, and one line parsed into an event.
 //! - `redrive`: sending events onto their data points' queues.
 //! - `write`: the write path: a batch's transaction, the ledger, rejects,
-//!   dimensions, and the facts, one file per data point.
+//!   dimensions, and the facts, one file per data point; erasures (what a
+//!   transaction leaves out, and `forget`) and the retention of kept bodies.
 //! - `read`: the read path: parameters shared by the API and the CLI, the
 //!   report (one file per data point), the viewer and presentation lists,
 //!   the rollout flags, and the in-memory reference computation (`Replay`).
