@@ -47,7 +47,10 @@ pub(super) fn ledger_upsert<'e>(
 
 /// Ledger entries by identity: (content hash, load id), looked up with an
 /// event's identity.
-pub(super) struct LedgerEntries(HashMap<(String, String), HashMap<i64, ([u8; 32], u64)>>);
+pub(super) struct LedgerEntries(HashMap<(String, String), StreamEntries>);
+
+/// One stream's entries: version -> (content hash, load id).
+type StreamEntries = HashMap<i64, ([u8; 32], u64)>;
 
 impl LedgerEntries {
     pub(super) fn get(
@@ -89,7 +92,7 @@ pub(super) fn read_ledger<'e>(
             script.push(sql);
         }
     }
-    let mut entries: HashMap<(String, String), HashMap<i64, ([u8; 32], u64)>> = HashMap::new();
+    let mut entries: HashMap<(String, String), StreamEntries> = HashMap::new();
     for row in run_script(tx, &script)?.into_iter().flat_map(|o| o.rows) {
         let (tenant_id, stream_id, version, hash, load_id): (String, String, i64, Vec<u8>, u64) =
             mysql::from_row_opt(row)?;
