@@ -380,8 +380,10 @@ where
                     | "AWS.SimpleQueueService.UnsupportedOperation"
                     | "InvalidAction"
                     | "NotImplemented"
-                    | "UnknownOperationException"
-            ) || (code.is_empty() && matches!(status, Some(404 | 501)))
+                    | "UnknownOperationException" // No code at all: the answer is no SQS error document (moto
+                                                  // answers an action it lacks with an HTML 500 page). Falling
+                                                  // back is safe in any case: the loop is correct everywhere.
+            ) || (code.is_empty() && matches!(status, Some(404 | 500 | 501)))
         }
         _ => false,
     };

@@ -7,6 +7,7 @@ mod api;
 mod backfill;
 mod loaders;
 mod migrate;
+mod ops;
 mod pipeline;
 mod reconcile;
 mod sql;
