@@ -396,7 +396,7 @@ async fn status_against_a_known_warehouse_and_queues_gives_exactly_those_figures
 /// receive counts: the listing reports each message's receives as they were
 /// before it, and hides nothing afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dlq_list_leaves_the_receive_counts_as_they_were() {
+async fn dlq_list_reports_the_receive_counts_as_they_were_and_consumes_nothing() {
     let test = TestDb::new();
     let sqs = sqs().await;
     let dlq = helpers::create_queue(&sqs, "list-dlq").await;
