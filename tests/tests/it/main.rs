@@ -8,6 +8,7 @@ mod backfill;
 mod limits;
 mod loaders;
 mod migrate;
+mod ops;
 mod pipeline;
 mod reconcile;
 mod sql;
