@@ -11,7 +11,8 @@ mod commands;
 mod common;
 
 use commands::{
-    analytics, backfill, flags, forget, generate, migrate, pipeline, reconcile, verify,
+    analytics, backfill, dlq, errors, flags, forget, generate, migrate, pipeline, reconcile,
+    status, verify,
 };
 
 #[derive(Parser)]
@@ -53,6 +54,13 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Write a synthetic export made to the contract (for benchmarks and load tests).
     Generate(generate::GenerateArgs),
+    /// On call: each data point's loads, errors and queues, the last
+    /// reconciliation and the unfinished runs (JSON; a table with --pretty).
+    Status(status::StatusArgs),
+    /// A data point's dead-letter queue: list (peek), redrive (back to its queue).
+    Dlq(dlq::DlqArgs),
+    /// The inputs set aside in error_event, grouped by reason, newest examples.
+    Errors(errors::ErrorsArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +88,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Reconcile(args) => reconcile::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Dlq(args) => dlq::run(args),
+        Command::Errors(args) => errors::run(args),
     }
 }
 

@@ -7,6 +7,9 @@
 //! - `handlers`: the only code that sees a Lambda event: the SQS loaders, the
 //!   HTTP API, the backfill and reconcile functions, and each function's
 //!   typed configuration.
+//! - `ops`: on-call operations beside the handlers, for the CLI: the status
+//!   of each data point and of the runs, dead-letter queues listed and
+//!   re-driven, and the errors grouped by reason (`ops` feature only).
 //! - `jobs`: backfill (run, lanes, checkpoints), reconcile (checksums, ledger
 //!   side, run state, repair, metrics), verify (the release check) and
 //!   generate (synthetic exports), sharing a `JobContext`.
@@ -35,6 +38,8 @@ pub mod contract;
 pub mod export;
 pub mod handlers;
 pub mod jobs;
+#[cfg(feature = "ops")]
+pub mod ops;
 pub mod read;
 pub mod redrive;
 pub mod store;

@@ -3,10 +3,13 @@
 
 pub mod analytics;
 pub mod backfill;
+pub mod dlq;
+pub mod errors;
 pub mod flags;
 pub mod forget;
 pub mod generate;
 pub mod migrate;
 pub mod pipeline;
 pub mod reconcile;
+pub mod status;
 pub mod verify;

@@ -358,26 +358,7 @@ async fn a_line_the_database_refuses_is_recorded_with_its_line_and_the_run_goes_
     let text = lines.join("\n") + "\n";
     let export = helpers::TempExport::new("refused", &text);
 
-    let test = TestDb::new();
-    test.refuse_rows("dim_question", "question_id", "q-refused");
-    let ctx = context(&test, QueueUrls::default(), 100).await;
-    let summary = backfill::run(&ctx, &options(&export.source(), Mode::Direct), None, None)
-        .await
-        .expect("the run goes on past the refused line");
-    assert!(summary.done);
-    assert_eq!(summary.next_offset, text.len() as u64);
-    assert_eq!(summary.counters.refused, 1);
-    let recorded: Vec<(String, i64, String)> =
-        test.rows("SELECT kind, line_number, reason FROM error_event WHERE kind = 'refused'");
-    assert_eq!(recorded.len(), 1);
-    assert_eq!((recorded[0].0.as_str(), recorded[0].1), ("refused", 201));
-    assert!(
-        recorded[0].2.contains("refused by the test"),
-        "{}",
-        recorded[0].2
-    );
-
-    // Everything else is loaded: the same warehouse as the lines without it.
+    // The same warehouse as the lines without it, loaded once.
     let without = TestDb::new();
     let plain = helpers::TempExport::new(
         "not-refused",
@@ -387,9 +368,35 @@ async fn a_line_the_database_refuses_is_recorded_with_its_line_and_the_run_goes_
     backfill::run(&ctx, &options(&plain.source(), Mode::Direct), None, None)
         .await
         .unwrap();
-    for table in ["event_ledger", "fact_session", "dim_question", "dim_viewer"] {
-        let count = format!("SELECT COUNT(*) FROM {table}");
-        assert_eq!(test.count(&count), without.count(&count), "{table}");
+
+    for batch_lines in [1, 10, 1000] {
+        let test = TestDb::new();
+        test.refuse_rows("dim_question", "question_id", "q-refused");
+        let ctx = context(&test, QueueUrls::default(), batch_lines).await;
+        let summary = backfill::run(&ctx, &options(&export.source(), Mode::Direct), None, None)
+            .await
+            .expect("the run goes on past the refused line");
+        assert!(summary.done);
+        assert_eq!(summary.next_offset, text.len() as u64);
+        assert_eq!(summary.counters.refused, 1, "batches of {batch_lines}");
+        let recorded: Vec<(String, i64, String)> =
+            test.rows("SELECT kind, line_number, reason FROM error_event WHERE kind = 'refused'");
+        assert_eq!(recorded.len(), 1);
+        assert_eq!((recorded[0].0.as_str(), recorded[0].1), ("refused", 201));
+        assert!(
+            recorded[0].2.contains("refused by the test"),
+            "{}",
+            recorded[0].2
+        );
+        // Everything else is loaded.
+        for table in ["event_ledger", "fact_session", "dim_question", "dim_viewer"] {
+            let count = format!("SELECT COUNT(*) FROM {table}");
+            assert_eq!(
+                test.count(&count),
+                without.count(&count),
+                "{table}, batches of {batch_lines}"
+            );
+        }
     }
 }
 

@@ -9,6 +9,7 @@ mod erasure;
 mod limits;
 mod loaders;
 mod migrate;
+mod ops;
 mod pipeline;
 mod reconcile;
 mod sql;
