@@ -179,6 +179,7 @@ impl Lane {
                 .chain(unsendable.iter())
                 .map(|(index, reason)| Reject {
                     raw: &batch.lines[*index].bytes,
+                    raw_truncated: batch.lines[*index].as_read().is_over_long(),
                     reason: reason.clone(),
                     kind: RejectKind::Malformed,
                     line: batch.lines[*index].number,
@@ -260,14 +261,10 @@ fn add_load(counts: &mut RunCounts, load: &LoadCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{parse_line, Line};
+    use crate::export::{parse_line, Line, LineBytes};
 
     fn line(number: u64, text: &str) -> Line {
-        Line {
-            number,
-            end_offset: number * 100,
-            bytes: text.as_bytes().to_vec(),
-        }
+        Line::new(number, number * 100, text.as_bytes().to_vec())
     }
 
     fn event_line(stream: &str, version: i64) -> String {
@@ -279,7 +276,7 @@ mod tests {
     fn batch(lines: Vec<Line>) -> ParsedBatch {
         let parsed: Vec<_> = lines
             .iter()
-            .map(|l| (!l.is_blank()).then(|| parse_line(&l.bytes)))
+            .map(|l| (!l.is_blank()).then(|| parse_line(l.as_read())))
             .collect();
         ParsedBatch {
             nonblank: parsed.iter().filter(|p| p.is_some()).count() as u64,
@@ -295,7 +292,7 @@ mod tests {
         // A resumed run, maybe of another release, must deal as the first
         // invocation did: these values must never change.
         let lane = |stream: &str| {
-            let parsed = parse_line(event_line(stream, 1).as_bytes());
+            let parsed = parse_line(LineBytes::of(event_line(stream, 1).as_bytes()));
             assert!(parsed.is_ok(), "{parsed:?}");
             lane_of(&Some(parsed), 7, 2)
         };
@@ -303,7 +300,7 @@ mod tests {
         assert_eq!(lane("prs-acm-0002"), 1);
         assert_eq!(lane("prs-acm-0000"), 0);
         // Other lines go by line number.
-        assert_eq!(lane_of(&Some(parse_line(b"bad")), 7, 2), 1);
+        assert_eq!(lane_of(&Some(parse_line(LineBytes::of(b"bad"))), 7, 2), 1);
         assert_eq!(lane_of(&None, 8, 2), 0);
     }
 

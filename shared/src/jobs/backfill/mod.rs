@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::{DataPoint, Event};
-use crate::export::{open_source, ExportReadError, Source};
+use crate::export::{open_source, ExportReadError};
 use crate::jobs::{BackfillProgress, JobContext, JobError};
 use crate::store::DbError;
 
-use batch::{read_batches, ParsedBatch};
+use batch::{read_batches, BatchBounds, ParsedBatch};
 use checkpoint::{begin, save_run, RunState};
 use lanes::{deal, lane_count, Lane};
 
@@ -33,6 +33,12 @@ pub use lanes::lane_of_stream;
 /// events with an eighth less server time than 5,000, BENCHMARKS.md), small
 /// enough to keep statements and lock sets modest.
 pub const DEFAULT_BATCH_LINES: usize = 10_000;
+
+/// Bytes of lines per transaction, at most: a batch of 10,000 lines of the
+/// usual few hundred bytes stays under it, one of long lines (a question of
+/// 100 KB) ends sooner. With the queues between the reader and the lanes
+/// bounded too, a run holds a few dozen MiB of lines however long they are.
+pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
 /// The database is the backfill's bottleneck, and one connection keeps one
@@ -196,6 +202,12 @@ pub async fn run(
     if options.mode == Mode::Enqueue && !options.dry_run && ctx.sqs.is_none() {
         return Err(JobError::Setup("enqueue mode needs an SQS client".into()));
     }
+    // Refused before anything is read or recorded: a function reads only
+    // its own exports.
+    let source = ctx
+        .exports
+        .admit(&options.source)
+        .map_err(ExportReadError::Source)?;
     let run_id = run_id.unwrap_or_else(new_run_id);
     let lanes = lane_count(options);
     let mut state = if options.dry_run {
@@ -211,14 +223,16 @@ pub async fn run(
     let mut total = state.total();
     let base_elapsed_ms = total.elapsed_ms;
     if !state.done {
-        let source = Source::parse(&options.source).map_err(ExportReadError::Source)?;
         let opened = open_source(&source, ctx.s3.as_ref(), total.next_offset)
             .await
             .map_err(ExportReadError::Read)?;
         let bytes_total = opened.total_bytes;
         let bytes_read = opened.bytes_read.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<ParsedBatch>>(2);
-        let batch_lines = ctx.batch_lines.max(1);
+        let bounds = BatchBounds {
+            lines: ctx.batch_lines.max(1),
+            bytes: ctx.batch_bytes.max(1),
+        };
         // Reading, decompressing and parsing run on their own thread while
         // the lanes load.
         let reader_thread = std::thread::spawn(move || {
@@ -226,7 +240,7 @@ pub async fn run(
                 opened.reader,
                 total.next_line,
                 total.next_offset,
-                batch_lines,
+                bounds,
                 &sender,
             )
         });
