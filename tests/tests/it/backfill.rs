@@ -723,3 +723,26 @@ async fn a_line_over_1_mib_is_recorded_with_its_first_64_kib_and_the_rest_loads(
         test.count("SELECT COUNT(*) FROM event_ledger WHERE data_point <> 'none'") as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_bounded_in_bytes_load_the_same_and_hold_no_more_than_their_bound() {
+    let test = TestDb::new();
+    let mut ctx = context(&test, QueueUrls::default(), 10_000).await;
+    // Some 30 lines a batch, and room for three batches in the whole run:
+    // the reader waits on the lanes all along.
+    ctx.batch_bytes = 8 << 10;
+    let summary = backfill::run(&ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    assert_sample_stats(&summary);
+    let shortest = sample_lines().iter().map(String::len).min().unwrap() as i64;
+    let bytes = std::fs::metadata(helpers::sample_path()).unwrap().len() as i64;
+    assert!(test.count("SELECT MAX(messages) FROM load_run") * shortest <= 8 << 10);
+    assert!(test.count("SELECT COUNT(*) FROM load_run") >= bytes / (8 << 10));
+    let whole = TestDb::new();
+    let whole_ctx = context(&whole, QueueUrls::default(), 10_000).await;
+    backfill::run(&whole_ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&test), snapshot(&whole));
+}

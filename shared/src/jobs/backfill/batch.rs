@@ -1,7 +1,9 @@
 //! The export read in batches, bounded in lines and in bytes, parsed ahead
-//! of loading on a thread of its own.
+//! of loading on a thread of its own; and the bytes of lines a run holds at
+//! once, from reading to committing, bounded too.
 
 use std::io::{self, BufRead};
+use std::sync::{Condvar, Mutex};
 
 use crate::contract::Event;
 use crate::export::{parse_line, Line, LineReader, ParseError};
@@ -13,6 +15,9 @@ pub(super) struct ParsedBatch {
     pub(super) nonblank: u64,
     pub(super) end_offset: u64,
     pub(super) last_line: u64,
+    /// Bytes of its lines as held: what it gives back to `HeldBytes` once
+    /// committed.
+    pub(super) bytes: usize,
 }
 
 /// How large a batch may grow: `lines` lines, and `bytes` bytes of lines as
@@ -24,26 +29,83 @@ pub(super) struct BatchBounds {
     pub(super) bytes: usize,
 }
 
-/// Reads the export in batches within `bounds`, parsed, for `run`.
+/// The bytes of lines a run holds at once, from the reader to the lanes'
+/// commits: the reader reserves a batch's bound before it reads a batch (and
+/// gives back what the batch did not use), and each lane gives back its
+/// share's bytes once it is committed. The queues between them count
+/// batches; this counts bytes, so that a run's memory stays flat however
+/// long its lines are.
+pub(super) struct HeldBytes {
+    limit: usize,
+    /// Bytes held, and whether the run has ended (nothing waits then).
+    state: Mutex<(usize, bool)>,
+    given_back: Condvar,
+}
+
+impl HeldBytes {
+    pub(super) fn new(limit: usize) -> HeldBytes {
+        HeldBytes {
+            limit,
+            state: Mutex::new((0, false)),
+            given_back: Condvar::new(),
+        }
+    }
+
+    /// Waits until `bytes` more fit (or nothing is held), and holds them;
+    /// false once the run has ended.
+    fn reserve(&self, bytes: usize) -> bool {
+        let mut state = self.state.lock().expect("held bytes lock");
+        while !state.1 && state.0 > 0 && state.0 + bytes > self.limit {
+            state = self.given_back.wait(state).expect("held bytes lock");
+        }
+        state.0 += bytes;
+        !state.1
+    }
+
+    /// Holds `used` instead of the `reserved` bytes: a batch is settled.
+    /// (One line larger than its batch's bound is held beyond the limit.)
+    fn settle(&self, reserved: usize, used: usize) {
+        let mut state = self.state.lock().expect("held bytes lock");
+        state.0 = state.0 + used - reserved;
+        self.given_back.notify_all();
+    }
+
+    pub(super) fn give_back(&self, bytes: usize) {
+        self.settle(bytes, 0);
+    }
+
+    /// The run has ended: a reader waiting for room stops.
+    pub(super) fn end(&self) {
+        self.state.lock().expect("held bytes lock").1 = true;
+        self.given_back.notify_all();
+    }
+}
+
+/// Reads the export in batches within `bounds`, parsed, for `run`, holding
+/// each batch's bytes in `held` until the lanes give them back.
 pub(super) fn read_batches(
     reader: Box<dyn BufRead + Send>,
     first_line: u64,
     start_offset: u64,
     bounds: BatchBounds,
+    held: &HeldBytes,
     sender: &tokio::sync::mpsc::Sender<io::Result<ParsedBatch>>,
 ) {
     let mut lines = LineReader::new(reader, first_line, start_offset);
     // The line that did not fit the last batch: it starts the next one.
     let mut left_over: Option<Line> = None;
     loop {
+        if !held.reserve(bounds.bytes) {
+            return;
+        }
         let mut batch = ParsedBatch {
-            lines: Vec::new(),
-            parsed: Vec::new(),
+            lines: Vec::with_capacity(bounds.lines),
+            parsed: Vec::with_capacity(bounds.lines),
             nonblank: 0,
             end_offset: start_offset,
             last_line: first_line,
+            bytes: 0,
         };
-        let mut bytes = 0;
         let mut at_end = false;
         loop {
             let line = match left_over
@@ -57,16 +119,18 @@ pub(super) fn read_batches(
                     break;
                 }
                 Some(Err(e)) => {
+                    held.settle(bounds.bytes, 0);
                     let _ = sender.blocking_send(Err(e));
                     return;
                 }
             };
-            let full = batch.lines.len() >= bounds.lines || bytes + line.bytes.len() > bounds.bytes;
+            let full =
+                batch.lines.len() >= bounds.lines || batch.bytes + line.bytes.len() > bounds.bytes;
             if full && !batch.lines.is_empty() {
                 left_over = Some(line);
                 break;
             }
-            bytes += line.bytes.len();
+            batch.bytes += line.bytes.len();
             batch.end_offset = line.end_offset;
             batch.last_line = line.number;
             if line.is_blank() {
@@ -77,6 +141,7 @@ pub(super) fn read_batches(
             }
             batch.lines.push(line);
         }
+        held.settle(bounds.bytes, batch.bytes);
         if !batch.lines.is_empty() && sender.blocking_send(Ok(batch)).is_err() {
             return;
         }
@@ -99,6 +164,7 @@ mod tests {
             0,
             0,
             bounds,
+            &HeldBytes::new(usize::MAX),
             &sender,
         );
         drop(sender);
@@ -106,6 +172,7 @@ mod tests {
         while let Ok(batch) = receiver.try_recv() {
             let batch = batch.unwrap();
             let bytes = batch.lines.iter().map(|l| l.bytes.len()).sum();
+            assert_eq!(batch.bytes, bytes);
             batches.push((batch.lines.iter().map(|l| l.number).collect(), bytes));
         }
         batches
@@ -160,5 +227,45 @@ mod tests {
                 .collect();
             assert_eq!(numbers, [1, 2, 3, 4, 5, 6], "{bytes}");
         }
+    }
+
+    #[test]
+    fn the_reader_waits_for_room_and_stops_when_the_run_ends() {
+        // Batches of 4 lines of 10 bytes; room for two batches' bounds.
+        let text = (["x"; 10].concat() + "\n").repeat(40);
+        let bounds = BatchBounds {
+            lines: 4,
+            bytes: 100,
+        };
+        let held = std::sync::Arc::new(HeldBytes::new(200));
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(1000);
+        let reader = std::thread::spawn({
+            let held = held.clone();
+            move || {
+                let input = Box::new(io::Cursor::new(text.into_bytes()));
+                read_batches(input, 0, 0, bounds, &held, &sender)
+            }
+        });
+        let next = |receiver: &mut tokio::sync::mpsc::Receiver<io::Result<ParsedBatch>>| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            receiver.try_recv().ok().map(|batch| batch.unwrap().bytes)
+        };
+        // Each batch holds its 40 bytes: after three, 120 of 200 are held,
+        // and a fourth batch's bound (100) does not fit until 40 come back.
+        assert_eq!(
+            [
+                next(&mut receiver),
+                next(&mut receiver),
+                next(&mut receiver)
+            ],
+            [Some(40); 3]
+        );
+        assert_eq!(next(&mut receiver), None);
+        held.give_back(40);
+        assert_eq!(next(&mut receiver), Some(40));
+        assert_eq!(next(&mut receiver), None);
+        held.end();
+        reader.join().unwrap();
+        assert_eq!(next(&mut receiver), None);
     }
 }

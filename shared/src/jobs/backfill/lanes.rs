@@ -66,6 +66,7 @@ pub(super) fn deal(batch: ParsedBatch, lanes: &[Checkpoint]) -> Vec<ParsedBatch>
             nonblank: 0,
             end_offset: batch.end_offset,
             last_line: batch.last_line,
+            bytes: 0,
         })
         .collect();
     for (line, parsed) in batch.lines.into_iter().zip(batch.parsed) {
@@ -77,6 +78,7 @@ pub(super) fn deal(batch: ParsedBatch, lanes: &[Checkpoint]) -> Vec<ParsedBatch>
         if parsed.is_some() {
             to.nonblank += 1;
         }
+        to.bytes += line.bytes.len();
         to.lines.push(line);
         to.parsed.push(parsed);
     }
@@ -282,6 +284,7 @@ mod tests {
             nonblank: parsed.iter().filter(|p| p.is_some()).count() as u64,
             end_offset: lines.last().map_or(0, |l| l.end_offset),
             last_line: lines.last().map_or(0, |l| l.number),
+            bytes: lines.iter().map(|l| l.bytes.len()).sum(),
             lines,
             parsed,
         }
@@ -319,6 +322,11 @@ mod tests {
         assert_eq!(numbers(&dealt[0]), vec![1, 4]);
         assert_eq!(numbers(&dealt[1]), vec![2, 3, 5]);
         assert_eq!((dealt[0].nonblank, dealt[1].nonblank), (1, 3));
+        let bytes = |numbers: &[usize]| numbers.iter().map(|&n| lines[n - 1].bytes.len()).sum();
+        assert_eq!(
+            (dealt[0].bytes, dealt[1].bytes),
+            (bytes(&[1, 4]), bytes(&[2, 3, 5]))
+        );
         assert!(dealt
             .iter()
             .all(|b| b.end_offset == 500 && b.last_line == 5));
@@ -335,5 +343,6 @@ mod tests {
         let dealt = deal(batch(lines), &resumed);
         assert_eq!(numbers(&dealt[0]), vec![1, 4]);
         assert_eq!(numbers(&dealt[1]), vec![5]);
+        assert_eq!(dealt[1].bytes, event_line("prs-acm-0002", 2).len());
     }
 }

@@ -22,7 +22,7 @@ use crate::export::{open_source, ExportReadError};
 use crate::jobs::{BackfillProgress, JobContext, JobError};
 use crate::store::DbError;
 
-use batch::{read_batches, BatchBounds, ParsedBatch};
+use batch::{read_batches, BatchBounds, HeldBytes, ParsedBatch};
 use checkpoint::{begin, save_run, RunState};
 use lanes::{deal, lane_count, Lane};
 
@@ -36,9 +36,15 @@ pub const DEFAULT_BATCH_LINES: usize = 10_000;
 
 /// Bytes of lines per transaction, at most: a batch of 10,000 lines of the
 /// usual few hundred bytes stays under it, one of long lines (a question of
-/// 100 KB) ends sooner. With the queues between the reader and the lanes
-/// bounded too, a run holds a few dozen MiB of lines however long they are.
+/// 100 KB) ends sooner.
 pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+
+/// A run holds at most this many batches' bounds of bytes of lines at once,
+/// read and not yet committed (`HeldBytes`): 24 MiB by default, whatever
+/// the lines' lengths. That leaves each of three lanes a share loading while
+/// the reader parses the next batch, and lines of a few hundred bytes
+/// (batches of 10,000 lines, 2.5 MB) a share queued beside each lane's.
+pub const HELD_BATCHES: usize = 3;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
 /// The database is the backfill's bottleneck, and one connection keeps one
@@ -233,16 +239,21 @@ pub async fn run(
             lines: ctx.batch_lines.max(1),
             bytes: ctx.batch_bytes.max(1),
         };
+        let held = Arc::new(HeldBytes::new(bounds.bytes.saturating_mul(HELD_BATCHES)));
         // Reading, decompressing and parsing run on their own thread while
         // the lanes load.
-        let reader_thread = std::thread::spawn(move || {
-            read_batches(
-                opened.reader,
-                total.next_line,
-                total.next_offset,
-                bounds,
-                &sender,
-            )
+        let reader_thread = std::thread::spawn({
+            let held = held.clone();
+            move || {
+                read_batches(
+                    opened.reader,
+                    total.next_line,
+                    total.next_offset,
+                    bounds,
+                    &held,
+                    &sender,
+                )
+            }
         });
         let committed_lines = Arc::new(AtomicU64::new(total.counters.lines));
         let mut lane_inputs = Vec::with_capacity(lanes);
@@ -264,10 +275,13 @@ pub async fn run(
                 committed_lines: committed_lines.clone(),
                 before_commit: ctx.before_lane_commit.clone(),
             };
+            let held = held.clone();
             lane_tasks.push(tokio::spawn(async move {
                 let mut checkpoint = checkpoint;
                 while let Some(batch) = batches.recv().await {
+                    let bytes = batch.bytes;
                     checkpoint = lane.apply_batch(checkpoint, batch).await?;
+                    held.give_back(bytes);
                 }
                 Ok::<_, JobError>(checkpoint)
             }));
@@ -286,7 +300,10 @@ pub async fn run(
                     break;
                 }
             };
+            let bytes = batch.bytes;
             let shares = deal(batch, &state.lanes);
+            // The lines lanes had committed before a resume are dropped.
+            held.give_back(bytes - shares.iter().map(|s| s.bytes).sum::<usize>());
             for ((input, share), left_out) in lane_inputs.iter().zip(shares).zip(&mut left_out) {
                 *left_out = None;
                 // A lane with nothing of this batch takes it only if it has
@@ -321,6 +338,8 @@ pub async fn run(
             }
         }
         drop(receiver);
+        // A reader waiting for room stops.
+        held.end();
         if !lane_failed {
             for (input, share) in lane_inputs.iter().zip(left_out) {
                 if let Some(share) = share {
