@@ -95,7 +95,7 @@ impl ExportScope {
                 Some((_, key)) if !key.starts_with(prefix.as_str()) => {
                     Some("its key is outside the prefix")
                 }
-                Some((_, key)) if key.is_empty() => Some("its key is empty"),
+                Some((_, "")) => Some("its key is empty"),
                 Some((_, key)) => key_problem(key),
                 None => Some("it names no key"),
             },
