@@ -41,9 +41,11 @@ pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
 
 /// A run holds at most this many batches' bounds of bytes of lines at once,
 /// read and not yet committed (`HeldBytes`): 24 MiB by default, whatever
-/// the lines' lengths. That leaves each of three lanes a share loading while
-/// the reader parses the next batch, and lines of a few hundred bytes
-/// (batches of 10,000 lines, 2.5 MB) a share queued beside each lane's.
+/// the lines' lengths. Batches of long lines (ended by their byte bound) are
+/// then three at a time, one per lane; batches of the usual lines (10,000
+/// lines of a few hundred bytes, 2.5 MB) about seven: each lane's loading
+/// and one queued beside it, and the one being read (each one's 10,000
+/// parsed events take some 9 MB).
 pub const HELD_BATCHES: usize = 3;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
