@@ -55,6 +55,7 @@ pub fn context(
     sqs: Option<aws_sdk_sqs::Client>,
     queues: QueueUrls,
     batch_lines: usize,
+    batch_bytes: usize,
 ) -> JobContext {
     let terminal = std::io::stderr().is_terminal();
     let last_log = std::sync::Mutex::new(std::time::Instant::now());
@@ -63,7 +64,10 @@ pub fn context(
         s3,
         sqs,
         queues,
+        // The operator names the export: a file or any S3 location.
+        exports: shared::export::ExportScope::Anywhere,
         batch_lines,
+        batch_bytes,
         on_progress: Some(Box::new(move |p: &BackfillProgress| {
             let seconds = p.elapsed.as_secs_f64().max(0.001);
             let rate = p.lines as f64 / seconds;

@@ -1,10 +1,13 @@
 //! The whole pipeline on one machine, on the real function binaries: moto for
-//! SQS, the control plane of `cargo lambda watch` (Invoke and Runtime APIs),
+//! SQS and for S3 (the exports bucket, whose folder is all the backfill and
+//! reconcile functions may read), the control plane of `cargo lambda watch`
+//! (Invoke and Runtime APIs),
 //! each function binary as its runtime client with its own environment, and
 //! a local event source mapping that polls each data point's queue and
 //! invokes its loader with real SQS event JSON, as AWS does.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -40,6 +43,9 @@ const LONG_POLL_SECONDS: i32 = 5;
 /// queue length below which it is invoked again.
 pub const PIPELINE_BACKFILL_LINES: usize = 250;
 const PACING_QUEUE_LENGTH: usize = 100;
+/// The folder of the exports bucket that the backfill and reconcile
+/// functions may read (their `EXPORT_PREFIX`), as `ExportsPrefix` on AWS.
+pub const EXPORT_PREFIX: &str = "exports/";
 
 pub struct LocalOptions {
     /// The warehouse the functions write to (`mysql://…`).
@@ -49,7 +55,7 @@ pub struct LocalOptions {
     /// The queues' visibility timeout: how long a message reported as failed
     /// stays invisible before it is delivered again.
     pub visibility_timeout: Duration,
-    /// Prefix of the queue names (unique per test).
+    /// Prefix of the queue names and of the exports bucket's (unique per test).
     pub queue_prefix: String,
     /// A running moto to use instead of starting one.
     pub moto_endpoint: Option<String>,
@@ -78,6 +84,9 @@ pub struct LocalStack {
     pub moto_endpoint: String,
     pub aws: aws_config::SdkConfig,
     pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    /// The functions' `EXPORT_BUCKET`: `upload_export` puts exports there.
+    pub exports_bucket: String,
     pub lambda: aws_sdk_lambda::Client,
     /// The control plane's address (`127.0.0.1:PORT`).
     pub control_plane: String,
@@ -92,8 +101,8 @@ pub struct LocalStack {
 
 impl LocalStack {
     /// Starts moto (unless given), creates the queues with their dead-letter
-    /// queues and redrive, starts the control plane and every function, and
-    /// the event source mappings.
+    /// queues and redrive and the exports bucket, starts the control plane and
+    /// every function, and the event source mappings.
     pub async fn start(options: LocalOptions) -> anyhow::Result<LocalStack> {
         let (moto_endpoint, moto) = match options.moto_endpoint.clone() {
             Some(endpoint) => (endpoint, None),
@@ -112,6 +121,15 @@ impl LocalStack {
                 create_queue_pair(&sqs, &name, options.visibility_timeout).await?,
             );
         }
+        let s3 = shared::store::s3_client(&aws);
+        let exports_bucket = format!("{}-exports", options.queue_prefix.to_lowercase());
+        shared::export::ExportScope::s3_folder(&exports_bucket, EXPORT_PREFIX)
+            .map_err(anyhow::Error::msg)?;
+        s3.create_bucket()
+            .bucket(&exports_bucket)
+            .send()
+            .await
+            .with_context(|| format!("cannot create the bucket {exports_bucket} on moto"))?;
         let (control_plane_address, control_plane) = processes::start_lambda_control_plane()?;
         let lambda = invoke::local_client(&aws, &control_plane_address);
 
@@ -150,6 +168,8 @@ impl LocalStack {
                 "BACKFILL_BATCH_LINES".into(),
                 PIPELINE_BACKFILL_LINES.to_string(),
             ));
+            env.push(("EXPORT_BUCKET".into(), exports_bucket.clone()));
+            env.push(("EXPORT_PREFIX".into(), EXPORT_PREFIX.into()));
             functions.push((
                 name,
                 processes::start_function(name, &control_plane_address, &env)?,
@@ -179,6 +199,8 @@ impl LocalStack {
             moto_endpoint,
             aws,
             sqs,
+            s3,
+            exports_bucket,
             lambda,
             control_plane: control_plane_address,
             queues,
@@ -188,6 +210,27 @@ impl LocalStack {
             _control_plane: control_plane,
             _moto: moto,
         })
+    }
+
+    /// Puts a local export into the functions' exports folder, under its
+    /// file name; returns its `s3://` location, which is what they read.
+    pub async fn upload_export(&self, path: &Path) -> anyhow::Result<String> {
+        let name = path
+            .file_name()
+            .with_context(|| format!("{} names no file", path.display()))?;
+        let key = format!("{EXPORT_PREFIX}{}", name.to_string_lossy());
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+            .await
+            .with_context(|| format!("cannot read the export {}", path.display()))?;
+        self.s3
+            .put_object()
+            .bucket(&self.exports_bucket)
+            .key(&key)
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("cannot upload {} to moto's S3", path.display()))?;
+        Ok(format!("s3://{}/{key}", self.exports_bucket))
     }
 
     /// Waits until every queue is empty (nothing visible, nothing in flight)
@@ -554,18 +597,20 @@ pub struct PipelineSummary {
     pub seconds: f64,
 }
 
-/// The pipeline on a running stack: the backfill function sends the export
-/// to the queues (`enqueue` mode) while the mappings feed the loaders; once
-/// the queues are empty the reconcile function compares the export with the
-/// warehouse, and the analytics API function answers the report of the
-/// busiest presentation (`busiest` finds it in the warehouse).
+/// The pipeline on a running stack: the export is put in the exports bucket,
+/// the backfill function sends it to the queues (`enqueue` mode) while the
+/// mappings feed the loaders; once the queues are empty the reconcile
+/// function compares it with the warehouse, and the analytics API function
+/// answers the report of the busiest presentation (`busiest` finds it in the
+/// warehouse).
 pub async fn run_pipeline(
     stack: &mut LocalStack,
-    source: &str,
+    export: &Path,
     drain_within: Duration,
     busiest: impl FnOnce() -> anyhow::Result<Option<(String, String)>>,
 ) -> anyhow::Result<PipelineSummary> {
     let started = Instant::now();
+    let source = stack.upload_export(export).await?;
     // One batch of BACKFILL_BATCH_LINES per invocation, the next one only
     // when the queues are short again: moto's SQS does work proportional to
     // a queue's length on every call, so a flooded queue drains slowly.

@@ -152,7 +152,9 @@ fn load_once(
         s3: None,
         sqs: None,
         queues: QueueUrls::default(),
+        exports: shared::export::ExportScope::Anywhere,
         batch_lines: backfill::DEFAULT_BATCH_LINES,
+        batch_bytes: backfill::DEFAULT_BATCH_BYTES,
         on_progress: None,
         before_lane_commit: None,
     };
@@ -279,7 +281,7 @@ fn replay(exports: &[PathBuf]) {
         let reader = shared::export::open_local(export, 0).unwrap().reader;
         for line in shared::export::LineReader::new(reader, 0, 0) {
             let line = line.unwrap();
-            if let Ok(event) = shared::export::parse_line(&line.bytes) {
+            if let Ok(event) = shared::export::parse_line(line.as_read()) {
                 if event.stream_id == PRESENTATION {
                     replay.add(&event);
                 }

@@ -36,9 +36,13 @@ pub struct BackfillArgs {
     /// Parse, validate and count only; write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Lines per transaction.
+    /// Lines per transaction, at most.
     #[arg(long, default_value_t = backfill::DEFAULT_BATCH_LINES)]
     batch_lines: usize,
+    /// Bytes of lines per transaction, at most (a longer line is a
+    /// transaction of its own).
+    #[arg(long, default_value_t = backfill::DEFAULT_BATCH_BYTES)]
+    batch_bytes: usize,
     /// Connections loading at once in direct mode (events are dealt to them
     /// by presentation); a resumed run must use its own number again.
     #[arg(long, default_value_t = backfill::DEFAULT_LANES,
@@ -46,7 +50,9 @@ pub struct BackfillArgs {
     lanes: usize,
     /// Run it in this deployed backfill function (name or ARN) instead of
     /// here, invoking it again with the returned runId until it is done
-    /// (the function's BACKFILL_BATCH_LINES replaces --batch-lines there).
+    /// (the function's BACKFILL_BATCH_LINES and BACKFILL_BATCH_BYTES replace
+    /// --batch-lines and --batch-bytes there; it reads only s3:// exports
+    /// under its EXPORT_BUCKET and EXPORT_PREFIX).
     #[arg(long, value_name = "FUNCTION")]
     via_lambda: Option<String>,
 }
@@ -146,6 +152,7 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
                 .map(shared::store::sqs_client),
             queues,
             args.batch_lines,
+            args.batch_bytes,
         );
         Ok::<_, anyhow::Error>(backfill::run(&ctx, &options, args.run_id, None).await?)
     })?;

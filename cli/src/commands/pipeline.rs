@@ -51,7 +51,7 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
             .await?;
         warehouse_cli::local::run_pipeline(
             &mut stack,
-            &source.display().to_string(),
+            &source,
             std::time::Duration::from_secs(args.drain_seconds),
             || busiest_presentation(&db),
         )

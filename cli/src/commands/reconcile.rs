@@ -65,6 +65,7 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
                 .map(shared::store::sqs_client),
             queues,
             backfill::DEFAULT_BATCH_LINES,
+            backfill::DEFAULT_BATCH_BYTES,
         );
         let (summary, _) =
             shared::jobs::reconcile::run_to_end(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)

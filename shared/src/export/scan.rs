@@ -2,13 +2,15 @@
 //! under an S3 prefix), read in 1 MiB chunks cut at line ends and mapped on
 //! every core, the results folded in the export's order, so "the first of an
 //! export's repeats counts" holds as in a sequential read. A scan can stop at
-//! a chunk boundary and continue later from where it stopped.
+//! a chunk boundary and continue later from where it stopped. A line longer
+//! than 1 MiB is read past, its first 64 KiB kept, as `LineReader` does.
 
 use std::collections::BTreeMap;
 use std::io::{self, BufRead};
 use std::sync::{mpsc, Mutex};
 
 use crate::contract::Event;
+use crate::export::lines::{CappedLine, LineBytes, MAX_LINE_BYTES};
 use crate::export::{open_source, parse_line, Source};
 
 /// Bytes of export per unit of parallel work (and per possible stop).
@@ -17,6 +19,14 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// Where a scan stands: the object (index into the sources) and the byte
 /// offset, in its decompressed stream, just past the last line folded.
 pub type ScanPoint = (usize, u64);
+
+/// A unit of parallel work.
+enum Chunk {
+    /// Whole lines: the chunk ends at a line end (or the export's end).
+    Lines(Vec<u8>),
+    /// One line longer than 1 MiB: its first 64 KiB, and its length.
+    OverLong(Vec<u8>, u64),
+}
 
 /// Why an export could not be read.
 #[derive(Debug)]
@@ -113,7 +123,7 @@ pub async fn scan<T: Send>(
     sources: &[Source],
     s3: Option<&aws_sdk_s3::Client>,
     from: ScanPoint,
-    map: &(dyn Fn(&[u8]) -> Option<T> + Sync),
+    map: &(dyn Fn(LineBytes<'_>) -> Option<T> + Sync),
     fold: &mut (dyn FnMut(T) + Send),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<ScanPoint>, ExportReadError> {
@@ -139,12 +149,12 @@ pub async fn scan<T: Send>(
 fn scan_stream<T: Send>(
     mut reader: Box<dyn BufRead + Send>,
     start: u64,
-    map: &(dyn Fn(&[u8]) -> Option<T> + Sync),
+    map: &(dyn Fn(LineBytes<'_>) -> Option<T> + Sync),
     fold: &mut dyn FnMut(T),
     stop: &(dyn Fn() -> bool + Sync),
 ) -> io::Result<Option<u64>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(workers * 2);
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(u64, Chunk)>(workers * 2);
     let chunk_rx = Mutex::new(chunk_rx);
     let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Vec<T>)>(workers * 2);
     // Mapped chunks' buffers go back to the reader: fresh megabytes each
@@ -156,16 +166,25 @@ fn scan_stream<T: Send>(
             scope.spawn(move || loop {
                 let next = chunk_rx.lock().expect("chunk queue lock").recv();
                 let Ok((seq, chunk)) = next else { break };
-                // A chunk ends at a line end (or the export's end).
-                let lines = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
                 let mut mapped = Vec::new();
-                let mut start = 0;
-                for end in memchr::memchr_iter(b'\n', lines).chain([lines.len()]) {
-                    let line = &lines[start..end];
-                    mapped.extend(map(line.strip_suffix(b"\r").unwrap_or(line)));
-                    start = end + 1;
+                match chunk {
+                    Chunk::Lines(chunk) => {
+                        let lines = chunk.strip_suffix(b"\n").unwrap_or(&chunk);
+                        let mut start = 0;
+                        for end in memchr::memchr_iter(b'\n', lines).chain([lines.len()]) {
+                            let line = &lines[start..end];
+                            mapped.extend(map(LineBytes::of(
+                                line.strip_suffix(b"\r").unwrap_or(line),
+                            )));
+                            start = end + 1;
+                        }
+                        let _ = spare_tx.send(chunk);
+                    }
+                    Chunk::OverLong(bytes, length) => mapped.extend(map(LineBytes {
+                        bytes: &bytes,
+                        length,
+                    })),
                 }
-                let _ = spare_tx.send(chunk);
                 if done_tx.send((seq, mapped)).is_err() {
                     break;
                 }
@@ -199,16 +218,32 @@ fn scan_stream<T: Send>(
                         reader.consume(n);
                     }
                     match memchr::memrchr(b'\n', &chunk) {
-                        _ if at_end => break chunk.len(),
-                        Some(last) => break last + 1,
+                        _ if at_end => break Some(chunk.len()),
+                        Some(last) => break Some(last + 1),
+                        // One line, over 1 MiB already ("\r" or not): it is
+                        // read past instead of held.
+                        None if chunk.len() as u64 > MAX_LINE_BYTES + 1 => break None,
                         // A line longer than a chunk makes the chunk longer.
                         None => want = chunk.len() + CHUNK_BYTES,
                     }
                 };
-                carry = chunk.split_off(cut);
-                offset += chunk.len() as u64;
-                if !chunk.is_empty() {
-                    if chunk_tx.send((seq, chunk)).is_err() {
+                let work = match cut {
+                    Some(cut) => {
+                        carry = chunk.split_off(cut);
+                        offset += chunk.len() as u64;
+                        Chunk::Lines(chunk)
+                    }
+                    None => {
+                        let mut line = CappedLine::starting_with(&chunk);
+                        line.read_rest(&mut reader)?;
+                        offset += line.consumed();
+                        let (kept, length) = line.finish();
+                        Chunk::OverLong(kept, length)
+                    }
+                };
+                let empty = matches!(&work, Chunk::Lines(chunk) if chunk.is_empty());
+                if !empty {
+                    if chunk_tx.send((seq, work)).is_err() {
                         return Ok(None);
                     }
                     seq += 1;
@@ -256,31 +291,42 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// Lines of varied lengths, one longer than a chunk, CRLF and a last
-    /// line without its line end.
+    /// Lines of varied lengths, CRLF, a last line without its line end, one
+    /// of exactly 1 MiB (as long as a chunk), and two over 1 MiB: one just
+    /// over, one of 3 MiB.
     fn export() -> Vec<u8> {
         let mut text = Vec::new();
         for i in 0..40_000 {
             let pad = "x".repeat(i % 97);
             text.extend_from_slice(format!("{i} {pad}\n").as_bytes());
-            if i == 12_345 {
-                text.extend_from_slice(
-                    format!("long {}\r\n", "y".repeat(CHUNK_BYTES + 10)).as_bytes(),
-                );
-            }
+            let long = match i {
+                12_345 => CHUNK_BYTES,
+                23_456 => CHUNK_BYTES + 10,
+                34_567 => 3 * CHUNK_BYTES,
+                _ => continue,
+            };
+            text.extend_from_slice(format!("{}\r\n", "y".repeat(long)).as_bytes());
         }
         text.extend_from_slice(b"last");
         text
     }
 
-    fn lines_of(text: &[u8]) -> Vec<Vec<u8>> {
+    /// Each line as a scan maps it: its bytes as held and its length.
+    fn lines_of(text: &[u8]) -> Vec<(Vec<u8>, u64)> {
         text.split(|b| *b == b'\n')
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .map(|l| {
+                let line = LineBytes::of(l.strip_suffix(b"\r").unwrap_or(l));
+                (line.bytes.to_vec(), line.length)
+            })
             .collect()
     }
 
     /// Scans from `offset`, stopping after `chunks` chunks when given.
-    fn scan_from(text: &[u8], offset: u64, chunks: Option<usize>) -> (Vec<Vec<u8>>, Option<u64>) {
+    fn scan_from(
+        text: &[u8],
+        offset: u64,
+        chunks: Option<usize>,
+    ) -> (Vec<(Vec<u8>, u64)>, Option<u64>) {
         let reader: Box<dyn BufRead + Send> =
             Box::new(io::Cursor::new(text[offset as usize..].to_vec()));
         let mut out = Vec::new();
@@ -288,7 +334,7 @@ mod tests {
         let stopped = scan_stream(
             reader,
             offset,
-            &|line| Some(line.to_vec()),
+            &|line| Some((line.bytes.to_vec(), line.length)),
             &mut |line| out.push(line),
             &|| chunks.is_some_and(|n| asked.fetch_add(1, Ordering::Relaxed) + 1 >= n),
         )
@@ -302,6 +348,21 @@ mod tests {
         let (lines, stopped) = scan_from(&text, 0, None);
         assert_eq!(stopped, None);
         assert_eq!(lines, lines_of(&text));
+        let lengths = |over: bool| {
+            lines
+                .iter()
+                .filter(|(_, length)| (*length > MAX_LINE_BYTES) == over && *length >= 1 << 20)
+                .map(|(bytes, length)| (bytes.len(), *length))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(lengths(false), [(CHUNK_BYTES, CHUNK_BYTES as u64)]);
+        assert_eq!(
+            lengths(true),
+            [
+                (64 << 10, CHUNK_BYTES as u64 + 10),
+                (64 << 10, 3 * CHUNK_BYTES as u64)
+            ]
+        );
     }
 
     #[test]

@@ -33,6 +33,105 @@ impl Source {
     }
 }
 
+/// Which exports a job may read. The `warehouse` command reads what its
+/// operator names, a file or S3 (`Anywhere`); a function reads only S3
+/// objects under its configured bucket and prefix (`Under`), since its
+/// payload comes from whoever may invoke it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportScope {
+    Anywhere,
+    /// `bucket` exactly, keys starting with `prefix`: empty (the whole
+    /// bucket) or a folder ending with `/`.
+    Under {
+        bucket: String,
+        prefix: String,
+    },
+}
+
+impl ExportScope {
+    /// Only S3 objects in `bucket` under the folder `prefix`, written as a
+    /// path in the bucket: `exports/` (or `/exports/`, or `exports`, the
+    /// same folder), `/` for the whole bucket.
+    pub fn s3_folder(bucket: &str, prefix: &str) -> Result<ExportScope, String> {
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !valid_bucket {
+            return Err(format!(
+                "{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
+            ));
+        }
+        let mut prefix = prefix.trim_start_matches('/').to_string();
+        if !prefix.is_empty() && !prefix.ends_with('/') {
+            prefix.push('/');
+        }
+        if let Some(problem) = key_problem(&prefix) {
+            return Err(format!(
+                "the prefix {prefix:?} has {problem}: write the folder as it is in the bucket, e.g. exports/"
+            ));
+        }
+        Ok(ExportScope::Under {
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+
+    /// `text` as a source, if this scope admits it; else why not, and what
+    /// it admits. Nothing is read: check before anything is.
+    pub fn admit(&self, text: &str) -> Result<Source, String> {
+        let (bucket, prefix) = match self {
+            ExportScope::Anywhere => return Source::parse(text),
+            ExportScope::Under { bucket, prefix } => (bucket, prefix),
+        };
+        let why_not = match text.strip_prefix("s3://") {
+            None => Some(
+                "it is not an s3:// location (local paths are read by the warehouse command only)",
+            ),
+            Some(rest) => match rest.split_once('/') {
+                Some((named, _)) if named != bucket => Some("it names another bucket"),
+                Some((_, key)) if !key.starts_with(prefix.as_str()) => {
+                    Some("its key is outside the prefix")
+                }
+                Some((_, "")) => Some("its key is empty"),
+                Some((_, key)) => key_problem(key),
+                None => Some("it names no key"),
+            },
+        };
+        match why_not {
+            None => Source::parse(text),
+            Some(why) => Err(format!(
+                "the export {text:?} is refused: {why}; this function reads only s3://{bucket}/{prefix}… (an object, or a folder ending with /, whose key has no \".\" or \"..\" or empty segments, percent signs, backslashes or control characters)"
+            )),
+        }
+    }
+}
+
+/// What makes a key unfit for a scope's check: segments that some clients
+/// resolve (`.`, `..`) or that hide a folder (an empty one, `a//b`; only
+/// the last may be empty: a folder ends with `/`), and characters that some
+/// layer might decode or translate. Keys are never decoded here; refusing
+/// these keeps "under the prefix" meaning one thing everywhere.
+fn key_problem(key: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = key.split('/').collect();
+    let inner = &segments[..segments.len() - 1];
+    if segments.iter().any(|s| *s == "." || *s == "..") {
+        Some("a \".\" or \"..\" segment")
+    } else if inner.iter().any(|s| s.is_empty()) {
+        Some("an empty segment")
+    } else if key.contains('%') {
+        Some("a percent sign (keys are taken as written, never percent-decoded)")
+    } else if key.contains('\\') {
+        Some("a backslash")
+    } else if key.chars().any(char::is_control) {
+        Some("a control character")
+    } else {
+        None
+    }
+}
+
 pub struct Opened {
     pub reader: Box<dyn BufRead + Send>,
     /// Size of the stored object (compressed size for gzip), for progress.
@@ -230,5 +329,102 @@ mod tests {
         assert!(Source::parse("s3://bucket-only")
             .unwrap_err()
             .contains("s3://bucket/key"));
+    }
+
+    fn exports() -> ExportScope {
+        ExportScope::s3_folder("exports-bucket", "nightly").unwrap()
+    }
+
+    #[test]
+    fn a_functions_scope_admits_objects_and_folders_under_its_prefix_only() {
+        let scope = exports();
+        assert_eq!(
+            scope,
+            ExportScope::Under {
+                bucket: "exports-bucket".into(),
+                prefix: "nightly/".into()
+            }
+        );
+        for admitted in [
+            "s3://exports-bucket/nightly/2026-01-01.jsonl.gz",
+            "s3://exports-bucket/nightly/2026-01-01/",
+            "s3://exports-bucket/nightly/",
+            "s3://exports-bucket/nightly/a.b/..c/...",
+        ] {
+            assert_eq!(
+                scope.admit(admitted).unwrap(),
+                Source::parse(admitted).unwrap(),
+                "{admitted}"
+            );
+        }
+        for (refused, why) in [
+            ("/var/task/bootstrap", "not an s3:// location"),
+            ("nightly/x.jsonl", "not an s3:// location"),
+            ("S3://exports-bucket/nightly/x", "not an s3:// location"),
+            ("s3:/exports-bucket/nightly/x", "not an s3:// location"),
+            (" s3://exports-bucket/nightly/x", "not an s3:// location"),
+            ("file:///etc/passwd", "not an s3:// location"),
+            ("s3://other-bucket/nightly/x", "another bucket"),
+            ("s3://Exports-Bucket/nightly/x", "another bucket"),
+            ("s3://exports-bucket.evil/nightly/x", "another bucket"),
+            ("s3://exports-bucket@evil/nightly/x", "another bucket"),
+            ("s3://exports-bucket", "names no key"),
+            ("s3://exports-bucket/", "outside the prefix"),
+            ("s3://exports-bucket/nightlyother/x", "outside the prefix"),
+            ("s3://exports-bucket/nightly", "outside the prefix"),
+            ("s3://exports-bucket/Nightly/x", "outside the prefix"),
+            ("s3://exports-bucket/other/x", "outside the prefix"),
+            ("s3://exports-bucket//nightly/x", "outside the prefix"),
+            ("s3://exports-bucket/nightly/../other/x", "segment"),
+            ("s3://exports-bucket/nightly/./x", "segment"),
+            ("s3://exports-bucket/nightly/..", "segment"),
+            ("s3://exports-bucket/nightly//x", "an empty segment"),
+            ("s3://exports-bucket/nightly/%2e%2e/other", "percent sign"),
+            (
+                "s3://exports-bucket/nightly%2F..%2Fother",
+                "outside the prefix",
+            ),
+            ("s3://exports-bucket/nightly/..%2Fother", "percent sign"),
+            ("s3://exports-bucket/nightly/..\\other", "a backslash"),
+            ("s3://exports-bucket/nightly/x\n", "a control character"),
+            ("s3://exports-bucket/nightly/x\0", "a control character"),
+        ] {
+            let error = scope.admit(refused).unwrap_err();
+            assert!(error.contains(why), "{refused:?}: {error}");
+            assert!(
+                error.contains("this function reads only s3://exports-bucket/nightly/…"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_scope_is_written_as_a_folder_of_a_valid_bucket() {
+        for prefix in ["nightly/", "/nightly/", "nightly", "/nightly"] {
+            assert_eq!(
+                ExportScope::s3_folder("exports-bucket", prefix).unwrap(),
+                exports(),
+                "{prefix}"
+            );
+        }
+        let whole = ExportScope::s3_folder("exports-bucket", "/").unwrap();
+        assert!(whole.admit("s3://exports-bucket/any/key").is_ok());
+        assert!(whole.admit("s3://exports-bucket/").is_err());
+        assert!(whole.admit("s3://exports-bucket//x").is_err());
+        for bucket in ["", "ab", "Exports", "exports/x", "-exports", "exports_1"] {
+            let error = ExportScope::s3_folder(bucket, "nightly/").unwrap_err();
+            assert!(error.contains("not an S3 bucket name"), "{bucket}: {error}");
+        }
+        for prefix in ["a/../b", "a//b", "a/%2e/", "./a"] {
+            assert!(
+                ExportScope::s3_folder("exports-bucket", prefix).is_err(),
+                "{prefix}"
+            );
+        }
+        // The warehouse command reads anything its operator names.
+        assert_eq!(
+            ExportScope::Anywhere.admit("events.jsonl").unwrap(),
+            Source::Local("events.jsonl".into())
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! the variable and what to set. Tests read them from a map (`from_lookup`).
 
 use crate::contract::DataPoint;
-use crate::jobs::backfill::DEFAULT_BATCH_LINES;
+use crate::export::ExportScope;
+use crate::jobs::backfill::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_LINES};
 use crate::jobs::reconcile::Repair;
 use crate::redrive::QueueUrls;
 use crate::store::{env_lookup, required, ConfigError, DatabaseSettings, Lookup};
@@ -51,16 +52,22 @@ impl ApiConfig {
     }
 }
 
-/// What the jobs' functions share: the backfill's settings, which the
-/// reconcile function's repairs use too.
+/// What the jobs' functions share: the exports they may read, and the
+/// backfill's settings, which the reconcile function's repairs use too.
 #[derive(Debug, Clone)]
 pub struct JobsConfig {
     pub database: DatabaseSettings,
+    /// `EXPORT_BUCKET` and `EXPORT_PREFIX`: the only exports the functions
+    /// read (S3 objects in that bucket under that folder); anything else a
+    /// payload names is refused before it is read.
+    pub exports: ExportScope,
     /// Only enqueue runs and queue repairs need them: empty unless all five
     /// `QUEUE_URL_*` are set, and a run that needs them is refused then.
     pub queues: QueueUrls,
     /// `BACKFILL_BATCH_LINES`: lines per transaction.
     pub batch_lines: usize,
+    /// `BACKFILL_BATCH_BYTES`: bytes of lines per transaction, at most.
+    pub batch_bytes: usize,
 }
 
 impl JobsConfig {
@@ -69,19 +76,43 @@ impl JobsConfig {
     }
 
     pub fn from_lookup(lookup: Lookup) -> Result<JobsConfig, ConfigError> {
-        let batch_lines = match lookup("BACKFILL_BATCH_LINES") {
-            None => DEFAULT_BATCH_LINES,
-            Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-                ConfigError(format!(
-                    "BACKFILL_BATCH_LINES must be a positive number of lines per transaction, got {text:?}"
-                ))
-            })?,
-        };
+        let database = DatabaseSettings::from_lookup(lookup)?;
+        let bucket = required(
+            lookup,
+            "EXPORT_BUCKET",
+            "the S3 bucket of the exports (the backfill and reconcile functions read nothing else)",
+        )?;
+        let prefix = required(
+            lookup,
+            "EXPORT_PREFIX",
+            "the exports' folder in EXPORT_BUCKET, e.g. exports/ (/ for the whole bucket); the functions read nothing outside it",
+        )?;
+        let exports = ExportScope::s3_folder(&bucket, &prefix)
+            .map_err(|e| ConfigError(format!("EXPORT_BUCKET and EXPORT_PREFIX: {e}")))?;
         Ok(JobsConfig {
-            database: DatabaseSettings::from_lookup(lookup)?,
+            database,
+            exports,
             queues: QueueUrls::from_lookup(lookup).unwrap_or_default(),
-            batch_lines,
+            batch_lines: positive(lookup, "BACKFILL_BATCH_LINES", "lines", DEFAULT_BATCH_LINES)?,
+            batch_bytes: positive(
+                lookup,
+                "BACKFILL_BATCH_BYTES",
+                "bytes of lines",
+                DEFAULT_BATCH_BYTES,
+            )?,
         })
+    }
+}
+
+/// A positive number of `what` per transaction, `default` when unset.
+fn positive(lookup: Lookup, name: &str, what: &str, default: usize) -> Result<usize, ConfigError> {
+    match lookup(name) {
+        None => Ok(default),
+        Some(text) => text.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            ConfigError(format!(
+                "{name} must be a positive number of {what} per transaction, got {text:?}"
+            ))
+        }),
     }
 }
 
@@ -123,9 +154,17 @@ impl ReconcileConfig {
                 ))
             })?,
         };
+        let jobs = JobsConfig::from_lookup(lookup)?;
+        let source_template = lookup("RECONCILE_SOURCE");
+        if let Some(template) = &source_template {
+            // Any day's export must be one the function may read.
+            jobs.exports
+                .admit(&template.replace("{date}", "2000-01-01"))
+                .map_err(|e| ConfigError(format!("RECONCILE_SOURCE: {e}")))?;
+        }
         Ok(ReconcileConfig {
-            jobs: JobsConfig::from_lookup(lookup)?,
-            source_template: lookup("RECONCILE_SOURCE"),
+            jobs,
+            source_template,
             default_repair,
             error_retention_days,
         })
@@ -146,6 +185,8 @@ mod tests {
     }
 
     const DB: (&str, &str) = ("DATABASE_URL", "mysql://root@localhost/w");
+    const BUCKET: (&str, &str) = ("EXPORT_BUCKET", "exports-bucket");
+    const PREFIX: (&str, &str) = ("EXPORT_PREFIX", "nightly/");
 
     #[test]
     fn a_loader_needs_its_dead_letter_queue_and_says_so() {
@@ -172,13 +213,59 @@ mod tests {
     }
 
     #[test]
+    fn the_job_functions_need_their_exports_folder_and_say_so() {
+        let err = JobsConfig::from_lookup(&lookup(&[DB, PREFIX])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("EXPORT_BUCKET is not set: set it to the S3 bucket"),
+            "{err}"
+        );
+        let err = ReconcileConfig::from_lookup(&lookup(&[DB, BUCKET])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("EXPORT_PREFIX is not set: set it to the exports' folder"),
+            "{err}"
+        );
+        let err = JobsConfig::from_lookup(&lookup(&[DB, BUCKET, ("EXPORT_PREFIX", "a/../b")]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("EXPORT_BUCKET and EXPORT_PREFIX: the prefix"),
+            "{err}"
+        );
+        let config = JobsConfig::from_lookup(&lookup(&[DB, BUCKET, PREFIX])).unwrap();
+        assert_eq!(
+            config.exports,
+            ExportScope::s3_folder("exports-bucket", "nightly/").unwrap()
+        );
+    }
+
+    #[test]
     fn backfill_settings_are_checked() {
-        let config = JobsConfig::from_lookup(&lookup(&[DB])).unwrap();
+        let config = JobsConfig::from_lookup(&lookup(&[DB, BUCKET, PREFIX])).unwrap();
         assert_eq!(config.batch_lines, DEFAULT_BATCH_LINES);
+        assert_eq!(config.batch_bytes, DEFAULT_BATCH_BYTES);
         assert!(config.queues.0.is_empty());
-        let err =
-            JobsConfig::from_lookup(&lookup(&[DB, ("BACKFILL_BATCH_LINES", "0")])).unwrap_err();
-        assert!(err.to_string().contains("positive number"), "{err}");
+        for (name, value) in [
+            ("BACKFILL_BATCH_LINES", "0"),
+            ("BACKFILL_BATCH_BYTES", "8MiB"),
+        ] {
+            let err =
+                JobsConfig::from_lookup(&lookup(&[DB, BUCKET, PREFIX, (name, value)])).unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("{name} must be a positive number")),
+                "{err}"
+            );
+        }
+        let config = JobsConfig::from_lookup(&lookup(&[
+            DB,
+            BUCKET,
+            PREFIX,
+            ("BACKFILL_BATCH_BYTES", "1000"),
+        ]))
+        .unwrap();
+        assert_eq!(config.batch_bytes, 1000);
         let all: Vec<(String, String)> = DataPoint::ALL
             .iter()
             .map(|dp| {
@@ -190,37 +277,73 @@ mod tests {
             .collect();
         let mut vars: Vec<(&str, &str)> =
             all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        vars.push(DB);
+        vars.extend([DB, BUCKET, PREFIX]);
         let config = JobsConfig::from_lookup(&lookup(&vars)).unwrap();
         assert_eq!(config.queues.0.len(), DataPoint::ALL.len());
     }
 
     #[test]
     fn reconcile_repair_must_be_known() {
-        let err = ReconcileConfig::from_lookup(&lookup(&[DB, ("RECONCILE_REPAIR", "later")]))
-            .unwrap_err();
+        let err = ReconcileConfig::from_lookup(&lookup(&[
+            DB,
+            BUCKET,
+            PREFIX,
+            ("RECONCILE_REPAIR", "later"),
+        ]))
+        .unwrap_err();
         assert!(err.to_string().starts_with("RECONCILE_REPAIR: "), "{err}");
         let config = ReconcileConfig::from_lookup(&lookup(&[
             DB,
+            BUCKET,
+            PREFIX,
             ("RECONCILE_REPAIR", "direct"),
-            ("RECONCILE_SOURCE", "s3://x/{date}/"),
+            ("RECONCILE_SOURCE", "s3://exports-bucket/nightly/{date}/"),
         ]))
         .unwrap();
         assert_eq!(config.default_repair, Some(Repair::Direct));
-        assert_eq!(config.source_template.as_deref(), Some("s3://x/{date}/"));
+        assert_eq!(
+            config.source_template.as_deref(),
+            Some("s3://exports-bucket/nightly/{date}/")
+        );
         assert_eq!(config.error_retention_days, DEFAULT_ERROR_RETENTION_DAYS);
     }
 
     #[test]
     fn error_retention_is_a_positive_number_of_days() {
         let days = |text: &str| {
-            ReconcileConfig::from_lookup(&lookup(&[DB, ("ERROR_RETENTION_DAYS", text)]))
-                .map(|c| c.error_retention_days)
+            ReconcileConfig::from_lookup(&lookup(&[
+                DB,
+                BUCKET,
+                PREFIX,
+                ("ERROR_RETENTION_DAYS", text),
+            ]))
+            .map(|c| c.error_retention_days)
         };
         assert_eq!(days("7").unwrap(), 7);
         for bad in ["0", "-1", "30d", ""] {
             let err = days(bad).unwrap_err();
             assert!(err.to_string().starts_with("ERROR_RETENTION_DAYS"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_nightly_source_must_be_in_the_exports_folder() {
+        for outside in [
+            "s3://other/nightly/{date}/",
+            "/exports/{date}.jsonl",
+            "s3://exports-bucket/{date}/",
+        ] {
+            let err = ReconcileConfig::from_lookup(&lookup(&[
+                DB,
+                BUCKET,
+                PREFIX,
+                ("RECONCILE_SOURCE", outside),
+            ]))
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("RECONCILE_SOURCE: the export"),
+                "{outside}: {err}"
+            );
         }
     }
 }

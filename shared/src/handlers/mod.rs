@@ -31,7 +31,8 @@ fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Inst
 }
 
 /// What a job needs beyond its options, built once per container: the
-/// database with room for `max_connections`, the S3 and SQS clients.
+/// database with room for `max_connections`, the S3 and SQS clients, and
+/// the exports it may read.
 /// Connections open as a run's lanes need them (a direct run takes one per
 /// lane, `lanes` in the payload; the others take one).
 async fn job_context(config: &JobsConfig) -> Result<JobContext, lambda_runtime::Error> {
@@ -44,7 +45,9 @@ async fn job_context(config: &JobsConfig) -> Result<JobContext, lambda_runtime::
         s3: Some(crate::store::s3_client(&aws)),
         sqs: Some(crate::store::sqs_client(&aws)),
         queues: config.queues.clone(),
+        exports: config.exports.clone(),
         batch_lines: config.batch_lines,
+        batch_bytes: config.batch_bytes,
         on_progress: None,
         before_lane_commit: None,
     })

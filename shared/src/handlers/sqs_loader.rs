@@ -368,6 +368,7 @@ fn items_and_rejects(messages: &[Message]) -> (Vec<usize>, Vec<Item<'_>>, Vec<Re
             }
             Err((kind, reason)) => rejects.push(Reject {
                 raw: m.body.as_bytes(),
+                raw_truncated: false,
                 reason: reason.clone(),
                 kind: *kind,
                 line: 0,

@@ -1,10 +1,12 @@
 //! What a job (a backfill, a reconciliation's repair) needs beyond its
-//! options: the database, the AWS clients, the queues, and the seams for a
-//! progress display and for tests.
+//! options: the database, the AWS clients, the queues, which exports it may
+//! read, its batches' bounds, and the seams for a progress display and for
+//! tests.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::export::ExportScope;
 use crate::redrive::QueueUrls;
 use crate::store::Database;
 
@@ -14,7 +16,15 @@ pub struct JobContext {
     pub s3: Option<aws_sdk_s3::Client>,
     pub sqs: Option<aws_sdk_sqs::Client>,
     pub queues: QueueUrls,
+    /// Which exports the job may read: a function's own, or any the
+    /// operator names (the CLI). Checked before anything is read.
+    pub exports: ExportScope,
+    /// A backfill batch (one transaction per lane) holds at most this many
+    /// lines and this many bytes of lines (`backfill::DEFAULT_BATCH_LINES`,
+    /// `backfill::DEFAULT_BATCH_BYTES`): memory stays bounded whatever the
+    /// lines' lengths.
     pub batch_lines: usize,
+    pub batch_bytes: usize,
     /// Called after each committed batch (progress display).
     pub on_progress: Option<ProgressCallback>,
     /// Runs in a lane's transaction just before it commits, with the lane and

@@ -198,6 +198,7 @@ pub fn load_batch(
             let item = &items[index];
             Reject {
                 raw: item.raw.as_bytes(),
+                raw_truncated: false,
                 reason: format!(
                     "conflict: event (tenant {}, stream {}, version {}) was already loaded with different content; the first accepted stays",
                     item.event.tenant_id, item.event.stream_id, item.event.version

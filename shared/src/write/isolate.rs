@@ -98,6 +98,7 @@ pub fn commit_isolating(
                 let item = &items[*i];
                 Reject {
                     raw: item.raw.as_bytes(),
+                    raw_truncated: false,
                     reason: format!("the warehouse refused the event: {reason}"),
                     kind: RejectKind::Refused,
                     line: item.line,

@@ -44,6 +44,9 @@ impl RejectKind {
 /// An input recorded in the error table instead of being loaded.
 pub struct Reject<'a> {
     pub raw: &'a [u8],
+    /// `raw` is only the input's start (an export line over 1 MiB, of which
+    /// the first 64 KiB were read): the row says its body is truncated.
+    pub raw_truncated: bool,
     pub reason: String,
     pub kind: RejectKind,
     pub line: u64,
@@ -122,7 +125,7 @@ pub(super) fn reject_statements<'r>(
             .uint(reject.line)
             .bytes(&Sha256::digest(&body))
             .bytes(kept)
-            .bool(kept.len() < body.len())
+            .bool(reject.raw_truncated || kept.len() < body.len())
             .str(&if erased_any {
                 reason_without_quote(&reject.reason)
             } else {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shared::contract::{parse_event, DataPoint, Event};
+use shared::export::ExportScope;
 use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode, Summary};
 use shared::jobs::JobContext;
 use shared::redrive::QueueUrls;
@@ -22,10 +23,29 @@ async fn context(test: &TestDb, queues: QueueUrls, batch_lines: usize) -> JobCon
         s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues,
+        exports: ExportScope::Anywhere,
         batch_lines,
+        batch_bytes: backfill::DEFAULT_BATCH_BYTES,
         on_progress: None,
         before_lane_commit: None,
     }
+}
+
+/// `ctx` as a function's: it reads only exports under `s3://{bucket}/night/`.
+pub(crate) fn reading_only_night_of(mut ctx: JobContext, bucket: &str) -> JobContext {
+    ctx.exports = ExportScope::s3_folder(bucket, "night/").unwrap();
+    ctx
+}
+
+/// A new bucket on moto holding the sample at `night/events.jsonl` and,
+/// outside that folder, at `other/events.jsonl`.
+pub(crate) async fn sample_bucket(s3: &aws_sdk_s3::Client) -> String {
+    let bucket = format!("exports-{:08x}", rand::random::<u32>());
+    let sample = std::fs::read(helpers::sample_path()).unwrap();
+    for key in ["night/events.jsonl", "other/events.jsonl"] {
+        upload(s3, &bucket, key, sample.clone()).await;
+    }
+    bucket
 }
 
 fn options(source: &str, mode: Mode) -> BackfillOptions {
@@ -576,11 +596,12 @@ async fn a_dry_run_counts_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_returns_not_done_near_its_deadline_and_finishes_when_invoked_again() {
     let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 300).await;
+    let bucket = sample_bucket(ctx.s3.as_ref().unwrap()).await;
     let function = shared::handlers::BackfillFunction {
-        context: context(&test, QueueUrls::default(), 300).await,
+        context: reading_only_night_of(ctx, &bucket),
     };
-    let payload =
-        serde_json::json!({"source": sample_source(), "mode": "direct", "runId": "lambda-run"});
+    let payload = serde_json::json!({"source": format!("s3://{bucket}/night/events.jsonl"), "mode": "direct", "runId": "lambda-run"});
     let mut invocations = 0;
     loop {
         invocations += 1;
@@ -605,4 +626,163 @@ async fn the_lambda_returns_not_done_near_its_deadline_and_finishes_when_invoked
         assert!(invocations < 100);
     }
     assert!(invocations > 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backfill_function_refuses_a_local_path_and_an_s3_path_outside_its_prefix() {
+    let test = TestDb::new();
+    let ctx = context(&test, QueueUrls::default(), 1000).await;
+    let bucket = sample_bucket(ctx.s3.as_ref().unwrap()).await;
+    let function = shared::handlers::BackfillFunction {
+        context: reading_only_night_of(ctx, &bucket),
+    };
+    // Each names a readable export: only the scope refuses them.
+    for (source, why) in [
+        (sample_source(), "it is not an s3:// location"),
+        (
+            format!("s3://{bucket}/other/events.jsonl"),
+            "its key is outside the prefix",
+        ),
+        (
+            format!("s3://{bucket}/night/../other/events.jsonl"),
+            "segment",
+        ),
+        (
+            format!("S3://{bucket}/night/events.jsonl"),
+            "not an s3:// location",
+        ),
+    ] {
+        let request = serde_json::from_value(
+            serde_json::json!({"source": source, "mode": "direct", "runId": "refused"}),
+        )
+        .unwrap();
+        let error = function
+            .handle(lambda_runtime::LambdaEvent::new(
+                request,
+                lambda_runtime::Context::default(),
+            ))
+            .await
+            .expect_err(&source)
+            .to_string();
+        assert!(error.contains(why), "{source}: {error}");
+        assert!(
+            error.contains(&format!("this function reads only s3://{bucket}/night/")),
+            "{error}"
+        );
+    }
+    // Refused before anything was read or recorded.
+    assert_eq!(test.count("SELECT COUNT(*) FROM backfill_run"), 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM event_ledger"), 0);
+    assert_eq!(test.count("SELECT COUNT(*) FROM error_event"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_over_1_mib_is_recorded_with_its_first_64_kib_and_the_rest_loads() {
+    // A valid event but for its size (its text would be cut to 4,000
+    // characters, were it not over 1 MiB), amid the sample.
+    let sample = std::fs::read_to_string(helpers::sample_path()).unwrap();
+    let lines: Vec<&str> = sample.lines().collect();
+    let long = format!(
+        r#"{{"streamId":"prs-acm-0000","version":999999,"type":"QuestionAsked","occurredAt":{{"$date":"2021-09-14T14:00:00Z"}},"tenantId":"acme","data":{{"questionId":"q-long","viewerId":"u-1","text":"{}","anonymous":false}}}}"#,
+        "x".repeat(3 << 20)
+    );
+    let at = lines.len() / 2;
+    let text = [&lines[..at], &[long.as_str()], &lines[at..]]
+        .concat()
+        .join("\n")
+        + "\n";
+    let export = helpers::TempExport::new("over-long", &text);
+    let test = TestDb::new();
+    // Small batches: the line's batch and its neighbours load.
+    let ctx = context(&test, QueueUrls::default(), 500).await;
+    let summary = backfill::run(&ctx, &options(&export.source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    let expected = &helpers::sample_expected()["stats"];
+    assert_eq!(
+        summary.counters.lines,
+        expected["lines"].as_u64().unwrap() + 1
+    );
+    assert_eq!(
+        summary.counters.events,
+        expected["events"].as_u64().unwrap()
+    );
+    assert_eq!(
+        summary.counters.malformed,
+        expected["malformed"].as_u64().unwrap() + 1
+    );
+    let (raw, truncated, reason): (Vec<u8>, bool, String) = test
+        .rows(&format!(
+            "SELECT raw_body, body_truncated, reason FROM error_event WHERE line_number = {}",
+            at + 1
+        ))
+        .pop()
+        .expect("the line's error row");
+    assert_eq!(raw, long.as_bytes()[..64 << 10]);
+    assert!(truncated);
+    assert!(
+        reason.starts_with(&format!(
+            "line longer than 1 MiB (1,048,576 bytes, line end excluded): it has {} bytes",
+            long.len()
+        )),
+        "{reason}"
+    );
+    // The rest is the sample's load, and the reconciliation passes the line by.
+    let plain = TestDb::new();
+    let plain_ctx = context(&plain, QueueUrls::default(), 500).await;
+    backfill::run(
+        &plain_ctx,
+        &options(&sample_source(), Mode::Direct),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(snapshot(&test), snapshot(&plain));
+    let (reconciled, found) = shared::jobs::reconcile::run_to_end(
+        &ctx.db,
+        None,
+        None,
+        &shared::jobs::reconcile::ReconcileOptions {
+            source: export.source(),
+            from_ms: None,
+            to_ms: None,
+            repair: None,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(found, []);
+    assert_eq!(
+        reconciled.totals.compared,
+        test.count("SELECT COUNT(*) FROM event_ledger WHERE data_point <> 'none'") as u64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_bounded_in_bytes_load_the_same_and_hold_no_more_than_their_bound() {
+    let test = TestDb::new();
+    let mut ctx = context(&test, QueueUrls::default(), 10_000).await;
+    // Some 30 lines a batch, and room for three batches in the whole run:
+    // the reader waits on the lanes all along.
+    ctx.batch_bytes = 8 << 10;
+    let summary = backfill::run(&ctx, &options(&sample_source(), Mode::Direct), None, None)
+        .await
+        .unwrap();
+    assert_sample_stats(&summary);
+    let shortest = sample_lines().iter().map(String::len).min().unwrap() as i64;
+    let bytes = std::fs::metadata(helpers::sample_path()).unwrap().len() as i64;
+    assert!(test.count("SELECT MAX(messages) FROM load_run") * shortest <= 8 << 10);
+    assert!(test.count("SELECT COUNT(*) FROM load_run") >= bytes / (8 << 10));
+    let whole = TestDb::new();
+    let whole_ctx = context(&whole, QueueUrls::default(), 10_000).await;
+    backfill::run(
+        &whole_ctx,
+        &options(&sample_source(), Mode::Direct),
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(snapshot(&test), snapshot(&whole));
 }

@@ -66,7 +66,9 @@ async fn context(test: &TestDb, queues: QueueUrls) -> JobContext {
         s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues,
+        exports: shared::export::ExportScope::Anywhere,
         batch_lines: 500,
+        batch_bytes: backfill::DEFAULT_BATCH_BYTES,
         on_progress: None,
         before_lane_commit: None,
     }

@@ -168,6 +168,7 @@ async fn status_against_a_known_warehouse_and_queues_gives_exactly_those_figures
             kind: RejectKind::Malformed,
             line: 7,
             identity: None,
+            raw_truncated: false,
         }]
         .iter(),
     )
@@ -748,6 +749,7 @@ async fn errors_groups_and_filters_correctly() {
             kind: RejectKind::Refused,
             line: 12,
             identity: Some(("p-b".into(), 3)),
+            raw_truncated: false,
         }]
         .iter(),
     )

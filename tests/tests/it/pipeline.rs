@@ -48,7 +48,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
             .unwrap();
     }
 
-    let sample = helpers::sample_path().display().to_string();
+    let sample = helpers::sample_path();
     let db = &test.db;
     let summary = run_pipeline(&mut stack, &sample, Duration::from_secs(600), || {
         let mut conn = db.conn()?;
@@ -129,6 +129,11 @@ async fn backfill_via_lambda_invokes_the_function_until_done() {
     .unwrap_or_else(|e| panic!("{e:#}"));
     let warehouse = warehouse_cli::processes::workspace_binary("warehouse").unwrap();
     let control_plane = format!("http://{}", stack.control_plane);
+    // The function reads only its exports folder.
+    let source = stack
+        .upload_export(&helpers::sample_path())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(warehouse)
             .args([
@@ -139,7 +144,7 @@ async fn backfill_via_lambda_invokes_the_function_until_done() {
                 "backfill",
                 "--source",
             ])
-            .arg(helpers::sample_path())
+            .arg(source)
             // Only the Lambda client goes to the control plane.
             .env("AWS_ENDPOINT_URL_LAMBDA", control_plane)
             .env("AWS_REGION", "us-east-1")

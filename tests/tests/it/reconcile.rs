@@ -6,6 +6,7 @@ use std::sync::Arc;
 use mysql::prelude::Queryable;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use shared::export::ExportScope;
 use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode};
 use shared::jobs::reconcile::{self, Kind, ReconcileOptions, Repair};
 use shared::jobs::JobContext;
@@ -27,7 +28,9 @@ async fn loaded(test: &TestDb, source: &str) -> JobContext {
         s3: Some(shared::store::s3_client(&aws)),
         sqs: Some(aws_sdk_sqs::Client::new(&aws)),
         queues: QueueUrls::default(),
+        exports: ExportScope::Anywhere,
         batch_lines: 2000,
+        batch_bytes: backfill::DEFAULT_BATCH_BYTES,
         on_progress: None,
         before_lane_commit: None,
     };
@@ -227,13 +230,15 @@ async fn the_lambda_stops_near_its_deadline_and_its_continued_run_finds_what_one
         .unwrap();
     assert_eq!(expected.len(), 27);
 
+    let bucket = crate::backfill::sample_bucket(ctx.s3.as_ref().unwrap()).await;
     let function = shared::handlers::ReconcileFunction {
-        context: ctx,
+        context: crate::backfill::reading_only_night_of(ctx, &bucket),
         source_template: None,
         default_repair: None,
         error_retention: Default::default(),
     };
-    let payload = serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
+    let source = format!("s3://{bucket}/night/events.jsonl");
+    let payload = serde_json::json!({"detail": {"source": source, "from": from, "to": to}});
     let (last, stopped_in) = invoke_until_done(&function, payload).await;
     let passes: Vec<&str> = stopped_in
         .iter()
@@ -295,7 +300,7 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
     crate::backfill::upload(&s3, &bucket, "night/1.jsonl", sample).await;
     crate::backfill::upload(&s3, &bucket, "night/2.jsonl.gz", gz.finish().unwrap()).await;
     let function = shared::handlers::ReconcileFunction {
-        context: ctx,
+        context: crate::backfill::reading_only_night_of(ctx, &bucket),
         source_template: None,
         default_repair: None,
         error_retention: Default::default(),
@@ -312,6 +317,87 @@ async fn a_night_of_several_s3_objects_continues_across_objects_and_counts_repea
     assert_eq!(
         reconcile::discrepancies(&function.context.db, last.run_id).unwrap(),
         expected
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_function_refuses_a_local_path_and_an_s3_path_outside_its_prefix() {
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    // A run the warehouse command started on a local file, left unfinished.
+    let (_, _, local) = all_time();
+    let started = reconcile::run(
+        &ctx.db,
+        None,
+        None,
+        reconcile::Start::New(&local),
+        Some(std::time::Instant::now()),
+    )
+    .await
+    .unwrap();
+    assert!(!started.done);
+    let runs = test.count("SELECT COUNT(*) FROM reconcile_run");
+    let bucket = crate::backfill::sample_bucket(ctx.s3.as_ref().unwrap()).await;
+    let function = shared::handlers::ReconcileFunction {
+        context: crate::backfill::reading_only_night_of(ctx, &bucket),
+        source_template: None,
+        default_repair: None,
+        error_retention: shared::handlers::ErrorRetention::default(),
+    };
+    let sample = helpers::sample_path().display().to_string();
+    // Each names a readable export: only the scope refuses them.
+    for (payload, why) in [
+        (
+            serde_json::json!({"detail": {"source": sample}}),
+            "it is not an s3:// location",
+        ),
+        (
+            serde_json::json!({"detail": {"source": format!("s3://{bucket}/other/")}}),
+            "its key is outside the prefix",
+        ),
+        (
+            serde_json::json!({"source": format!("s3://{bucket}/nightother/events.jsonl")}),
+            "its key is outside the prefix",
+        ),
+        (
+            serde_json::json!({"source": format!("s3://{bucket}/night/%2e%2e/other/")}),
+            "percent sign",
+        ),
+        (
+            serde_json::json!({"runId": started.run_id}),
+            "it is not an s3:// location",
+        ),
+    ] {
+        let error = function
+            .handle(lambda_runtime::LambdaEvent::new(
+                payload.clone(),
+                lambda_runtime::Context::default(),
+            ))
+            .await
+            .expect_err(&payload.to_string())
+            .to_string();
+        assert!(error.contains(why), "{payload}: {error}");
+        assert!(
+            error.contains(&format!("this function reads only s3://{bucket}/night/")),
+            "{error}"
+        );
+    }
+    // Refused before a run was recorded or the unfinished one read on.
+    assert_eq!(test.count("SELECT COUNT(*) FROM reconcile_run"), runs);
+    assert_eq!(
+        reconcile::run(
+            &function.context.db,
+            None,
+            None,
+            reconcile::Start::Continue(started.run_id),
+            None
+        )
+        .await
+        .unwrap()
+        .totals
+        .compared,
+        5852 - 52,
+        "the unfinished run continues where it stood"
     );
 }
 

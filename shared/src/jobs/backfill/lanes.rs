@@ -66,6 +66,7 @@ pub(super) fn deal(batch: ParsedBatch, lanes: &[Checkpoint]) -> Vec<ParsedBatch>
             nonblank: 0,
             end_offset: batch.end_offset,
             last_line: batch.last_line,
+            bytes: 0,
         })
         .collect();
     for (line, parsed) in batch.lines.into_iter().zip(batch.parsed) {
@@ -77,6 +78,7 @@ pub(super) fn deal(batch: ParsedBatch, lanes: &[Checkpoint]) -> Vec<ParsedBatch>
         if parsed.is_some() {
             to.nonblank += 1;
         }
+        to.bytes += line.bytes.len();
         to.lines.push(line);
         to.parsed.push(parsed);
     }
@@ -179,6 +181,7 @@ impl Lane {
                 .chain(unsendable.iter())
                 .map(|(index, reason)| Reject {
                     raw: &batch.lines[*index].bytes,
+                    raw_truncated: batch.lines[*index].as_read().is_over_long(),
                     reason: reason.clone(),
                     kind: RejectKind::Malformed,
                     line: batch.lines[*index].number,
@@ -260,14 +263,10 @@ fn add_load(counts: &mut RunCounts, load: &LoadCounts) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::{parse_line, Line};
+    use crate::export::{parse_line, Line, LineBytes};
 
     fn line(number: u64, text: &str) -> Line {
-        Line {
-            number,
-            end_offset: number * 100,
-            bytes: text.as_bytes().to_vec(),
-        }
+        Line::new(number, number * 100, text.as_bytes().to_vec())
     }
 
     fn event_line(stream: &str, version: i64) -> String {
@@ -279,12 +278,13 @@ mod tests {
     fn batch(lines: Vec<Line>) -> ParsedBatch {
         let parsed: Vec<_> = lines
             .iter()
-            .map(|l| (!l.is_blank()).then(|| parse_line(&l.bytes)))
+            .map(|l| (!l.is_blank()).then(|| parse_line(l.as_read())))
             .collect();
         ParsedBatch {
             nonblank: parsed.iter().filter(|p| p.is_some()).count() as u64,
             end_offset: lines.last().map_or(0, |l| l.end_offset),
             last_line: lines.last().map_or(0, |l| l.number),
+            bytes: lines.iter().map(|l| l.bytes.len()).sum(),
             lines,
             parsed,
         }
@@ -295,7 +295,7 @@ mod tests {
         // A resumed run, maybe of another release, must deal as the first
         // invocation did: these values must never change.
         let lane = |stream: &str| {
-            let parsed = parse_line(event_line(stream, 1).as_bytes());
+            let parsed = parse_line(LineBytes::of(event_line(stream, 1).as_bytes()));
             assert!(parsed.is_ok(), "{parsed:?}");
             lane_of(&Some(parsed), 7, 2)
         };
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(lane("prs-acm-0002"), 1);
         assert_eq!(lane("prs-acm-0000"), 0);
         // Other lines go by line number.
-        assert_eq!(lane_of(&Some(parse_line(b"bad")), 7, 2), 1);
+        assert_eq!(lane_of(&Some(parse_line(LineBytes::of(b"bad"))), 7, 2), 1);
         assert_eq!(lane_of(&None, 8, 2), 0);
     }
 
@@ -322,6 +322,11 @@ mod tests {
         assert_eq!(numbers(&dealt[0]), vec![1, 4]);
         assert_eq!(numbers(&dealt[1]), vec![2, 3, 5]);
         assert_eq!((dealt[0].nonblank, dealt[1].nonblank), (1, 3));
+        let bytes = |numbers: &[usize]| numbers.iter().map(|&n| lines[n - 1].bytes.len()).sum();
+        assert_eq!(
+            (dealt[0].bytes, dealt[1].bytes),
+            (bytes(&[1, 4]), bytes(&[2, 3, 5]))
+        );
         assert!(dealt
             .iter()
             .all(|b| b.end_offset == 500 && b.last_line == 5));
@@ -338,5 +343,6 @@ mod tests {
         let dealt = deal(batch(lines), &resumed);
         assert_eq!(numbers(&dealt[0]), vec![1, 4]);
         assert_eq!(numbers(&dealt[1]), vec![5]);
+        assert_eq!(dealt[1].bytes, event_line("prs-acm-0002", 2).len());
     }
 }

@@ -18,11 +18,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::error::TrySendError;
 
 use crate::contract::{DataPoint, Event};
-use crate::export::{open_source, ExportReadError, Source};
+use crate::export::{open_source, ExportReadError};
 use crate::jobs::{BackfillProgress, JobContext, JobError};
 use crate::store::DbError;
 
-use batch::{read_batches, ParsedBatch};
+use batch::{read_batches, BatchBounds, HeldBytes, ParsedBatch};
 use checkpoint::{begin, save_run, RunState};
 use lanes::{deal, lane_count, Lane};
 
@@ -33,6 +33,20 @@ pub use lanes::lane_of_stream;
 /// events with an eighth less server time than 5,000, BENCHMARKS.md), small
 /// enough to keep statements and lock sets modest.
 pub const DEFAULT_BATCH_LINES: usize = 10_000;
+
+/// Bytes of lines per transaction, at most: a batch of 10,000 lines of the
+/// usual few hundred bytes stays under it, one of long lines (a question of
+/// 100 KB) ends sooner.
+pub const DEFAULT_BATCH_BYTES: usize = 8 << 20;
+
+/// A run holds at most this many batches' bounds of bytes of lines at once,
+/// read and not yet committed (`HeldBytes`): 24 MiB by default, whatever
+/// the lines' lengths. Batches of long lines (ended by their byte bound) are
+/// then three at a time, one per lane; batches of the usual lines (10,000
+/// lines of a few hundred bytes, 2.5 MB) about seven: each lane's loading
+/// and one queued beside it, and the one being read (each one's 10,000
+/// parsed events take some 9 MB).
+pub const HELD_BATCHES: usize = 3;
 
 /// Connections a `direct` run loads on at once (`BackfillOptions::lanes`).
 /// The database is the backfill's bottleneck, and one connection keeps one
@@ -196,6 +210,12 @@ pub async fn run(
     if options.mode == Mode::Enqueue && !options.dry_run && ctx.sqs.is_none() {
         return Err(JobError::Setup("enqueue mode needs an SQS client".into()));
     }
+    // Refused before anything is read or recorded: a function reads only
+    // its own exports.
+    let source = ctx
+        .exports
+        .admit(&options.source)
+        .map_err(ExportReadError::Source)?;
     let run_id = run_id.unwrap_or_else(new_run_id);
     let lanes = lane_count(options);
     let mut state = if options.dry_run {
@@ -211,24 +231,31 @@ pub async fn run(
     let mut total = state.total();
     let base_elapsed_ms = total.elapsed_ms;
     if !state.done {
-        let source = Source::parse(&options.source).map_err(ExportReadError::Source)?;
         let opened = open_source(&source, ctx.s3.as_ref(), total.next_offset)
             .await
             .map_err(ExportReadError::Read)?;
         let bytes_total = opened.total_bytes;
         let bytes_read = opened.bytes_read.clone();
         let (sender, mut receiver) = tokio::sync::mpsc::channel::<io::Result<ParsedBatch>>(2);
-        let batch_lines = ctx.batch_lines.max(1);
+        let bounds = BatchBounds {
+            lines: ctx.batch_lines.max(1),
+            bytes: ctx.batch_bytes.max(1),
+        };
+        let held = Arc::new(HeldBytes::new(bounds.bytes.saturating_mul(HELD_BATCHES)));
         // Reading, decompressing and parsing run on their own thread while
         // the lanes load.
-        let reader_thread = std::thread::spawn(move || {
-            read_batches(
-                opened.reader,
-                total.next_line,
-                total.next_offset,
-                batch_lines,
-                &sender,
-            )
+        let reader_thread = std::thread::spawn({
+            let held = held.clone();
+            move || {
+                read_batches(
+                    opened.reader,
+                    total.next_line,
+                    total.next_offset,
+                    bounds,
+                    &held,
+                    &sender,
+                )
+            }
         });
         let committed_lines = Arc::new(AtomicU64::new(total.counters.lines));
         let mut lane_inputs = Vec::with_capacity(lanes);
@@ -250,10 +277,13 @@ pub async fn run(
                 committed_lines: committed_lines.clone(),
                 before_commit: ctx.before_lane_commit.clone(),
             };
+            let held = held.clone();
             lane_tasks.push(tokio::spawn(async move {
                 let mut checkpoint = checkpoint;
                 while let Some(batch) = batches.recv().await {
+                    let bytes = batch.bytes;
                     checkpoint = lane.apply_batch(checkpoint, batch).await?;
+                    held.give_back(bytes);
                 }
                 Ok::<_, JobError>(checkpoint)
             }));
@@ -272,7 +302,10 @@ pub async fn run(
                     break;
                 }
             };
+            let bytes = batch.bytes;
             let shares = deal(batch, &state.lanes);
+            // The lines lanes had committed before a resume are dropped.
+            held.give_back(bytes - shares.iter().map(|s| s.bytes).sum::<usize>());
             for ((input, share), left_out) in lane_inputs.iter().zip(shares).zip(&mut left_out) {
                 *left_out = None;
                 // A lane with nothing of this batch takes it only if it has
@@ -307,6 +340,8 @@ pub async fn run(
             }
         }
         drop(receiver);
+        // A reader waiting for room stops.
+        held.end();
         if !lane_failed {
             for (input, share) in lane_inputs.iter().zip(left_out) {
                 if let Some(share) = share {

@@ -32,7 +32,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::{DataPoint, Event};
-use crate::export::{expand_sources, parse_line, scan};
+use crate::export::{expand_sources, parse_line, scan, ExportReadError};
 use crate::jobs::{JobContext, JobError};
 use crate::store::{Database, DbError};
 
@@ -179,7 +179,8 @@ struct Sighting {
 /// Works on a run until it is done or `stop_at` has passed; a run that is
 /// not done (`done: false`) continues with `Start::Continue(run_id)`. Only
 /// one invocation may work on a run at a time. Missing events are
-/// re-driven through `ctx` when the run's options ask for a repair.
+/// re-driven through `ctx` when the run's options ask for a repair; `ctx`
+/// also bounds which exports the run may read (without one, any).
 pub async fn run(
     db: &Database,
     s3: Option<&aws_sdk_s3::Client>,
@@ -188,8 +189,15 @@ pub async fn run(
     stop_at: Option<Instant>,
 ) -> Result<ReconcileSummary, JobError> {
     let started = Instant::now();
+    // A function reads only its own exports: a new run's source is refused
+    // before the run is recorded, a continued run's before it reads on.
+    let admit = |source: &str| match ctx {
+        Some(ctx) => ctx.exports.admit(source).map(drop),
+        None => Ok(()),
+    };
     let (run_id, mut progress, mut streams) = match start {
         Start::New(options) => {
+            admit(&options.source).map_err(ExportReadError::Source)?;
             let progress = RunBookkeeping {
                 options: options.clone(),
                 position: Position::default(),
@@ -205,7 +213,10 @@ pub async fn run(
             (run_id, progress, HashMap::new())
         }
         Start::Continue(run_id) => match tokio::task::block_in_place(|| resume(db, run_id))? {
-            Resumed::Unfinished(progress, streams) => (run_id, progress, streams),
+            Resumed::Unfinished(progress, streams) => {
+                admit(&progress.options.source).map_err(ExportReadError::Source)?;
+                (run_id, progress, streams)
+            }
             Resumed::Finished(summary) => return Ok(*summary),
         },
     };
@@ -332,7 +343,7 @@ pub async fn run(
                             .get(event.tenant_id.as_str())
                             .and_then(|streams| streams.get(event.stream_id.as_str()))
                             .is_some_and(|blocks| blocks.contains(&block));
-                    wanted.then(|| (event, line.to_vec()))
+                    wanted.then(|| (event, line.bytes.to_vec()))
                 },
                 &mut |(event, raw): (Event, Vec<u8>)| {
                     let key = (event.tenant_id.clone(), event.stream_id.clone());
