@@ -116,6 +116,64 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poison_export_through_the_local_pipeline_gives_its_golden_answers() {
+    let test = TestDb::new();
+    let prefix = format!("e2e-poison-{:08x}", rand::rng().random::<u32>());
+    let mut stack = LocalStack::start(LocalOptions {
+        database_url: shared::store::Secret::new(test.url.clone()),
+        batch_size: 100,
+        visibility_timeout: Duration::from_secs(30),
+        queue_prefix: prefix,
+        moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let db = &test.db;
+    let summary = run_pipeline(
+        &mut stack,
+        &helpers::poison_path(),
+        Duration::from_secs(600),
+        || {
+            let mut conn = db.conn()?;
+            Ok(mysql::prelude::Queryable::query_first(
+                &mut conn,
+                "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
+            )?)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let expected = helpers::poison_expected();
+    assert_eq!(summary.backfill["lines"], expected["stats"]["lines"]);
+    assert_eq!(
+        summary.backfill["malformed"],
+        expected["stats"]["malformed"]
+    );
+    for (data_point, totals) in &summary.event_source_mappings {
+        assert_eq!(totals.deleted, totals.messages, "{data_point}: {totals:?}");
+        assert_eq!(totals.failed_invocations, 0, "{data_point}: {totals:?}");
+    }
+    assert!(
+        summary.dead_letters.values().all(|n| *n == 0),
+        "{:?}",
+        summary.dead_letters
+    );
+    for kind in ["missing", "unexpected", "conflicting"] {
+        assert_eq!(
+            summary.reconciliation[kind], 0,
+            "{kind}: {}",
+            summary.reconciliation
+        );
+    }
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM error_event WHERE kind = 'refused'"),
+        0
+    );
+    integration_tests::harness::assert_answers_of(&mut test.conn(), &expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_via_lambda_invokes_the_function_until_done() {
     let test = TestDb::new();
     let mut stack = LocalStack::start(LocalOptions {
