@@ -41,6 +41,10 @@ enum Command {
     Viewers(analytics::ViewersArgs),
     /// A tenant's presentations, filtered, sorted and paged (ANALYTICS.md §3).
     Presentations(analytics::PresentationsArgs),
+    /// Recompute the stale presentation summaries the list reads (the
+    /// loaders refresh them after every batch; use after a release that
+    /// changes their format).
+    RefreshSummaries(analytics::RefreshSummariesArgs),
     /// The analytics API's rollout flags per tenant and data point: set, list.
     Flags(flags::FlagsArgs),
     /// Erase a viewer everywhere, for good (ANALYTICS.md §8): their name and
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(args) => analytics::report(args),
         Command::Viewers(args) => analytics::viewers(args),
         Command::Presentations(args) => analytics::presentations(args),
+        Command::RefreshSummaries(args) => analytics::refresh_summaries(args),
         Command::Flags(args) => flags::run(args),
         Command::Forget(args) => forget::run(args),
         Command::Reconcile(args) => reconcile::run(args),

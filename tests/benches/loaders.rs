@@ -13,7 +13,9 @@
 //! Run: `cargo bench -p integration-tests --bench loaders` (add `-- quick` for
 //! a smaller run, `-- heavy-joins` for sessions of 4 heartbeats instead of 20,
 //! data point names such as `-- attendance` to run only those loaders,
-//! `-- rounds=N` for another number of rounds than 3).
+//! `-- rounds=N` for another number of rounds than 3). `DB_SESSIONS=unpinned`
+//! measures the RDS Proxy multiplexing mode (text statements under 16 KB, no
+//! prepared statements; `store::sql`) instead of the default pinned one.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -44,34 +46,52 @@ fn main() {
     let only: Vec<DataPoint> = std::env::args()
         .filter_map(|a| DataPoint::parse(&a))
         .collect();
+    let unpinned = shared::store::unpinned_sessions(&shared::store::env_lookup).unwrap();
+    shared::store::set_unpinned_statements(unpinned);
+    println!(
+        "sessions: {}",
+        if unpinned {
+            "unpinned (text statements under 16 KB)"
+        } else {
+            "pinned (prepared statements, texts up to 1 MiB)"
+        }
+    );
     let mut by_data_point = events_by_data_point(quick);
     by_data_point.retain(|dp, _| only.is_empty() || only.contains(dp));
     println!(
-        "{:<13} {:>6} {:>7} {:>12} {:>14} {:>6}",
-        "loader", "batch", "events", "events/s", "limit rows/s", "ratio"
+        "{:<13} {:>6} {:>7} {:>12} {:>14} {:>6} {:>8}",
+        "loader", "batch", "events", "events/s", "limit rows/s", "ratio", "refresh"
     );
     for (dp, bodies) in &by_data_point {
         for batch_size in BATCH_SIZES {
             let n = bodies.len().min(max_events.max(batch_size));
             let bodies = &bodies[..n];
             let width = bodies.iter().map(String::len).sum::<usize>() / n.max(1);
-            let mut rounds_measured: Vec<(f64, f64)> = (0..rounds.max(1))
+            let mut rounds_measured: Vec<(f64, f64, f64)> = (0..rounds.max(1))
                 .map(|_| runtime.block_on(paired_rates(*dp, bodies, width, batch_size)))
                 .collect();
             // The round with the median ratio: each round's loader and limit
             // saw the same moments of the machine, batch by batch.
             rounds_measured.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
-            let (loader_rate, limit_rate) = rounds_measured[rounds_measured.len() / 2];
+            let (loader_rate, limit_rate, refresh_share) =
+                rounds_measured[rounds_measured.len() / 2];
             println!(
-                "{:<13} {:>6} {:>7} {:>12.0} {:>14.0} {:>6.2}",
+                "{:<13} {:>6} {:>7} {:>12.0} {:>14.0} {:>6.2} {:>7.1}%",
                 format!("load-{dp}"),
                 batch_size,
                 n,
                 loader_rate,
                 limit_rate,
-                loader_rate / limit_rate
+                loader_rate / limit_rate,
+                refresh_share * 100.0
             );
         }
+    }
+    if unpinned {
+        println!(
+            "statements over 16 KB sent (each pins an RDS Proxy session): {}",
+            shared::store::oversized_statements()
+        );
     }
 }
 
@@ -113,7 +133,9 @@ fn events_by_data_point(quick: bool) -> BTreeMap<DataPoint, Vec<String>> {
     grouped
 }
 
-/// The loader's events per second and the limit's rows per second, measured
+/// The loader's events per second, the limit's rows per second and the
+/// share of the loader's time spent refreshing presentation summaries after
+/// its commits, measured
 /// as pairs: each loader batch is followed by the limit's batch of the same
 /// size, so both see the same moments of a shared machine (run separately,
 /// a burst of load elsewhere could fall on either and move their ratio).
@@ -122,9 +144,17 @@ async fn paired_rates(
     bodies: &[String],
     width: usize,
     batch_size: usize,
-) -> (f64, f64) {
+) -> (f64, f64, f64) {
     let test = TestDb::new();
-    let db = Arc::new(Database::connect(test.settings(), 1).await.unwrap());
+    let session = shared::store::SessionOptions {
+        unpinned: shared::store::unpinned_statements(),
+        ..Default::default()
+    };
+    let db = Arc::new(
+        Database::connect_with(test.settings(), 1, session)
+            .await
+            .unwrap(),
+    );
     // The dead-letter queue is never used here: every event is valid.
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
@@ -142,13 +172,15 @@ async fn paired_rates(
         .collect();
     let mut limit = InsertLimit::new(width);
     let (mut loader_time, mut limit_time) = (Duration::ZERO, Duration::ZERO);
+    let mut refresh_time = Duration::ZERO;
     for (payload, chunk) in payloads.iter().zip(bodies.chunks(batch_size)) {
         let started = Instant::now();
         let event: SqsEvent = serde_json::from_str(payload).unwrap();
-        let (response, _) = loader
+        let (response, report) = loader
             .handle_batch(event, Instant::now() + Duration::from_secs(600))
             .await;
         loader_time += started.elapsed();
+        refresh_time += report.refresh_time;
         assert!(response.batch_item_failures.is_empty());
         limit_time += limit.insert(chunk.len());
     }
@@ -156,7 +188,11 @@ async fn paired_rates(
     assert_eq!(loaded, bodies.len(), "every event loaded once");
     assert_eq!(limit.rows(), bodies.len(), "the limit wrote as many rows");
     let n = bodies.len() as f64;
-    (n / loader_time.as_secs_f64(), n / limit_time.as_secs_f64())
+    (
+        n / loader_time.as_secs_f64(),
+        n / limit_time.as_secs_f64(),
+        refresh_time.as_secs_f64() / loader_time.as_secs_f64(),
+    )
 }
 
 /// The physical limit: plain multi-row INSERTs of `width`-byte rows into a

@@ -122,7 +122,31 @@ pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     print_json(&list, args.pretty)
 }
 
-/// `warehouse presentations`.
+#[derive(clap::Args, Debug)]
+pub struct RefreshSummariesArgs {
+    /// Only this tenant's (default: every tenant's).
+    #[arg(long)]
+    tenant: Option<String>,
+}
+
+/// `warehouse refresh-summaries`: recomputes the stale presentation
+/// summaries the list reads (the loaders do it after every batch; this is
+/// for after a release that changes their format, or by hand).
+pub fn refresh_summaries(args: RefreshSummariesArgs) -> anyhow::Result<()> {
+    let db = database(1)?;
+    let mut conn = db.conn()?;
+    let refreshed = match &args.tenant {
+        Some(tenant) => read::Refreshed {
+            written: read::refresh_summaries(&mut conn, tenant)?,
+            left: 0,
+        },
+        None => read::refresh_stale_summaries(&mut conn, None)?,
+    };
+    print_json(&refreshed, false)
+}
+
+/// `warehouse presentations`: the summaries as they are (the list never
+/// writes; `staleFigures` names the rows whose figures lag their latest load).
 pub fn presentations(args: PresentationsArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
     let db = database(1)?;

@@ -231,6 +231,11 @@ pub struct PresentationList {
     pub tenant_id: String,
     pub total: i64,
     pub presentations: Vec<PresentationRow>,
+    /// Beyond ANALYTICS.md: the presentations of this page whose figures
+    /// were computed before their latest load (or not yet), so show an
+    /// earlier state until the refresh that follows every load catches up.
+    #[serde(default)]
+    pub stale_figures: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,17 +2,34 @@
 //! start-up, in this one place, and failing fast with a message that names
 //! the variable and what to set. Tests read them from a map (`from_lookup`).
 
+use std::time::Duration;
+
 use crate::contract::DataPoint;
 use crate::export::ExportScope;
 use crate::jobs::backfill::{DEFAULT_BATCH_BYTES, DEFAULT_BATCH_LINES};
 use crate::jobs::reconcile::Repair;
 use crate::redrive::QueueUrls;
-use crate::store::{env_lookup, required, ConfigError, DatabaseSettings, Lookup};
+use crate::store::{
+    env_lookup, required, unpinned_sessions, ConfigError, DatabaseSettings, Lookup, SessionOptions,
+};
+
+/// The API's statement time limit when `API_STATEMENT_TIME_LIMIT_MS` is
+/// not set: half the function's 10 s timeout (template.yaml).
+pub const DEFAULT_API_STATEMENT_TIME_LIMIT: Duration = Duration::from_secs(5);
+
+/// The session options of a function that sets no time limit: `DB_SESSIONS`.
+fn session_options(lookup: Lookup) -> Result<SessionOptions, ConfigError> {
+    Ok(SessionOptions {
+        unpinned: unpinned_sessions(lookup)?,
+        ..SessionOptions::default()
+    })
+}
 
 /// An SQS loader (`load-*`).
 #[derive(Debug, Clone)]
 pub struct LoaderConfig {
     pub database: DatabaseSettings,
+    pub session: SessionOptions,
     /// Where permanently bad messages go, with their reason.
     pub dlq_url: String,
     /// The name it records as the source of loads and rejects.
@@ -27,6 +44,7 @@ impl LoaderConfig {
     pub fn from_lookup(data_point: DataPoint, lookup: Lookup) -> Result<LoaderConfig, ConfigError> {
         Ok(LoaderConfig {
             database: DatabaseSettings::from_lookup(lookup)?,
+            session: session_options(lookup)?,
             dlq_url: required(lookup, "DLQ_URL", "this queue's dead-letter queue URL")?,
             function_name: lookup("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| format!("load-{data_point}")),
@@ -38,6 +56,10 @@ impl LoaderConfig {
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     pub database: DatabaseSettings,
+    /// `DB_SESSIONS`, and the statement time limit
+    /// (`API_STATEMENT_TIME_LIMIT_MS`, default 5,000): every statement the
+    /// API runs is cut off by the server after it.
+    pub session: SessionOptions,
 }
 
 impl ApiConfig {
@@ -46,8 +68,25 @@ impl ApiConfig {
     }
 
     pub fn from_lookup(lookup: Lookup) -> Result<ApiConfig, ConfigError> {
+        let limit = match lookup("API_STATEMENT_TIME_LIMIT_MS") {
+            None => DEFAULT_API_STATEMENT_TIME_LIMIT,
+            Some(text) => text
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError(format!(
+                        "API_STATEMENT_TIME_LIMIT_MS must be a positive number of milliseconds, below the function's timeout; got {text:?}"
+                    ))
+                })?,
+        };
         Ok(ApiConfig {
             database: DatabaseSettings::from_lookup(lookup)?,
+            session: SessionOptions {
+                statement_time_limit: Some(limit),
+                ..session_options(lookup)?
+            },
         })
     }
 }
@@ -61,6 +100,7 @@ pub struct JobsConfig {
     /// read (S3 objects in that bucket under that folder); anything else a
     /// payload names is refused before it is read.
     pub exports: ExportScope,
+    pub session: SessionOptions,
     /// Only enqueue runs and queue repairs need them: empty unless all five
     /// `QUEUE_URL_*` are set, and a run that needs them is refused then.
     pub queues: QueueUrls,
@@ -92,6 +132,7 @@ impl JobsConfig {
         Ok(JobsConfig {
             database,
             exports,
+            session: session_options(lookup)?,
             queues: QueueUrls::from_lookup(lookup).unwrap_or_default(),
             batch_lines: positive(lookup, "BACKFILL_BATCH_LINES", "lines", DEFAULT_BATCH_LINES)?,
             batch_bytes: positive(
@@ -238,6 +279,41 @@ mod tests {
             config.exports,
             ExportScope::s3_folder("exports-bucket", "nightly/").unwrap()
         );
+    }
+
+    #[test]
+    fn the_api_has_a_statement_time_limit() {
+        let config = ApiConfig::from_lookup(&lookup(&[DB])).unwrap();
+        assert_eq!(
+            config.session.statement_time_limit,
+            Some(DEFAULT_API_STATEMENT_TIME_LIMIT)
+        );
+        assert!(!config.session.unpinned);
+        let config = ApiConfig::from_lookup(&lookup(&[
+            DB,
+            ("API_STATEMENT_TIME_LIMIT_MS", "1500"),
+            ("DB_SESSIONS", "unpinned"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            config.session.statement_time_limit,
+            Some(Duration::from_millis(1500))
+        );
+        assert!(config.session.unpinned);
+        for bad in ["0", "-1", "5s"] {
+            let err = ApiConfig::from_lookup(&lookup(&[DB, ("API_STATEMENT_TIME_LIMIT_MS", bad)]))
+                .unwrap_err();
+            assert!(err.to_string().contains("positive number"), "{err}");
+        }
+        let err = LoaderConfig::from_lookup(
+            DataPoint::Polls,
+            &lookup(&[DB, ("DLQ_URL", "q"), ("DB_SESSIONS", "pooled")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("DB_SESSIONS must be"), "{err}");
+        // Only the API is limited.
+        let jobs = JobsConfig::from_lookup(&lookup(&[DB, BUCKET, PREFIX])).unwrap();
+        assert_eq!(jobs.session.statement_time_limit, None);
     }
 
     #[test]

@@ -16,11 +16,56 @@ use config::JobsConfig;
 
 pub use api::{percent_decode, AnalyticsApi};
 pub use backfill::{BackfillFunction, BackfillRequest};
+pub use config::{ApiConfig, DEFAULT_API_STATEMENT_TIME_LIMIT};
 pub use reconcile::{ErrorRetention, ReconcileFunction};
 pub use sqs_loader::SqsLoader;
 
 /// One connection: a Lambda container handles one invocation at a time.
 pub const LAMBDA_MAX_CONNECTIONS: usize = 1;
+
+/// The function's database, its sessions set up as `session` says; in
+/// unpinned mode the process's statements are cut for RDS Proxy too
+/// (`store::set_unpinned_statements`).
+async fn connect(
+    database: crate::store::DatabaseSettings,
+    max_connections: usize,
+    session: crate::store::SessionOptions,
+) -> Result<crate::store::Database, crate::store::DbError> {
+    crate::store::set_unpinned_statements(session.unpinned);
+    crate::store::Database::connect_with(database, max_connections, session).await
+}
+
+/// Time kept back from the deadline when a job function sweeps stale
+/// presentation summaries after its run's invocation.
+const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refreshes every stale presentation summary until `deadline` (see
+/// `read::presentations`): what a backfill invocation of a direct run and
+/// a finished reconciliation do, as the loaders' refresh does not see their
+/// writes (and as the safety net for a refresh that failed). Logs what it
+/// did; never fails the invocation.
+async fn sweep_summaries(db: std::sync::Arc<crate::store::Database>, deadline: std::time::Instant) {
+    let swept = tokio::task::spawn_blocking(move || {
+        let mut conn = db
+            .conn()
+            .map_err(|e| crate::read::AnalyticsError::Database(e.to_string()))?;
+        crate::read::refresh_stale_summaries(&mut conn, Some(deadline))
+    })
+    .await;
+    match swept {
+        Ok(Ok(refreshed)) => tracing::info!(
+            written = refreshed.written,
+            left = refreshed.left,
+            "stale presentation summaries refreshed"
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "refreshing the stale presentation summaries failed")
+        }
+        Err(error) => {
+            tracing::warn!(%error, "refreshing the stale presentation summaries panicked")
+        }
+    }
+}
 
 /// When a resumable invocation stops working: `margin` before its deadline
 /// (milliseconds since the epoch), or now if that has passed.
@@ -36,9 +81,8 @@ fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Inst
 /// Connections open as a run's lanes need them (a direct run takes one per
 /// lane, `lanes` in the payload; the others take one).
 async fn job_context(config: &JobsConfig) -> Result<JobContext, lambda_runtime::Error> {
-    let db = std::sync::Arc::new(
-        crate::store::Database::connect(config.database.clone(), MAX_LANES).await?,
-    );
+    let db =
+        std::sync::Arc::new(connect(config.database.clone(), MAX_LANES, config.session).await?);
     let aws = crate::store::sdk_config().await;
     Ok(JobContext {
         db,

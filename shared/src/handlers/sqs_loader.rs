@@ -1,8 +1,11 @@
 //! The SQS-triggered loader, one per data point: parses every message itself
 //! (one bad body never fails the batch), loads the batch in one transaction
 //! with retries, records and dead-letters what is permanently bad, and
-//! reports back only the messages whose effect did not commit.
+//! reports back only the messages whose effect did not commit. After the
+//! commit it refreshes the summaries of the presentations the batch touched,
+//! which is what keeps the presentation list fresh (`read::presentations`).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +54,9 @@ pub struct BatchReport {
     pub counts: LoadCounts,
     pub dead_lettered: usize,
     pub failures: usize,
+    /// Presentation summaries recomputed after the commit, and the time it took.
+    pub summaries_refreshed: usize,
+    pub refresh_time: Duration,
 }
 
 impl SqsLoader {
@@ -58,7 +64,10 @@ impl SqsLoader {
     /// [`LoaderConfig`]), with one connection.
     pub async fn from_env(data_point: DataPoint) -> Result<SqsLoader, lambda_runtime::Error> {
         let config = LoaderConfig::from_env(data_point)?;
-        let db = Arc::new(Database::connect(config.database, LAMBDA_MAX_CONNECTIONS).await?);
+        let db = Arc::new(
+            crate::handlers::connect(config.database, LAMBDA_MAX_CONNECTIONS, config.session)
+                .await?,
+        );
         let aws = crate::store::sdk_config().await;
         tracing::info!(function = %config.function_name, database = %db.describe(), "loader ready");
         Ok(SqsLoader::new(
@@ -120,6 +129,8 @@ impl SqsLoader {
             not_analytics = report.counts.not_analytics,
             dead_lettered = report.dead_lettered,
             failures = report.failures,
+            summaries_refreshed = report.summaries_refreshed,
+            refresh_ms = report.refresh_time.as_millis() as u64,
             "batch handled"
         );
         Ok(response)
@@ -163,10 +174,16 @@ impl SqsLoader {
             let (message_of, items, rejects) = items_and_rejects(&task_messages);
             let isolated =
                 commit_isolating(&db, db_deadline, &source, &items, &rejects, hook.as_deref());
-            (message_of, isolated)
+            let started = Instant::now();
+            let refreshed = if isolated.retry.len() < items.len() {
+                refresh_summaries(&db, db_deadline, &items)
+            } else {
+                0 // nothing committed: the messages come back
+            };
+            (message_of, (isolated, (refreshed, started.elapsed())))
         })
         .await;
-        let (message_of, loaded) = match loaded {
+        let (message_of, (loaded, (refreshed, refresh_time))) = match loaded {
             Ok(loaded) => loaded,
             Err(join_error) => {
                 tracing::error!(loader = %self.source, error = %join_error, "loading failed outside a transaction; every message goes back to the queue");
@@ -174,6 +191,8 @@ impl SqsLoader {
             }
         };
         report.counts = loaded.counts;
+        report.summaries_refreshed = refreshed;
+        report.refresh_time = refresh_time;
 
         // Committed: the bad messages are in the error table; dead-letter them
         // once, and only those whose forwarding failed come back, with those
@@ -342,6 +361,52 @@ fn dead_letter_body(body: &str, erasures: &Erasures) -> (String, Option<usize>) 
         cut -= 1;
     }
     (scrubbed[..cut].to_string(), Some(body.len()))
+}
+
+/// Recomputes the stale summaries of the presentations the batch's events
+/// belong to, once the batch committed (duplicates included: a batch
+/// delivered again after its loader died between commit and refresh
+/// refreshes then). Never fails the batch: a summary it leaves stale is
+/// refreshed after the next load touching it, or by the backfill's or the
+/// nightly reconciliation's sweep. Returns how many were written.
+fn refresh_summaries(db: &Database, deadline: Instant, items: &[Item<'_>]) -> usize {
+    let mut touched: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for item in items.iter().filter(|i| i.event.data_point().is_some()) {
+        touched
+            .entry(&item.event.tenant_id)
+            .or_default()
+            .insert(&item.event.stream_id);
+    }
+    if touched.is_empty() {
+        return 0;
+    }
+    let stale =
+        "its presentations' summaries stay stale until their next load or the nightly sweep";
+    let mut conn = match db.conn() {
+        Ok(conn) => conn,
+        Err(error) => {
+            tracing::warn!(%error, "cannot refresh the presentation summaries: {stale}");
+            return 0;
+        }
+    };
+    let mut written = 0;
+    for (tenant, ids) in touched {
+        if Instant::now() >= deadline {
+            tracing::warn!(
+                tenant,
+                "no time left to refresh the presentation summaries: {stale}"
+            );
+            break;
+        }
+        let ids: Vec<&str> = ids.into_iter().collect();
+        match crate::read::refresh_summaries_of(&mut conn, tenant, &ids) {
+            Ok(n) => written += n,
+            Err(error) => {
+                tracing::warn!(tenant, %error, "refreshing the presentation summaries failed: {stale}")
+            }
+        }
+    }
+    written
 }
 
 fn item_failure(id: String) -> BatchItemFailure {

@@ -13,6 +13,21 @@ pub enum AnalyticsError {
     BadRequest(String),
     /// The database failed; retrying may help.
     Database(String),
+    /// The server cut a statement off at the connection's time limit (the
+    /// API's, `store::SessionOptions::statement_time_limit`).
+    TimedOut(String),
+}
+
+impl AnalyticsError {
+    /// A failed statement: `TimedOut` when the server cut it off at the
+    /// time limit, `Database` otherwise.
+    pub fn database(what: &str, e: mysql::Error) -> AnalyticsError {
+        if crate::store::is_statement_timeout(&e) {
+            AnalyticsError::TimedOut(format!("{what}: {e}"))
+        } else {
+            AnalyticsError::Database(format!("{what}: {e}"))
+        }
+    }
 }
 
 impl std::fmt::Display for AnalyticsError {
@@ -21,6 +36,9 @@ impl std::fmt::Display for AnalyticsError {
             AnalyticsError::NotFound(id) => write!(f, "presentation {id:?} not found"),
             AnalyticsError::BadRequest(message) => f.write_str(message),
             AnalyticsError::Database(message) => write!(f, "database error: {message}"),
+            AnalyticsError::TimedOut(message) => {
+                write!(f, "a statement ran past the time limit: {message}")
+            }
         }
     }
 }
@@ -29,7 +47,11 @@ impl std::error::Error for AnalyticsError {}
 
 impl From<mysql::Error> for AnalyticsError {
     fn from(e: mysql::Error) -> AnalyticsError {
-        AnalyticsError::Database(e.to_string())
+        if crate::store::is_statement_timeout(&e) {
+            AnalyticsError::TimedOut(e.to_string())
+        } else {
+            AnalyticsError::Database(e.to_string())
+        }
     }
 }
 

@@ -217,7 +217,7 @@ pub fn tenant_flags(
     );
     let rows: Vec<(String, String)> = conn
         .query(sql)
-        .map_err(|e| AnalyticsError::Database(format!("reading feature flags: {e}")))?;
+        .map_err(|e| AnalyticsError::database("reading feature flags", e))?;
     let mut stored = BTreeMap::new();
     for (data_point, state) in rows {
         let Ok(dp) = parse_data_point(&data_point) else {
@@ -302,7 +302,7 @@ fn read_flags(conn: &mut impl Queryable, filter: &str) -> Result<Vec<Flag>, Anal
     );
     let rows: Vec<(Vec<u8>, String, String, i64)> = conn
         .query(sql)
-        .map_err(|e| AnalyticsError::Database(format!("reading feature flags: {e}")))?;
+        .map_err(|e| AnalyticsError::database("reading feature flags", e))?;
     let mut flags = Vec::with_capacity(rows.len());
     for (tenant, data_point, state, updated_ms) in rows {
         let tenant_id = String::from_utf8_lossy(&tenant).into_owned();

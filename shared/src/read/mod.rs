@@ -14,8 +14,10 @@
 //! - `viewers` and `presentations`: the two lists, which filter, sort and
 //!   page in SQL (`WHERE`, `ORDER BY`, `LIMIT … OFFSET`, with
 //!   `COUNT(*) OVER ()` for the total); Rust receives one page (at most
-//!   `MAX_LIMIT` rows). The presentation list reads summaries refreshed
-//!   first ([`refresh_summaries`]).
+//!   `MAX_LIMIT` rows). The presentation list reads the summaries as the
+//!   loaders last refreshed them ([`refresh_summaries_of`], after every
+//!   batch; [`refresh_stale_summaries`] after backfill and reconcile
+//!   invocations) and never writes.
 //! - `replay/`: the in-memory reference.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
@@ -48,7 +50,9 @@ pub use params::{
     parse_date, parse_date_to, parse_limit, parse_offset, PresentationParams, PresentationQuery,
     PresentationSort, ViewerParams, ViewerQuery, ViewerSort,
 };
-pub use presentations::{presentation_list, refresh_summaries};
+pub use presentations::{
+    presentation_list, refresh_stale_summaries, refresh_summaries, refresh_summaries_of, Refreshed,
+};
 pub use replay::Replay;
-pub use report::presentation_report;
+pub use report::{presentation_report, presentation_report_read_only};
 pub use viewers::viewer_list;

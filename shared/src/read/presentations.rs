@@ -4,11 +4,27 @@
 //! The list reads `agg_presentation`, one summary row per presentation with
 //! the revision it was computed from, and filters, sorts and pages in SQL
 //! (`WHERE`, `ORDER BY`, `LIMIT … OFFSET`, with `COUNT(*) OVER ()` for the
-//! total). Before a list is answered, the tenant's stale summaries are
-//! recomputed (see [`refresh_summaries`]), their attendance by the report's
-//! fold.
+//! total). It writes nothing: a list is answered from the summaries as they
+//! are, and names the presentations of its page whose summary is stale
+//! (`staleFigures`: computed before the presentation's latest load, or not
+//! yet), which show the figures of an earlier load (zeros before the first).
+//!
+//! What keeps the summaries fresh (recomputed by the report's fold, see
+//! [`refresh_summaries`]):
+//! - every SQS loader, right after a batch commits, refreshes the
+//!   presentations the batch touched ([`refresh_summaries_of`]), so a
+//!   summary lags its load by the refresh's own time; a redelivered batch
+//!   refreshes again (a refresh that failed, or a loader that died between
+//!   its commit and its refresh, leaves the summary stale until then);
+//! - the backfill function, after each invocation of a direct run, and the
+//!   reconcile function, after each invocation, refresh every stale summary
+//!   ([`refresh_stale_summaries`], until shortly before their deadline), so a
+//!   summary left stale by a failure is fresh again by the next night;
+//! - `warehouse refresh-summaries` does the same by hand (after a release
+//!   that changes `FORMAT_VERSION`, every summary is stale until then).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
 
 use mysql::prelude::Queryable;
 
@@ -27,10 +43,19 @@ use crate::store::{Row as SqlRow, Upsert};
 /// Stale summaries recomputed per statement.
 const REFRESH_CHUNK: usize = 200;
 
-/// One page of a tenant's presentations (ANALYTICS.md §3). Refreshes the
-/// tenant's stale summaries first (see [`refresh_summaries`]), then filters,
-/// sorts and pages in SQL. It writes the summaries: give it a connection to
-/// the primary, outside any transaction of the caller's.
+/// A summary that does not describe its presentation's current state: none
+/// yet, computed from an older revision, or by another [`FORMAT_VERSION`].
+fn stale_condition() -> String {
+    format!(
+        "(a.presentation_key IS NULL OR a.source_revision < p.revision \
+           OR a.format_version <> {FORMAT_VERSION})"
+    )
+}
+
+/// One page of a tenant's presentations (ANALYTICS.md §3), filtered, sorted
+/// and paged in SQL from the summaries as they are: it writes nothing (see
+/// the module's documentation for what refreshes them), and lists the rows
+/// of the page whose summary is stale in `stale_figures`.
 pub fn presentation_list(
     conn: &mut impl Queryable,
     tenant_id: &str,
@@ -46,8 +71,6 @@ pub fn presentation_list(
             )));
         }
     }
-    refresh_summaries(conn, tenant_id)?;
-
     let mut filters = vec![exact_eq("p.tenant_id", tenant_id)];
     if let Some(search) = query.search.as_deref().filter(|s| !s.is_empty()) {
         filters.push(contains_ci("p.title", search));
@@ -79,17 +102,24 @@ pub fn presentation_list(
            p.started_at_ms, p.ended_at_ms, \
            COALESCE(a.unique_viewers, 0) AS viewers_n, COALESCE(a.peak_concurrent_viewers, 0), \
            COALESCE(a.total_watch_seconds, 0), COALESCE(a.polls, 0), COALESCE(a.surveys, 0), \
-           COALESCE(a.questions, 0), COUNT(*) OVER () AS total \
+           COALESCE(a.questions, 0), COUNT(*) OVER () AS total, {stale} \
          {from_where} ORDER BY {order}, {} LIMIT {} OFFSET {}",
         bytes("p.presentation_id"),
         query.limit,
-        query.offset
+        query.offset,
+        stale = stale_condition(),
     );
     let mut total = None;
     let mut presentations = Vec::new();
+    let mut stale_figures = Vec::new();
     for mut row in fetch(conn, &sql, "listing presentations")? {
+        let stale: i64 = take(&mut row, 12)?;
+        let presentation_id = take_string(&mut row, 0)?;
+        if stale != 0 {
+            stale_figures.push(presentation_id.clone());
+        }
         presentations.push(PresentationRow {
-            presentation_id: take_string(&mut row, 0)?,
+            presentation_id,
             title: take_opt_string(&mut row, 1)?,
             scheduled_start: format_time_opt(take(&mut row, 2)?),
             started_at: format_time_opt(take(&mut row, 3)?),
@@ -122,6 +152,7 @@ pub fn presentation_list(
         tenant_id: tenant_id.to_string(),
         total,
         presentations,
+        stale_figures,
     })
 }
 
@@ -150,7 +181,7 @@ struct Summary {
 /// merges with "higher source revision wins" (then higher format version),
 /// so concurrent refreshes never
 /// replace a newer summary by an older one, and a load committing after the
-/// snapshot leaves the summary stale, to be refreshed by the next list.
+/// snapshot leaves the summary stale, to be refreshed after that load.
 pub fn refresh_summaries(
     conn: &mut impl Queryable,
     tenant_id: &str,
@@ -158,16 +189,104 @@ pub fn refresh_summaries(
     let sql = format!(
         "SELECT p.presentation_key FROM dim_presentation p \
          LEFT JOIN agg_presentation a ON a.presentation_key = p.presentation_key \
-         WHERE {} AND (a.presentation_key IS NULL OR a.source_revision < p.revision \
-           OR a.format_version <> {FORMAT_VERSION}) \
-         ORDER BY p.presentation_key",
-        exact_eq("p.tenant_id", tenant_id)
+         WHERE {} AND {} ORDER BY p.presentation_key",
+        exact_eq("p.tenant_id", tenant_id),
+        stale_condition()
     );
     let stale: Vec<u64> = conn
         .query(sql)
-        .map_err(|e| AnalyticsError::Database(format!("finding stale summaries: {e}")))?;
+        .map_err(|e| AnalyticsError::database("finding stale summaries", e))?;
+    refresh_keys(conn, tenant_id, &stale, None)
+}
+
+/// Recomputes the stale summaries among these presentations of a tenant
+/// (by id; unknown ids are skipped) and returns how many were written: what
+/// a loader refreshes after its batch commits.
+pub fn refresh_summaries_of(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_ids: &[&str],
+) -> Result<usize, AnalyticsError> {
+    let mut stale: Vec<u64> = Vec::new();
+    for chunk in presentation_ids.chunks(REFRESH_CHUNK) {
+        let mut ids = String::new();
+        for (i, id) in chunk.iter().enumerate() {
+            if i > 0 {
+                ids.push(',');
+            }
+            crate::store::push_str_literal(&mut ids, id);
+        }
+        let sql = format!(
+            "SELECT p.presentation_key FROM dim_presentation p \
+             LEFT JOIN agg_presentation a ON a.presentation_key = p.presentation_key \
+             WHERE {} AND p.presentation_id IN ({ids}) AND {} ORDER BY p.presentation_key",
+            exact_eq("p.tenant_id", tenant_id),
+            stale_condition()
+        );
+        let keys: Vec<u64> = conn
+            .query(sql)
+            .map_err(|e| AnalyticsError::database("finding stale summaries", e))?;
+        stale.extend(keys);
+    }
+    refresh_keys(conn, tenant_id, &stale, None)
+}
+
+/// What [`refresh_stale_summaries`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Refreshed {
+    /// Summaries written.
+    pub written: usize,
+    /// Stale summaries found and not refreshed: the deadline came first, or
+    /// a load committed while one was computed (it is refreshed after that load).
+    pub left: usize,
+}
+
+/// Recomputes every stale summary of every tenant, a chunk at a time,
+/// stopping before a chunk that would start after `deadline`: the backfill's
+/// and the reconciliation's sweep (and `warehouse refresh-summaries`).
+pub fn refresh_stale_summaries(
+    conn: &mut impl Queryable,
+    deadline: Option<Instant>,
+) -> Result<Refreshed, AnalyticsError> {
+    let sql = format!(
+        "SELECT p.tenant_id, p.presentation_key FROM dim_presentation p \
+         LEFT JOIN agg_presentation a ON a.presentation_key = p.presentation_key \
+         WHERE {} ORDER BY p.tenant_id, p.presentation_key",
+        stale_condition()
+    );
+    let stale: Vec<(String, u64)> = conn
+        .query(sql)
+        .map_err(|e| AnalyticsError::database("finding stale summaries", e))?;
+    let mut by_tenant: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (tenant, key) in stale {
+        by_tenant.entry(tenant).or_default().push(key);
+    }
+    let mut refreshed = Refreshed::default();
+    let found: usize = by_tenant.values().map(Vec::len).sum();
+    for (tenant, keys) in &by_tenant {
+        refreshed.written += refresh_keys(conn, tenant, keys, deadline)?;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    refreshed.left = found - refreshed.written;
+    Ok(refreshed)
+}
+
+/// Computes and writes the summaries of these presentations of a tenant, a
+/// chunk per statement, stopping before a chunk that would start after
+/// `deadline`; returns how many were written.
+fn refresh_keys(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    keys: &[u64],
+    deadline: Option<Instant>,
+) -> Result<usize, AnalyticsError> {
     let mut written = 0;
-    for chunk in stale.chunks(REFRESH_CHUNK) {
+    for chunk in keys.chunks(REFRESH_CHUNK) {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
         let summaries = compute_summaries(conn, &Scope::keys(tenant_id, chunk))?;
         write_summaries(conn, &summaries)?;
         written += summaries.len();
@@ -281,9 +400,10 @@ fn write_summaries(conn: &mut impl Queryable, summaries: &[Summary]) -> Result<(
                 std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
             }
             Err(e) => {
-                return Err(AnalyticsError::Database(format!(
-                    "writing presentation summaries: {e}"
-                )))
+                return Err(AnalyticsError::database(
+                    "writing presentation summaries",
+                    e,
+                ))
             }
         }
     }

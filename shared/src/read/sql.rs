@@ -167,7 +167,7 @@ pub(super) fn fetch(
     let started = std::time::Instant::now();
     let rows = conn
         .query::<Row, _>(sql)
-        .map_err(|e| AnalyticsError::Database(format!("{what}: {e}")))?;
+        .map_err(|e| AnalyticsError::database(what, e))?;
     tracing::debug!(
         what,
         rows = rows.len(),

@@ -91,6 +91,20 @@ fn required_for_rds(lookup: Lookup, name: &str, what: &str) -> Result<String, Co
     )
 }
 
+/// `DB_SESSIONS`: `pinned` (the default: prepared statements, statements up
+/// to 1 MiB, every session `SET` at connect) or `unpinned` (for RDS Proxy to
+/// multiplex: text statements under 16 KB, only the `SET`s the proxy
+/// tracks). Whether it is unpinned.
+pub fn unpinned_sessions(lookup: Lookup) -> Result<bool, ConfigError> {
+    match lookup("DB_SESSIONS").as_deref() {
+        None | Some("pinned") => Ok(false),
+        Some("unpinned") => Ok(true),
+        Some(other) => Err(ConfigError(format!(
+            "DB_SESSIONS must be \"pinned\" or \"unpinned\", got {other:?}"
+        ))),
+    }
+}
+
 impl DatabaseSettings {
     pub fn from_env() -> Result<DatabaseSettings, ConfigError> {
         DatabaseSettings::from_lookup(&env_lookup)

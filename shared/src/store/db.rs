@@ -1,7 +1,7 @@
 //! The database connection: a small pool built once per container, IAM tokens
 //! refreshed before they expire, and the classification of transient errors.
 
-use std::sync::RwLock;
+use std::sync::{OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use mysql::prelude::Queryable;
@@ -16,6 +16,76 @@ const IAM_POOL_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// Far below the server's 50 s default: a Lambda would rather retry a lock
 /// wait inside its own time limit than spend it all waiting.
 pub const DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS: u32 = 10;
+
+/// What the connections of a [`Database`] set up, beside what every
+/// connection sets (time zone UTC, the `sql_mode` the literal escaping of
+/// `store::sql` relies on, READ COMMITTED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// How long a statement waits for a row lock before failing with a
+    /// (retried) lock wait timeout. Set at connect, except in unpinned mode,
+    /// where the RDS Proxy's `InitQuery` sets it (template.yaml): a `SET` of
+    /// it would pin the session.
+    pub lock_wait_timeout_seconds: u32,
+    /// The API's limit: the server cuts off any statement running longer
+    /// (`max_statement_time` on MariaDB, `max_execution_time` on MySQL,
+    /// where it applies to `SELECT`s, all the API runs), so no query
+    /// outlives the request that asked it by more than this.
+    pub statement_time_limit: Option<Duration>,
+    /// RDS Proxy multiplexing (`DB_SESSIONS=unpinned`): at connect, only the
+    /// `SET`s the proxy tracks (time zone, `sql_mode`, isolation).
+    pub unpinned: bool,
+}
+
+impl Default for SessionOptions {
+    fn default() -> SessionOptions {
+        SessionOptions {
+            lock_wait_timeout_seconds: DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+            statement_time_limit: None,
+            unpinned: false,
+        }
+    }
+}
+
+/// Which server answers: MySQL and MariaDB name the statement time limit
+/// differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerFlavor {
+    MariaDb,
+    MySql,
+}
+
+impl ServerFlavor {
+    /// From `SELECT VERSION()`: MariaDB says so (`10.11.6-MariaDB-log`).
+    pub fn of_version(version: &str) -> ServerFlavor {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            ServerFlavor::MariaDb
+        } else {
+            ServerFlavor::MySql
+        }
+    }
+
+    /// The `SET` of the session's statement time limit (at least 1 ms).
+    pub fn statement_time_limit_sql(self, limit: Duration) -> String {
+        let ms = limit.as_millis().max(1);
+        match self {
+            ServerFlavor::MariaDb => format!(
+                "SET SESSION max_statement_time = {}.{:03}",
+                ms / 1000,
+                ms % 1000
+            ),
+            ServerFlavor::MySql => format!("SET SESSION max_execution_time = {ms}"),
+        }
+    }
+}
+
+/// The server cut the statement off at the session's time limit
+/// (MariaDB's 1969, `max_statement_time` exceeded; MySQL's 3024,
+/// `max_execution_time` exceeded). Not transient: the same statement would
+/// run as long again.
+pub fn is_statement_timeout(err: &mysql::Error) -> bool {
+    matches!(err, mysql::Error::MySqlError(e) if e.code == 1969 || e.code == 3024)
+}
 
 /// A database failure, typed by whether trying again can help.
 #[derive(Debug)]
@@ -108,7 +178,9 @@ struct PoolState {
 pub struct Database {
     settings: DatabaseSettings,
     max_connections: usize,
-    lock_wait_timeout_seconds: u32,
+    options: SessionOptions,
+    /// Found on the first connection, when a statement time limit needs it.
+    flavor: OnceLock<ServerFlavor>,
     state: RwLock<PoolState>,
     /// For minting IAM tokens from blocking code.
     runtime: Option<tokio::runtime::Handle>,
@@ -122,12 +194,7 @@ impl Database {
         settings: DatabaseSettings,
         max_connections: usize,
     ) -> Result<Database, DbError> {
-        Database::connect_with_lock_wait(
-            settings,
-            max_connections,
-            DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
-        )
-        .await
+        Database::connect_with(settings, max_connections, SessionOptions::default()).await
     }
 
     /// As `connect`, with how long a statement waits for a row lock before
@@ -137,6 +204,19 @@ impl Database {
         max_connections: usize,
         lock_wait_timeout_seconds: u32,
     ) -> Result<Database, DbError> {
+        let options = SessionOptions {
+            lock_wait_timeout_seconds,
+            ..SessionOptions::default()
+        };
+        Database::connect_with(settings, max_connections, options).await
+    }
+
+    /// As `connect`, with these session options.
+    pub async fn connect_with(
+        settings: DatabaseSettings,
+        max_connections: usize,
+        options: SessionOptions,
+    ) -> Result<Database, DbError> {
         let aws = match &settings {
             DatabaseSettings::Rds {
                 auth: RdsAuth::Iam { .. },
@@ -145,29 +225,24 @@ impl Database {
             _ => None,
         };
         let token = iam_token(&settings, aws.as_ref()).await?;
-        Database::with_token(
-            settings,
-            max_connections,
-            lock_wait_timeout_seconds,
-            aws,
-            token,
-        )
+        Database::with_token(settings, max_connections, options, aws, token)
     }
 
     fn with_token(
         settings: DatabaseSettings,
         max_connections: usize,
-        lock_wait_timeout_seconds: u32,
+        options: SessionOptions,
         aws: Option<aws_config::SdkConfig>,
         token: Option<String>,
     ) -> Result<Database, DbError> {
-        let opts = build_opts(&settings, max_connections, lock_wait_timeout_seconds, token)?;
+        let opts = build_opts(&settings, max_connections, &options, token)?;
         let pool =
             Pool::new(opts).map_err(|e| DbError::caused("cannot set up the database pool", e))?;
         Ok(Database {
             settings,
             max_connections,
-            lock_wait_timeout_seconds,
+            options,
+            flavor: OnceLock::new(),
             state: RwLock::new(PoolState {
                 pool,
                 built: Instant::now(),
@@ -192,7 +267,7 @@ impl Database {
             return Database::with_token(
                 settings,
                 max_connections,
-                DEFAULT_LOCK_WAIT_TIMEOUT_SECONDS,
+                SessionOptions::default(),
                 None,
                 None,
             );
@@ -211,12 +286,41 @@ impl Database {
             self.refresh_if_old()?;
         }
         let pool = self.state.read().expect("pool lock poisoned").pool.clone();
-        pool.get_conn().map_err(|e| {
+        let mut conn = pool.get_conn().map_err(|e| {
             DbError::new(
                 DbErrorKind::Transient,
                 connect_error_message(&self.settings, &e),
             )
-        })
+        })?;
+        if let Some(limit) = self.options.statement_time_limit {
+            self.limit_statements(&mut conn, limit)?;
+        }
+        Ok(conn)
+    }
+
+    /// Sets the statement time limit on a connection being handed out: on
+    /// every hand-out (one round trip), as the limit's name depends on the
+    /// server, found by the first connection, and a `SET` at connect cannot
+    /// depend on it.
+    fn limit_statements(&self, conn: &mut PooledConn, limit: Duration) -> Result<(), DbError> {
+        let flavor = match self.flavor.get() {
+            Some(flavor) => *flavor,
+            None => {
+                let version: Option<String> = conn
+                    .query_first("SELECT VERSION()")
+                    .map_err(|e| DbError::caused("reading the server's version", e))?;
+                *self
+                    .flavor
+                    .get_or_init(|| ServerFlavor::of_version(version.as_deref().unwrap_or("")))
+            }
+        };
+        conn.query_drop(flavor.statement_time_limit_sql(limit))
+            .map_err(|e| DbError::caused("setting the statement time limit", e))
+    }
+
+    /// The limit every statement of this database's connections runs under, if any.
+    pub fn statement_time_limit(&self) -> Option<Duration> {
+        self.options.statement_time_limit
     }
 
     fn refresh_if_old(&self) -> Result<(), DbError> {
@@ -234,12 +338,7 @@ impl Database {
             DbError::permanent("IAM authentication needs a Tokio runtime to refresh its token")
         })?;
         let token = runtime.block_on(iam_token(&self.settings, self.aws.as_ref()))?;
-        let opts = build_opts(
-            &self.settings,
-            self.max_connections,
-            self.lock_wait_timeout_seconds,
-            token,
-        )?;
+        let opts = build_opts(&self.settings, self.max_connections, &self.options, token)?;
         let pool =
             Pool::new(opts).map_err(|e| DbError::caused("cannot set up the database pool", e))?;
         *self.state.write().expect("pool lock poisoned") = PoolState {
@@ -310,7 +409,7 @@ async fn iam_token(
 fn build_opts(
     settings: &DatabaseSettings,
     max_connections: usize,
-    lock_wait_timeout_seconds: u32,
+    options: &SessionOptions,
     iam_token: Option<String>,
 ) -> Result<Opts, DbError> {
     let constraints = PoolConstraints::new(0, max_connections.max(1)).expect("0 <= max");
@@ -359,16 +458,31 @@ fn build_opts(
     Ok(builder
         .pool_opts(pool_opts)
         .tcp_connect_timeout(Some(Duration::from_secs(5)))
-        .init(vec![
-            "SET SESSION time_zone = '+00:00'".to_string(),
-            format!(
-                "SET SESSION sql_mode = '{}'",
-                crate::store::sql::SESSION_SQL_MODE
-            ),
-            format!("SET SESSION innodb_lock_wait_timeout = {lock_wait_timeout_seconds}"),
-            "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string(),
-        ])
+        .init(session_init(options))
         .into())
+}
+
+/// The statements every new connection runs. RDS Proxy tracks (does not pin
+/// a session for) `SET`s of the time zone, `sql_mode` and the isolation
+/// level; any other variable pins it, so unpinned mode leaves the lock wait
+/// to the proxy's `InitQuery`. The `sql_mode` is set in every mode: the
+/// literal escaping of `store::sql` relies on it (backslash escapes on).
+pub fn session_init(options: &SessionOptions) -> Vec<String> {
+    let mut init = vec![
+        "SET SESSION time_zone = '+00:00'".to_string(),
+        format!(
+            "SET SESSION sql_mode = '{}'",
+            crate::store::sql::SESSION_SQL_MODE
+        ),
+    ];
+    if !options.unpinned {
+        init.push(format!(
+            "SET SESSION innodb_lock_wait_timeout = {}",
+            options.lock_wait_timeout_seconds
+        ));
+    }
+    init.push("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED".to_string());
+    init
 }
 
 fn url_error_kind(err: &mysql::UrlError) -> &'static str {
@@ -531,5 +645,43 @@ mod tests {
         assert!(std::error::Error::source(cause)
             .is_some_and(|e| e.downcast_ref::<mysql::Error>().is_some()));
         assert!(!DbError::permanent("no such run").is_transient());
+    }
+
+    #[test]
+    fn the_statement_time_limit_is_named_per_server() {
+        let limit = Duration::from_millis(2_500);
+        assert_eq!(
+            ServerFlavor::of_version("10.11.6-MariaDB-log").statement_time_limit_sql(limit),
+            "SET SESSION max_statement_time = 2.500"
+        );
+        assert_eq!(
+            ServerFlavor::of_version("8.0.39").statement_time_limit_sql(limit),
+            "SET SESSION max_execution_time = 2500"
+        );
+        assert!(is_statement_timeout(&server_error(1969)));
+        assert!(is_statement_timeout(&server_error(3024)));
+        assert!(!is_statement_timeout(&server_error(1205)));
+        assert!(!DbError::caused("x", server_error(1969)).is_transient());
+    }
+
+    #[test]
+    fn unpinned_sessions_keep_the_sql_mode() {
+        let pinned = session_init(&SessionOptions::default());
+        let unpinned = session_init(&SessionOptions {
+            unpinned: true,
+            ..SessionOptions::default()
+        });
+        for init in [&pinned, &unpinned] {
+            assert!(init
+                .iter()
+                .any(|s| s.starts_with("SET SESSION sql_mode = ")
+                    && !s.contains("NO_BACKSLASH_ESCAPES")));
+        }
+        assert!(pinned
+            .iter()
+            .any(|s| s.contains("innodb_lock_wait_timeout")));
+        assert!(!unpinned
+            .iter()
+            .any(|s| s.contains("innodb_lock_wait_timeout")));
     }
 }

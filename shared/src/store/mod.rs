@@ -10,12 +10,15 @@ pub mod migrate;
 mod sql;
 pub use aws::{s3_client, sdk_config, sqs_client};
 pub use clock::{deadline_instant, now_ms, system_clock, Clock};
-pub use config::{env_lookup, required, ConfigError, DatabaseSettings, Lookup, Secret};
+pub use config::{
+    env_lookup, required, unpinned_sessions, ConfigError, DatabaseSettings, Lookup, Secret,
+};
 pub use db::{
-    create_database_if_missing, drop_database, is_transient, with_retry, Database, DbError,
-    DbErrorKind,
+    create_database_if_missing, drop_database, is_statement_timeout, is_transient, session_init,
+    with_retry, Database, DbError, DbErrorKind, ServerFlavor, SessionOptions,
 };
 pub use sql::{
-    merge, push_hex_literal, push_str_literal, run_script, str_literal, Outcome, PreparedUpsert,
-    Row, Upsert,
+    merge, oversized_statements, push_hex_literal, push_str_literal, run_script,
+    set_unpinned_statements, str_literal, unpinned_statements, Outcome, PreparedUpsert, Row,
+    Upsert, SESSION_SQL_MODE, UNPINNED_MAX_STATEMENT_BYTES,
 };

@@ -10,13 +10,68 @@
 //! multi-statement text (`run_script`), one round trip for all of them.
 //! Literal escaping relies on the session `sql_mode` set in `db.rs` (backslash
 //! escapes on).
+//!
+//! Unpinned mode ([`set_unpinned_statements`], `DB_SESSIONS=unpinned`, for
+//! RDS Proxy multiplexing): no prepared statements, and every text this
+//! module sends is cut at [`UNPINNED_MAX_STATEMENT_BYTES`], below the 16 KB
+//! over which RDS Proxy pins a session. A single row or statement longer
+//! than that still goes alone (and pins); such statements are counted
+//! ([`oversized_statements`]) and logged.
 
 use std::fmt::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mysql::prelude::Queryable;
 use mysql::Value;
 
 pub const MAX_STATEMENT_BYTES: usize = 1 << 20;
+
+/// The statement size cap of unpinned mode: RDS Proxy pins a session for
+/// any statement longer than 16 KB (16,384 bytes); this leaves room for the
+/// protocol's framing.
+pub const UNPINNED_MAX_STATEMENT_BYTES: usize = 16_000;
+
+static UNPINNED: AtomicBool = AtomicBool::new(false);
+static OVERSIZED: AtomicU64 = AtomicU64::new(0);
+
+/// Process-wide: text statements of at most [`UNPINNED_MAX_STATEMENT_BYTES`]
+/// instead of prepared ones and 1 MiB texts. Set once at start-up, from the
+/// function's configuration (`DB_SESSIONS`); it changes how statements are
+/// cut, never what they do.
+pub fn set_unpinned_statements(unpinned: bool) {
+    UNPINNED.store(unpinned, Ordering::Relaxed);
+}
+
+pub fn unpinned_statements() -> bool {
+    UNPINNED.load(Ordering::Relaxed)
+}
+
+/// Statements sent in unpinned mode that were longer than
+/// [`UNPINNED_MAX_STATEMENT_BYTES`] (a single row or query that long), since
+/// the process started: each pinned its RDS Proxy session.
+pub fn oversized_statements() -> u64 {
+    OVERSIZED.load(Ordering::Relaxed)
+}
+
+/// The size budget of one statement text in the current mode.
+fn statement_budget() -> usize {
+    if unpinned_statements() {
+        UNPINNED_MAX_STATEMENT_BYTES
+    } else {
+        MAX_STATEMENT_BYTES
+    }
+}
+
+/// Counts (and logs) a statement that pins an RDS Proxy session in unpinned mode.
+fn note_size(text: &str) {
+    if unpinned_statements() && text.len() > UNPINNED_MAX_STATEMENT_BYTES {
+        OVERSIZED.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(
+            bytes = text.len(),
+            "a statement over 16 KB: it pins this RDS Proxy session"
+        );
+    }
+}
 
 /// The `sql_mode` every connection sets, so literals and GROUP BY rules behave
 /// the same on MySQL 8 and MariaDB whatever the server default.
@@ -85,30 +140,30 @@ impl Row {
         self.values.push(Value::NULL);
         self
     }
+}
 
-    /// The values as SQL literals, comma-separated. Bytes that are UTF-8 are
-    /// written as a string literal, others in hex: either way a text or
-    /// binary column receives exactly those bytes.
-    fn push_literals(&self, out: &mut String) {
-        for (index, value) in self.values.iter().enumerate() {
-            if index > 0 {
-                out.push(',');
+/// Values as SQL literals, comma-separated. Bytes that are UTF-8 are
+/// written as a string literal, others in hex: either way a text or
+/// binary column receives exactly those bytes.
+fn push_literals(values: &[Value], out: &mut String) {
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        match value {
+            Value::NULL => out.push_str("NULL"),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
             }
-            match value {
-                Value::NULL => out.push_str("NULL"),
-                Value::Int(i) => {
-                    let _ = write!(out, "{i}");
-                }
-                Value::UInt(u) => {
-                    let _ = write!(out, "{u}");
-                }
-                Value::Bytes(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(text) => push_str_literal(out, text),
-                    Err(_) => push_hex_literal(out, bytes),
-                },
-                // Row never holds other kinds.
-                other => out.push_str(&other.as_sql(false)),
+            Value::UInt(u) => {
+                let _ = write!(out, "{u}");
             }
+            Value::Bytes(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => push_str_literal(out, text),
+                Err(_) => push_hex_literal(out, bytes),
+            },
+            // Row never holds other kinds.
+            other => out.push_str(&other.as_sql(false)),
         }
     }
 }
@@ -160,6 +215,8 @@ pub struct Upsert {
     ready: Vec<String>,
     /// The row being added, as literals (kept to reuse its allocation).
     row_text: String,
+    /// Statement size budget (the mode's, when the upsert was made).
+    max_bytes: usize,
 }
 
 impl Upsert {
@@ -173,6 +230,7 @@ impl Upsert {
             rows_in_statement: 0,
             ready: Vec::new(),
             row_text: String::new(),
+            max_bytes: statement_budget(),
         }
     }
 
@@ -190,11 +248,14 @@ impl Upsert {
 
     /// Adds a row without sending anything; see `take_statements`.
     pub fn add(&mut self, row: &Row) {
+        self.add_values(&row.values);
+    }
+
+    fn add_values(&mut self, values: &[Value]) {
         self.row_text.clear();
-        row.push_literals(&mut self.row_text);
+        push_literals(values, &mut self.row_text);
         if self.rows_in_statement > 0
-            && self.statement.len() + self.row_text.len() + self.tail.len() + 3
-                > MAX_STATEMENT_BYTES
+            && self.statement.len() + self.row_text.len() + self.tail.len() + 3 > self.max_bytes
         {
             self.close_statement();
         }
@@ -226,6 +287,7 @@ impl Upsert {
 
     fn send_ready(&mut self, conn: &mut impl Queryable) -> Result<(), mysql::Error> {
         for statement in std::mem::take(&mut self.ready) {
+            note_size(&statement);
             conn.query_drop(&statement)?;
         }
         Ok(())
@@ -267,7 +329,12 @@ impl PreparedUpsert {
     /// Sends the rows in statements of power-of-two sizes (so a connection's
     /// statement cache holds at most eleven texts per table) and returns the
     /// affected rows, counted as in [`Outcome::affected_rows`].
+    /// In unpinned mode ([`set_unpinned_statements`]) the same rows go as
+    /// text statements of at most [`UNPINNED_MAX_STATEMENT_BYTES`].
     pub fn execute(self, conn: &mut impl Queryable) -> Result<u64, mysql::Error> {
+        if unpinned_statements() {
+            return self.execute_as_text(conn);
+        }
         let mut left = self.values.len() / self.columns;
         let mut values = self.values.into_iter();
         let mut affected_rows = 0;
@@ -290,6 +357,32 @@ impl PreparedUpsert {
     }
 }
 
+impl PreparedUpsert {
+    /// What [`PreparedUpsert::execute`] does in unpinned mode: the same rows
+    /// as text statements of at most [`UNPINNED_MAX_STATEMENT_BYTES`] (a row
+    /// longer than that alone), counted the same way.
+    pub fn execute_as_text(self, conn: &mut impl Queryable) -> Result<u64, mysql::Error> {
+        let mut upsert = Upsert {
+            head: self.head,
+            tail: self.tail,
+            statement: String::new(),
+            rows_in_statement: 0,
+            ready: Vec::new(),
+            row_text: String::new(),
+            max_bytes: UNPINNED_MAX_STATEMENT_BYTES,
+        };
+        for row in self.values.chunks(self.columns) {
+            upsert.add_values(row);
+        }
+        let mut affected_rows = 0;
+        for statement in upsert.take_statements() {
+            note_size(&statement);
+            affected_rows += conn.query_iter(&statement)?.affected_rows();
+        }
+        Ok(affected_rows)
+    }
+}
+
 /// Rows per prepared statement at most (a power of two), and columns, so that
 /// its placeholders stay under the protocol's 65,535.
 const MAX_PREPARED_ROWS: usize = 1024;
@@ -305,13 +398,15 @@ pub struct Outcome {
 }
 
 /// Runs statements in order, as few multi-statement texts as fit
-/// `MAX_STATEMENT_BYTES` (one round trip each), and returns one outcome per
+/// `MAX_STATEMENT_BYTES` (in unpinned mode `UNPINNED_MAX_STATEMENT_BYTES`;
+/// one round trip each), and returns one outcome per
 /// statement. The server stops at the first failing statement; its error is
 /// returned. Statements must not end with `;`.
 pub fn run_script(
     conn: &mut impl Queryable,
     statements: &[String],
 ) -> Result<Vec<Outcome>, mysql::Error> {
+    let budget = statement_budget();
     let mut outcomes = Vec::with_capacity(statements.len());
     let mut text = String::new();
     let mut start = 0;
@@ -319,7 +414,7 @@ pub fn run_script(
         let mut end = start;
         text.clear();
         while end < statements.len()
-            && (end == start || text.len() + 1 + statements[end].len() <= MAX_STATEMENT_BYTES)
+            && (end == start || text.len() + 1 + statements[end].len() <= budget)
         {
             if end > start {
                 text.push(';');
@@ -327,6 +422,7 @@ pub fn run_script(
             text.push_str(&statements[end]);
             end += 1;
         }
+        note_size(&text);
         let mut result = conn.query_iter(&text)?;
         // Every result set is read: a failing statement's error only shows
         // in its own set, and dropping the result would hide it.
@@ -408,8 +504,37 @@ mod tests {
             .bytes(&[0, 255])
             .opt_int(None);
         let mut text = String::new();
-        row.push_literals(&mut text);
+        push_literals(&row.values, &mut text);
         assert_eq!(text, "'a',-3,NULL,1,X'00ff',NULL");
+    }
+
+    #[test]
+    fn unpinned_upserts_cut_statements_under_16_kb() {
+        let mut upsert = Upsert {
+            max_bytes: UNPINNED_MAX_STATEMENT_BYTES,
+            ..Upsert::new("t", &["k", "v"], "v = VALUES(v)")
+        };
+        for k in 0..2_000 {
+            let mut row = Row::default();
+            row.int(k).str(&"x".repeat(40));
+            upsert.add(&row);
+        }
+        // One row longer than the cap goes alone.
+        let mut long = Row::default();
+        long.int(-1).str(&"y".repeat(20_000));
+        upsert.add(&long);
+        let statements = upsert.take_statements();
+        let (long, short): (Vec<&String>, Vec<&String>) = statements
+            .iter()
+            .partition(|s| s.len() > UNPINNED_MAX_STATEMENT_BYTES);
+        assert_eq!(long.len(), 1);
+        assert!(long[0].starts_with("INSERT INTO t (k,v) VALUES (-1,'yyy"));
+        assert!(short.len() >= 6, "{} statements", short.len());
+        let rows: usize = short.iter().map(|s| s.matches(",'xxx").count()).sum();
+        assert_eq!(rows, 2_000);
+        assert!(short
+            .iter()
+            .all(|s| s.ends_with(" ON DUPLICATE KEY UPDATE v = VALUES(v)")));
     }
 
     #[test]

@@ -851,24 +851,37 @@ async fn summaries_follow_every_load_and_never_go_back_in_time() {
         )
     };
     assert_eq!(viewers_of_p1(&mut conn), Some(2));
-    // Up to date: nothing to refresh. Only the listed tenant was refreshed.
+    // Up to date: the loaders refreshed every tenant's presentations they
+    // loaded (acme's four, globex's one); nothing is left to refresh.
     assert_eq!(refresh_summaries(&mut conn, "acme").unwrap(), 0);
     let fresh =
         "SELECT COUNT(*) FROM agg_presentation a JOIN dim_presentation p USING (presentation_key) \
                  WHERE a.source_revision = p.revision";
-    assert_eq!(test.count(fresh), 4);
+    assert_eq!(test.count(fresh), 5);
 
-    // A later load makes p1's summary stale; the next list sees the new viewer.
+    // A later load: its loader refreshes p1's summary right after its commit.
     assert!(loaders.deliver(&[new_viewer(20)], 10).await.is_empty());
-    assert_eq!(test.count(fresh), 3);
+    assert_eq!(test.count(fresh), 5);
     assert_eq!(viewers_of_p1(&mut conn), Some(3));
-    assert_eq!(test.count(fresh), 4);
-    // A summary computed from an older revision is recomputed, whatever it says.
+    // A summary computed from an older revision is served as it is, named
+    // stale, until a refresh recomputes it: the list itself never writes.
     conn.query_drop(
         "UPDATE agg_presentation SET unique_viewers = 999, source_revision = source_revision - 1",
     )
     .unwrap();
+    assert_eq!(viewers_of_p1(&mut conn), Some(999));
+    let list = presentation_list(&mut conn, "acme", &PresentationQuery::default()).unwrap();
+    let mut stale = list.stale_figures.clone();
+    stale.sort();
+    let mut every: Vec<&str> = pids(&list.presentations);
+    every.sort();
+    assert_eq!(stale, every, "every summary is of an older revision");
+    assert_eq!(test.count(fresh), 0, "the list wrote nothing");
+    // Only the named tenant's are refreshed (globex's stays stale).
+    assert_eq!(refresh_summaries(&mut conn, "acme").unwrap(), 4);
     assert_eq!(viewers_of_p1(&mut conn), Some(3));
+    let list = presentation_list(&mut conn, "acme", &PresentationQuery::default()).unwrap();
+    assert!(list.stale_figures.is_empty(), "{:?}", list.stale_figures);
 
     // A refresh working from an older snapshot never replaces a newer summary:
     // p1 is stale in the old snapshot, a load and a refresh commit after it,
@@ -896,7 +909,7 @@ async fn summaries_follow_every_load_and_never_go_back_in_time() {
         4
     );
 
-    // Concurrent lists refreshing the same stale summaries agree.
+    // Concurrent refreshes of the same stale summaries agree.
     conn.query_drop("UPDATE agg_presentation SET source_revision = 0")
         .unwrap();
     std::thread::scope(|s| {
@@ -904,6 +917,7 @@ async fn summaries_follow_every_load_and_never_go_back_in_time() {
             .map(|_| {
                 s.spawn(|| {
                     let mut conn = test.conn();
+                    refresh_summaries(&mut conn, "acme").unwrap();
                     all_presentations(&mut conn, "acme")
                 })
             })
@@ -1228,6 +1242,9 @@ fn the_answers_hold_at_20000_viewers() {
     let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
     assert_eq!(list.viewers.len(), 50);
     conn.query_drop("DELETE FROM agg_presentation").unwrap();
+    let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
+    assert_eq!(list.stale_figures, ["big"]);
+    assert_eq!(refresh_summaries(&mut conn, "bigcorp").unwrap(), 1);
     let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
     assert_eq!(list.presentations[0].unique_viewers, 20_000);
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use mysql::prelude::Queryable;
 use serde_json::{json, Map, Value};
 use shared::contract::DataPoint;
-use shared::handlers::{percent_decode, AnalyticsApi};
+use shared::handlers::{percent_decode, AnalyticsApi, ApiConfig};
 use shared::read::flags::{self, FlagState};
 use shared::store::Database;
 use shared::store::{DatabaseSettings, Secret};
@@ -191,7 +192,7 @@ async fn reports_are_the_golden_answers() {
         let tenant = report["tenantId"].as_str().unwrap();
         let path = format!("/tenants/{tenant}/presentations/{id}");
         assert_eq!(&get_ok(&api, &path, "").await, report, "{path}");
-        // Asking again is served from the cache: the same answer.
+        // Asking again (the API caches nothing: computed again) is the same.
         assert_eq!(&get_ok(&api, &path, "shadow=false").await, report, "{path}");
     }
     // Percent-encoded path segments are decoded.
@@ -513,6 +514,141 @@ async fn a_database_failure_is_a_503_without_details() {
     // Bad input is still a 400, checked before the database is touched.
     let (status, _) = get(&api, "/tenants/acme/presentations", "limit=1001").await;
     assert_eq!(status, 400);
+}
+
+// ---------------------------------------------------------------------------
+// Under pressure: a statement time limit, no summary recomputed in a request
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_the_time_limit_is_cut_off_and_answers_504() {
+    let test = TestDb::new();
+    Loaders::new(&test)
+        .await
+        .deliver(&sample_lines(), 200)
+        .await;
+    // The API as its function builds it, from its configuration.
+    let url = test.url.clone();
+    let lookup = move |name: &str| match name {
+        "DATABASE_URL" => Some(url.clone()),
+        "API_STATEMENT_TIME_LIMIT_MS" => Some("300".to_string()),
+        _ => None,
+    };
+    let api = AnalyticsApi::connect(ApiConfig::from_lookup(&lookup).unwrap())
+        .await
+        .unwrap();
+
+    // The limit is in force on the API's connection, under the server's name.
+    let mut conn = api.database().conn().unwrap();
+    let version: String = conn.query_first("SELECT VERSION()").unwrap().unwrap();
+    let variable = if version.contains("MariaDB") {
+        "SELECT @@SESSION.max_statement_time * 1000"
+    } else {
+        "SELECT @@SESSION.max_execution_time"
+    };
+    let limit: f64 = conn.query_first(variable).unwrap().unwrap();
+    assert_eq!(limit.round(), 300.0, "{version}");
+    // A slow statement is cut off at the limit, as a timeout.
+    let started = std::time::Instant::now();
+    let error = conn.query::<mysql::Row, _>("SELECT SLEEP(5)").unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(3));
+    assert!(shared::store::is_statement_timeout(&error), "{error}");
+    assert!(matches!(
+        shared::read::AnalyticsError::from(error),
+        shared::read::AnalyticsError::TimedOut(_)
+    ));
+    drop(conn);
+
+    // Through a request: the list's query waits on a table another session
+    // holds locked, and is cut off instead of outliving the request.
+    let mut locker = test.conn();
+    locker
+        .query_drop("LOCK TABLES dim_presentation WRITE")
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = get(&api, "/tenants/acme/presentations", "").await;
+    let waited = started.elapsed();
+    locker.query_drop("UNLOCK TABLES").unwrap();
+    assert_eq!(status, 504, "{body}");
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.contains("took longer than the analytics API allows") && message.contains("0.3 s"),
+        "{message}"
+    );
+    assert!(waited < std::time::Duration::from_secs(3), "{waited:?}");
+    // The report too (its first statement reads the same table).
+    locker
+        .query_drop("LOCK TABLES dim_presentation WRITE")
+        .unwrap();
+    let (status, _) = get(&api, "/tenants/acme/presentations/prs-acm-0000", "").await;
+    locker.query_drop("UNLOCK TABLES").unwrap();
+    assert_eq!(status, 504);
+    // Once the table is free the same requests answer.
+    let (status, body) = get(&api, "/tenants/acme/presentations", "").await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_serves_summaries_as_they_are_and_the_loaders_refresh_them() {
+    let (test, api) = sample_api().await;
+    let golden = &sample_expected()["presentations"]["acme"];
+    let viewers_of = |list: &Value, id: &str| {
+        rows(list, "presentations")
+            .iter()
+            .find(|r| r["presentationId"] == id)
+            .map(|r| r["uniqueViewers"].clone())
+    };
+    let fresh_figures = golden
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["presentationId"] == "prs-acm-0000")
+        .unwrap()["uniqueViewers"]
+        .clone();
+    // The loaders refreshed every summary after their batches.
+    let list = get_ok(&api, "/tenants/acme/presentations", "").await;
+    assert_eq!(list["staleFigures"], json!([]));
+    assert_eq!(
+        viewers_of(&list, "prs-acm-0000"),
+        Some(fresh_figures.clone())
+    );
+
+    // A summary of an older revision is served as it is, and named stale;
+    // the request writes nothing.
+    let summaries = "SELECT CONCAT_WS('/', presentation_key, source_revision, unique_viewers) \
+                     FROM agg_presentation ORDER BY presentation_key";
+    test.conn()
+        .query_drop(
+            "UPDATE agg_presentation a JOIN dim_presentation p USING (presentation_key) \
+             SET a.unique_viewers = 999, a.source_revision = a.source_revision - 1 \
+             WHERE p.presentation_id = 'prs-acm-0000'",
+        )
+        .unwrap();
+    let before: Vec<String> = test.rows(summaries);
+    let list = get_ok(&api, "/tenants/acme/presentations", "sort=viewers").await;
+    assert_eq!(list["staleFigures"], json!(["prs-acm-0000"]));
+    assert_eq!(viewers_of(&list, "prs-acm-0000"), Some(json!(999)));
+    assert_eq!(
+        test.rows::<String>(summaries),
+        before,
+        "the list wrote nothing"
+    );
+
+    // What refreshes it: the next batch touching the presentation, even one
+    // of duplicates (a batch delivered again after its loader died between
+    // commit and refresh).
+    let line = sample_lines()
+        .into_iter()
+        .find(|l| {
+            shared::contract::parse_event(l)
+                .is_ok_and(|e| e.stream_id == "prs-acm-0000" && e.data_point().is_some())
+        })
+        .expect("an event of prs-acm-0000");
+    let failures = Loaders::new(&test).await.deliver(&[line], 1).await;
+    assert!(failures.is_empty(), "{failures:?}");
+    let list = get_ok(&api, "/tenants/acme/presentations", "").await;
+    assert_eq!(list["staleFigures"], json!([]));
+    assert_eq!(viewers_of(&list, "prs-acm-0000"), Some(fresh_figures));
 }
 
 // ---------------------------------------------------------------------------

@@ -786,3 +786,35 @@ async fn batches_bounded_in_bytes_load_the_same_and_hold_no_more_than_their_boun
     .unwrap();
     assert_eq!(snapshot(&test), snapshot(&whole));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_of_a_direct_run_leaves_no_summary_stale() {
+    // The presentation list reads summaries the loaders refresh after their
+    // batches; a direct run writes without them, so its invocation sweeps.
+    let test = TestDb::new();
+    let function = shared::handlers::BackfillFunction {
+        context: context(&test, QueueUrls::default(), 2000).await,
+    };
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (std::time::SystemTime::now() + Duration::from_secs(300))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let payload = serde_json::json!({"source": sample_source(), "mode": "direct"});
+    let summary = function
+        .handle(lambda_runtime::LambdaEvent::new(
+            serde_json::from_value(payload).unwrap(),
+            context,
+        ))
+        .await
+        .unwrap();
+    assert!(summary.done);
+    let stale = "SELECT COUNT(*) FROM dim_presentation p \
+                 LEFT JOIN agg_presentation a USING (presentation_key) \
+                 WHERE a.presentation_key IS NULL OR a.source_revision < p.revision";
+    assert_eq!(test.count(stale), 0);
+    assert_eq!(
+        test.count("SELECT COUNT(*) FROM agg_presentation"),
+        test.count("SELECT COUNT(*) FROM dim_presentation")
+    );
+}

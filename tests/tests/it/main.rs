@@ -11,6 +11,7 @@ mod loaders;
 mod migrate;
 mod ops;
 mod pipeline;
+mod privileges;
 mod reconcile;
 mod sql;
 mod template;

@@ -694,3 +694,33 @@ async fn each_tenants_copy_of_a_stream_is_reconciled_and_repaired_as_its_own() {
     assert_eq!(second.totals.compared, first.totals.compared);
     integration_tests::harness::assert_answers_of(&mut test.conn(), &helpers::poison_expected());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_reconciliation_refreshes_every_stale_summary() {
+    let stale = "SELECT COUNT(*) FROM dim_presentation p \
+                 LEFT JOIN agg_presentation a USING (presentation_key) \
+                 WHERE a.presentation_key IS NULL OR a.source_revision < p.revision";
+    let test = TestDb::new();
+    let ctx = loaded_sample(&test).await;
+    // The backfill job alone (no function around it) refreshes no summary.
+    assert!(test.count(stale) > 0);
+    let (from, to, window) = all_time();
+    let function = shared::handlers::ReconcileFunction {
+        context: ctx,
+        source_template: None,
+        default_repair: None,
+        error_retention: shared::handlers::ErrorRetention::default(),
+    };
+    let mut context = lambda_runtime::Context::default();
+    context.deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(300))
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let payload = serde_json::json!({"detail": {"source": window.source, "from": from, "to": to}});
+    let summary = function
+        .handle(lambda_runtime::LambdaEvent::new(payload, context))
+        .await
+        .unwrap();
+    assert!(summary.done);
+    assert_eq!(test.count(stale), 0, "the nightly sweep refreshed them");
+}

@@ -102,6 +102,41 @@ fn a_prepared_upsert_counts_only_the_rows_it_inserted() {
     assert_eq!(test.count("SELECT COUNT(*) FROM prepared"), 1300);
 }
 
+#[test]
+fn the_unpinned_text_path_stores_and_counts_what_the_prepared_one_does() {
+    // DB_SESSIONS=unpinned sends a prepared upsert's rows as text statements
+    // under 16 KB (RDS Proxy pins a session for prepared statements and for
+    // statements over 16 KB): the same bytes stored, the same rows counted.
+    let test = TestDb::new();
+    create_table(&test, "prepared");
+    let mut text = test.conn();
+    text.query_drop("CREATE TABLE text LIKE prepared").unwrap();
+    assert_eq!(prepared(0..1100).execute(&mut test.conn()).unwrap(), 1100);
+    let as_text = |rows: std::ops::Range<i64>, conn: &mut mysql::PooledConn| {
+        let mut upsert = PreparedUpsert::new("text", COLUMNS, &merge::keep("k"));
+        for k in rows {
+            upsert.add(row(k));
+        }
+        upsert.execute_as_text(conn).unwrap()
+    };
+    let prepares_before: (String, u64) = text
+        .query_first("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'")
+        .unwrap()
+        .unwrap();
+    assert_eq!(as_text(0..1100, &mut text), 1100);
+    assert_eq!(contents(&test, "text"), contents(&test, "prepared"));
+    assert_eq!(
+        as_text(250..1300, &mut text),
+        200,
+        "only the new rows count"
+    );
+    let prepares_after: (String, u64) = text
+        .query_first("SHOW SESSION STATUS LIKE 'Com_stmt_prepare'")
+        .unwrap()
+        .unwrap();
+    assert_eq!(prepares_after.1, prepares_before.1, "no statement prepared");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }

@@ -1,13 +1,18 @@
 //! The SAM template (`template.yaml`) against the workspace: every function
 //! crate under `functions/` is deployed by exactly one template function and
 //! every template function builds a crate; and the template passes cfn-lint
-//! (`scripts/lint-template.sh`). The template is read line by line (the tests
-//! crate has no YAML parser, on purpose): the reader below understands just
-//! the layout `template.yaml` uses, and fails loudly when it finds nothing.
+//! (`scripts/lint-template.sh`). The crate check reads the template line by
+//! line (the tests crate has no YAML parser, on purpose): the reader below
+//! understands just the layout `template.yaml` uses, and fails loudly when
+//! it finds nothing. The checks of alarms, concurrency, the state machine
+//! and the database users read it as data, decoded by cfn-lint's own loader
+//! from `.venv` (which the lint needs anyway).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde_json::{json, Value};
 
 /// Functions the template already deploys whose crates have not landed yet.
 /// Remove a name when its crate lands under `functions/`: the test fails while
@@ -231,4 +236,469 @@ fn the_template_passes_cfn_lint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+// ---------------------------------------------------------------------------
+// The template as data: alarms, reserved concurrency, the reconcile state
+// machine, the database users, the proxy (issue 15, items 7 to 10)
+// ---------------------------------------------------------------------------
+
+/// `template.yaml` decoded by cfn-lint's own loader (the `.venv` the lint
+/// uses), so that the YAML tags become their JSON forms (`!Ref X` is
+/// `{"Ref": "X"}`, `!GetAtt X.Y` is `{"Fn::GetAtt": ["X", "Y"]}`).
+fn template_json() -> &'static Value {
+    static TEMPLATE: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let root = repo_root();
+        let python = root.join(".venv/bin/python");
+        let output = Command::new(&python)
+            .arg("-c")
+            .arg(
+                "import json, sys\n\
+                 from cfnlint.decode import decode\n\
+                 template, problems = decode(sys.argv[1])\n\
+                 if problems:\n    sys.exit('\\n'.join(str(p) for p in problems))\n\
+                 print(json.dumps(template))",
+            )
+            .arg(root.join("template.yaml"))
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run {} ({e}): run scripts/setup.sh, which creates .venv with cfn-lint",
+                    python.display()
+                )
+            });
+        assert!(
+            output.status.success(),
+            "decoding template.yaml failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("the decoded template is JSON")
+    })
+}
+
+fn resources() -> &'static serde_json::Map<String, Value> {
+    template_json()["Resources"].as_object().expect("Resources")
+}
+
+/// Logical ids of the resources of a type.
+fn of_type(kind: &str) -> Vec<&'static str> {
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
+/// The alarms on `namespace`/`metric` with a dimension equal to `dimension`
+/// (as a single metric, or as one of a metric-math alarm's metrics).
+fn alarms_on(namespace: &str, metric: &str, dimension: &Value) -> Vec<&'static str> {
+    let matches = |m: &Value| {
+        m["Namespace"] == namespace
+            && m["MetricName"] == metric
+            && m["Dimensions"]
+                .as_array()
+                .is_some_and(|ds| ds.iter().any(|d| d == dimension))
+    };
+    resources()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::CloudWatch::Alarm")
+        .filter(|(_, r)| {
+            let p = &r["Properties"];
+            matches(p)
+                || p["Metrics"].as_array().is_some_and(|metrics| {
+                    metrics.iter().any(|m| matches(&m["MetricStat"]["Metric"]))
+                })
+        })
+        .map(|(id, _)| id.as_str())
+        .collect()
+}
+
+/// Every alarm notifies the alarm topic when one is given.
+fn assert_notifies(alarm: &str) {
+    assert_eq!(
+        resources()[alarm]["Properties"]["AlarmActions"],
+        json!({"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}),
+        "{alarm} must notify AlarmTopicArn"
+    );
+}
+
+#[test]
+fn every_function_has_errors_and_throttles_alarms() {
+    let functions = of_type("AWS::Serverless::Function");
+    assert_eq!(functions.len(), 8, "{functions:?}");
+    for function in functions {
+        let dimension = json!({"Name": "FunctionName", "Value": {"Ref": function}});
+        for metric in ["Errors", "Throttles"] {
+            let alarms = alarms_on("AWS/Lambda", metric, &dimension);
+            assert!(
+                !alarms.is_empty(),
+                "{function} has no alarm on AWS/Lambda {metric}"
+            );
+            for alarm in alarms {
+                let p = &resources()[alarm]["Properties"];
+                assert_eq!(p["Threshold"], json!(0), "{alarm}");
+                assert_eq!(p["ComparisonOperator"], "GreaterThanThreshold", "{alarm}");
+                assert_notifies(alarm);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_queue_has_an_age_alarm() {
+    let queues = of_type("AWS::SQS::Queue");
+    assert_eq!(queues.len(), 10, "five queues and their DLQs: {queues:?}");
+    for queue in queues {
+        let dimension = json!({"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}});
+        let alarms = alarms_on("AWS/SQS", "ApproximateAgeOfOldestMessage", &dimension);
+        assert_eq!(
+            alarms.len(),
+            1,
+            "{queue} needs one ApproximateAgeOfOldestMessage alarm"
+        );
+        let p = &resources()[alarms[0]]["Properties"];
+        assert_eq!(p["Statistic"], "Maximum");
+        if queue.ends_with("DeadLetterQueue") {
+            // Before the 14-day retention drops what nobody handled.
+            let retention = &resources()[queue]["Properties"]["MessageRetentionPeriod"];
+            assert!(p["Threshold"].as_i64().unwrap() < retention.as_i64().unwrap());
+        } else {
+            assert_eq!(p["Threshold"], json!({"Ref": "QueueAgeAlarmSeconds"}));
+            // A failed message comes back after the visibility timeout: an
+            // alarm below it would fire on every retry.
+            let minimum = &template_json()["Parameters"]["QueueAgeAlarmSeconds"]["MinValue"];
+            assert!(minimum.as_i64().unwrap() > 0);
+            let default = &template_json()["Parameters"]["QueueAgeAlarmSeconds"]["Default"];
+            let visibility = &resources()[queue]["Properties"]["VisibilityTimeout"];
+            assert!(default.as_i64().unwrap() > visibility.as_i64().unwrap());
+        }
+        assert_notifies(alarms[0]);
+    }
+}
+
+#[test]
+fn the_api_backfill_and_reconcile_have_reserved_concurrency() {
+    for (function, parameter) in [
+        ("AnalyticsApiFunction", "ApiReservedConcurrency"),
+        ("BackfillFunction", "BackfillReservedConcurrency"),
+        ("ReconcileFunction", "ReconcileReservedConcurrency"),
+    ] {
+        let p = &resources()[function]["Properties"];
+        assert_eq!(
+            p["ReservedConcurrentExecutions"],
+            json!({"Ref": parameter}),
+            "{function}"
+        );
+        let declared = &template_json()["Parameters"][parameter];
+        assert_eq!(declared["Type"], "Number", "{parameter}");
+        assert!(declared["MinValue"].as_i64() >= Some(1), "{parameter}");
+        assert!(declared["Default"].as_i64() >= Some(1), "{parameter}");
+    }
+    // The loaders are bounded by their mappings instead.
+    for function in of_type("AWS::Serverless::Function") {
+        let events = &resources()[function]["Properties"]["Events"];
+        if let Some(queue) = events.get("Queue") {
+            assert!(
+                queue["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_object(),
+                "{function}: its SQS mapping needs a MaximumConcurrency"
+            );
+        }
+    }
+    // The API's statement time limit is below its timeout.
+    let api = &resources()["AnalyticsApiFunction"]["Properties"];
+    let limit: u64 = api["Environment"]["Variables"]["API_STATEMENT_TIME_LIMIT_MS"]
+        .as_str()
+        .and_then(|ms| ms.parse().ok())
+        .expect("API_STATEMENT_TIME_LIMIT_MS in milliseconds");
+    assert!(limit > 0 && limit < api["Timeout"].as_u64().unwrap() * 1000);
+}
+
+/// Runs the reconcile state machine's definition (the subset of the
+/// States Language it uses: Task with ResultSelector, ResultPath, Retry and
+/// Catch; Choice; Pass with Parameters and States.MathAdd; Succeed; Fail)
+/// with `invoke` standing for the Lambda call: `Ok(answer)` or
+/// `Err(error name)`. Returns the final state's name and the invocations.
+fn run_state_machine(
+    definition: &Value,
+    mut invoke: impl FnMut(&Value) -> Result<Value, String>,
+) -> (String, usize) {
+    fn path<'a>(value: &'a Value, path: &str) -> &'a Value {
+        let rest = path.strip_prefix('$').expect("a JSONPath");
+        rest.split('.')
+            .filter(|k| !k.is_empty())
+            .fold(value, |v, k| &v[k])
+    }
+    fn build(template: &Value, input: &Value) -> Value {
+        let mut out = serde_json::Map::new();
+        for (key, value) in template.as_object().expect("an object") {
+            match key.strip_suffix(".$") {
+                Some(name) => {
+                    let text = value.as_str().unwrap();
+                    let resolved = match text.strip_prefix("States.MathAdd(") {
+                        Some(args) => {
+                            let (a, b) = args.trim_end_matches(')').split_once(',').unwrap();
+                            json!(
+                                path(input, a.trim()).as_i64().unwrap()
+                                    + b.trim().parse::<i64>().unwrap()
+                            )
+                        }
+                        None => path(input, text).clone(),
+                    };
+                    out.insert(name.to_string(), resolved);
+                }
+                None if value.is_object() => {
+                    out.insert(key.clone(), build(value, input));
+                }
+                None => {
+                    out.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        Value::Object(out)
+    }
+    fn put(mut input: Value, result_path: Option<&str>, result: Value) -> Value {
+        match result_path {
+            None | Some("$") => result,
+            Some(p) => {
+                let key = p.strip_prefix("$.").expect("a top-level ResultPath");
+                input[key] = result;
+                input
+            }
+        }
+    }
+    let states = &definition["States"];
+    let mut name = definition["StartAt"].as_str().unwrap().to_string();
+    let mut data = json!({"detail-type": "Scheduled Event", "detail": {}});
+    let mut invocations = 0;
+    for _ in 0..10_000 {
+        let state = &states[&name];
+        match state["Type"].as_str().unwrap() {
+            "Task" => {
+                let payload = build(&state["Parameters"], &data)["Payload"].clone();
+                invocations += 1;
+                match invoke(&payload) {
+                    Ok(answer) => {
+                        let result = build(&state["ResultSelector"], &json!({"Payload": answer}));
+                        data = put(data, state["ResultPath"].as_str(), result);
+                        name = state["Next"].as_str().unwrap().to_string();
+                    }
+                    Err(error) => {
+                        let catcher = state["Catch"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .find(|c| {
+                                c["ErrorEquals"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|e| e == "States.ALL" || e == error.as_str())
+                            })
+                            .unwrap_or_else(|| panic!("{name} catches no {error}"));
+                        let caught = json!({"Error": error, "Cause": "the test's failure"});
+                        data = put(data, catcher["ResultPath"].as_str(), caught);
+                        name = catcher["Next"].as_str().unwrap().to_string();
+                    }
+                }
+            }
+            "Pass" => {
+                data = build(&state["Parameters"], &data);
+                name = state["Next"].as_str().unwrap().to_string();
+            }
+            "Choice" => {
+                let chosen = state["Choices"].as_array().unwrap().iter().find(|c| {
+                    let v = path(&data, c["Variable"].as_str().unwrap());
+                    if let Some(b) = c.get("BooleanEquals") {
+                        v == b
+                    } else if let Some(n) = c.get("NumericGreaterThanEquals") {
+                        v.as_f64().unwrap() >= n.as_f64().unwrap()
+                    } else {
+                        panic!("a choice rule the test does not know: {c}")
+                    }
+                });
+                name = chosen
+                    .map(|c| &c["Next"])
+                    .unwrap_or(&state["Default"])
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+            }
+            "Succeed" | "Fail" => return (name, invocations),
+            other => panic!("a state type the test does not know: {other}"),
+        }
+    }
+    panic!("the state machine did not end")
+}
+
+#[test]
+fn the_reconcile_state_machine_catches_errors_and_is_bounded() {
+    let machine = &resources()["ReconcileStateMachine"]["Properties"];
+    let definition = &machine["Definition"];
+    let states = definition["States"].as_object().unwrap();
+    // Every task catches every error into a Fail state.
+    for (name, state) in states.iter().filter(|(_, s)| s["Type"] == "Task") {
+        let catch = state["Catch"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has no Catch"));
+        assert!(
+            catch
+                .iter()
+                .any(|c| c["ErrorEquals"] == json!(["States.ALL"])
+                    && states[c["Next"].as_str().unwrap()]["Type"] == "Fail"),
+            "{name} must catch States.ALL into a Fail state"
+        );
+    }
+    assert!(definition["TimeoutSeconds"]
+        .as_u64()
+        .is_some_and(|t| t <= 86_400));
+
+    // A run that never finishes stops at the bound, in a Fail state.
+    let (end, invocations) =
+        run_state_machine(definition, |_| Ok(json!({"done": false, "runId": 7})));
+    assert_eq!(states[&end]["Type"], "Fail", "{end}");
+    assert_eq!(invocations, 48);
+    // A run done at the third invocation succeeds, continuing its runId.
+    let mut seen = Vec::new();
+    let (end, invocations) = run_state_machine(definition, |payload| {
+        seen.push(payload.clone());
+        Ok(json!({"done": seen.len() == 3, "runId": 7}))
+    });
+    assert_eq!(
+        (states[&end]["Type"].as_str(), invocations),
+        (Some("Succeed"), 3)
+    );
+    assert_eq!(seen[0]["detail-type"], "Scheduled Event");
+    assert_eq!(seen[1], json!({"runId": 7}));
+    // A failing invocation, first or later, ends in the Fail state.
+    for failing_at in [1, 2] {
+        let mut calls = 0;
+        let (end, _) = run_state_machine(definition, |_| {
+            calls += 1;
+            if calls == failing_at {
+                Err("Lambda.Unknown".to_string())
+            } else {
+                Ok(json!({"done": false, "runId": 7}))
+            }
+        });
+        assert_eq!(states[&end]["Type"], "Fail", "{end}");
+    }
+
+    // An unsuccessful execution is an alarm.
+    let dimension = json!({"Name": "StateMachineArn", "Value": {"Ref": "ReconcileStateMachine"}});
+    for metric in ["ExecutionsFailed", "ExecutionsTimedOut"] {
+        let alarms = alarms_on("AWS/States", metric, &dimension);
+        assert_eq!(alarms.len(), 1, "{metric}");
+        assert_notifies(alarms[0]);
+    }
+}
+
+#[test]
+fn each_function_connects_as_its_own_database_user() {
+    let parameters = &template_json()["Parameters"];
+    assert!(
+        parameters.get("DbUser").is_none(),
+        "one user for every function is gone"
+    );
+    for user in ["DbLoaderUser", "DbApiUser", "DbMigratorUser"] {
+        assert_eq!(parameters[user]["Type"], "String", "{user}");
+    }
+    let globals = &template_json()["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(globals["DB_USER"], json!({"Ref": "DbLoaderUser"}));
+    let api = &resources()["AnalyticsApiFunction"]["Properties"];
+    assert_eq!(
+        api["Environment"]["Variables"]["DB_USER"],
+        json!({"Ref": "DbApiUser"})
+    );
+    // Each role may connect as its function's user only.
+    let policy_user = |policy: &str| -> String {
+        let text = resources()[policy]["Properties"]["PolicyDocument"].to_string();
+        ["DbLoaderUser", "DbApiUser", "DbMigratorUser"]
+            .into_iter()
+            .filter(|u| text.contains(&format!("${{{u}}}")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    assert_eq!(policy_user("DatabaseConnectPolicy"), "DbLoaderUser");
+    assert_eq!(policy_user("ApiDatabaseConnectPolicy"), "DbApiUser");
+    assert_eq!(policy_user("MigratorConnectPolicy"), "DbMigratorUser");
+    for function in of_type("AWS::Serverless::Function") {
+        let role = resources()[function]["Properties"]["Role"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{function}: Role is !GetAtt <role>.Arn"));
+        let managed = &resources()[role]["Properties"]["ManagedPolicyArns"];
+        let connects: Vec<&str> = managed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["Ref"].as_str())
+            .filter(|p| p.ends_with("ConnectPolicy"))
+            .collect();
+        let expected = if function == "AnalyticsApiFunction" {
+            "ApiDatabaseConnectPolicy"
+        } else {
+            "DatabaseConnectPolicy"
+        };
+        assert_eq!(connects, [expected], "{function} ({role})");
+    }
+    // Through the proxy, each user has its secret.
+    let auth = resources()["DbProxy"]["Properties"]["Auth"]
+        .as_array()
+        .unwrap();
+    let secrets: Vec<&Value> = auth.iter().map(|a| &a["SecretArn"]).collect();
+    assert_eq!(
+        secrets,
+        [
+            &json!({"Ref": "DbProxySecretArn"}),
+            &json!({"Ref": "DbProxyApiSecretArn"})
+        ]
+    );
+    // The defaults are the users docs/DEPLOY.md creates.
+    let deploy =
+        std::fs::read_to_string(repo_root().join("docs/DEPLOY.md")).expect("docs/DEPLOY.md");
+    for user in ["DbLoaderUser", "DbApiUser", "DbMigratorUser"] {
+        let name = parameters[user]["Default"].as_str().unwrap();
+        assert!(
+            deploy.contains(&format!("TO '{name}'@'%'")),
+            "docs/DEPLOY.md grants nothing to {name} ({user}'s default)"
+        );
+    }
+}
+
+#[test]
+fn the_proxy_is_watched_for_pinned_connections_and_keeps_the_sql_mode() {
+    let alarms = alarms_on(
+        "AWS/RDS",
+        "DatabaseConnectionsCurrentlySessionPinned",
+        &json!({"Name": "ProxyName", "Value": {"Ref": "DbProxy"}}),
+    );
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let alarm = &resources()[alarms[0]];
+    assert_eq!(alarm["Condition"], "RdsProxyEnabled");
+    assert_notifies(alarms[0]);
+    // The bound is the concurrency the template allows.
+    let bound = alarm["Properties"]["Metrics"].to_string();
+    for parameter in [
+        "LoaderMaximumConcurrency",
+        "AttendanceMaximumConcurrency",
+        "ApiReservedConcurrency",
+        "BackfillReservedConcurrency",
+        "ReconcileReservedConcurrency",
+    ] {
+        assert!(
+            bound.contains(&format!("${{{parameter}}}")),
+            "the bound must count {parameter}: {bound}"
+        );
+    }
+    // Every connection the proxy opens gets the sql_mode the escaping
+    // relies on, and the lock wait unpinned sessions cannot SET.
+    let init = resources()["DbProxyTargetGroup"]["Properties"]["ConnectionPoolConfigurationInfo"]
+        ["InitQuery"]
+        .as_str()
+        .expect("an InitQuery");
+    assert!(
+        init.contains(&format!("sql_mode = '{}'", shared::store::SESSION_SQL_MODE)),
+        "{init}"
+    );
+    assert!(init.contains("innodb_lock_wait_timeout"), "{init}");
 }

@@ -19,7 +19,18 @@
 //! an erasure without the admin role; 404 for an unknown route or
 //! presentation (another tenant's presentation is unknown too); 405 for a
 //! method the route does not answer; 400 for a bad parameter; 503 when the
-//! database fails (a generic body, the details only in the log).
+//! database fails (a generic body, the details only in the log); 504 when a
+//! statement runs past the API's time limit (`API_STATEMENT_TIME_LIMIT_MS`,
+//! default 5 s: the server cuts it off, so no query outlives its request by
+//! more than that).
+//!
+//! The reads write nothing: they can run as a database user with `SELECT`
+//! alone (docs/DEPLOY.md). They recompute no summary: the presentation list
+//! shows the summaries as the loaders last refreshed them, and names the rows
+//! whose figures lag their latest load (`staleFigures`); a report is served
+//! from its cached copy when that is of the presentation's current revision,
+//! otherwise computed and not cached. The erasure route writes: the template
+//! serves it from a function of its own, with a user that may.
 //! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
 //! stack trace.
 //!
@@ -52,7 +63,7 @@ use serde_json::Value;
 use crate::read::AnalyticsError;
 use crate::store::{system_clock, Clock, Database};
 use request::{execute, parse_request, request_path};
-use response::{error_response, json_response, ApiError, INTERNAL, UNAVAILABLE};
+use response::{error_response, json_response, ApiError, INTERNAL, TIMED_OUT, UNAVAILABLE};
 use routes::clip;
 
 /// The analytics API function: one database pool per container.
@@ -75,14 +86,31 @@ impl AnalyticsApi {
         AnalyticsApi { clock, ..self }
     }
 
-    /// From the environment (`DATABASE_URL` or the `DB_*` settings), with
-    /// one connection: a Lambda container answers one request at a time.
+    /// From the environment (`DATABASE_URL` or the `DB_*` settings, and
+    /// `API_STATEMENT_TIME_LIMIT_MS`), see [`AnalyticsApi::connect`].
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
         let config = crate::handlers::config::ApiConfig::from_env()?;
-        let db =
-            Database::connect(config.database, crate::handlers::LAMBDA_MAX_CONNECTIONS).await?;
+        Ok(AnalyticsApi::connect(config).await?)
+    }
+
+    /// With one connection (a Lambda container answers one request at a
+    /// time) whose every statement runs under the configured time limit.
+    pub async fn connect(
+        config: crate::handlers::config::ApiConfig,
+    ) -> Result<AnalyticsApi, crate::store::DbError> {
+        let db = crate::handlers::connect(
+            config.database,
+            crate::handlers::LAMBDA_MAX_CONNECTIONS,
+            config.session,
+        )
+        .await?;
         tracing::info!(database = %db.describe(), "analytics API ready");
         Ok(AnalyticsApi::new(Arc::new(db)))
+    }
+
+    /// The database it answers from (its user, its statement time limit).
+    pub fn database(&self) -> &Database {
+        &self.db
     }
 
     /// The Lambda handler: always a response, never an invocation error.
@@ -124,12 +152,23 @@ impl AnalyticsApi {
         let query = parse_request(request)?;
         let db = self.db.clone();
         let now_ms = (self.clock)();
+        let limit = db.statement_time_limit();
         let outcome = tokio::task::spawn_blocking(move || execute(&db, &query, now_ms)).await;
         match outcome {
             Ok(Ok(body)) => Ok(body),
             Ok(Err(AnalyticsError::Database(details))) => {
                 tracing::error!(request_id, error = %details, "database failure");
                 Err(ApiError::new(503, UNAVAILABLE))
+            }
+            Ok(Err(AnalyticsError::TimedOut(details))) => {
+                tracing::error!(request_id, error = %details, limit_ms = limit.map(|l| l.as_millis() as u64), "statement cut off at the time limit");
+                let message = match limit {
+                    Some(limit) => {
+                        format!("{TIMED_OUT} (a query may run {:.1} s)", limit.as_secs_f64())
+                    }
+                    None => TIMED_OUT.to_string(),
+                };
+                Err(ApiError::new(504, message))
             }
             Ok(Err(error)) => Err(error.into()),
             Err(join) => {

@@ -271,9 +271,9 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
 const FORGET_BUDGET: Duration = Duration::from_secs(8);
 
 /// Answers a checked request: the contract's JSON, less what the tenant's
-/// flags leave out; an erasure's receipt. Reads take a connection to the
-/// primary, outside any transaction (the presentation list writes
-/// summaries); an erasure runs its own transaction, `now_ms` its time.
+/// flags leave out; an erasure's receipt. Reads take a connection outside
+/// any transaction and write nothing (the API's reading user may only
+/// `SELECT`); an erasure runs its own transaction, `now_ms` its time.
 pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Value, AnalyticsError> {
     if let ApiQuery::Forget {
         tenant_id,
@@ -309,7 +309,7 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
             presentation_id,
             shadow,
         } => {
-            let report = read::presentation_report(conn, tenant_id, presentation_id)?;
+            let report = read::presentation_report_read_only(conn, tenant_id, presentation_id)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::report_json(&report, &flags, *shadow))
         }

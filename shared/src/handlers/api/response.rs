@@ -16,6 +16,10 @@ use crate::read::AnalyticsError;
 /// The body of a 503: the details go to the log only.
 pub(super) const UNAVAILABLE: &str =
     "the analytics database is unavailable right now; try again shortly";
+/// The body of a 504: a statement ran past the API's time limit (its
+/// seconds are added where known).
+pub(super) const TIMED_OUT: &str =
+    "the answer took longer than the analytics API allows; try again shortly, or ask for less (a narrower search or date range, a smaller page)";
 /// The body of a 500.
 pub(super) const INTERNAL: &str = "internal error while answering; the request id is in the log";
 
@@ -65,6 +69,7 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::NotFound(_) => ApiError::new(404, error.to_string()),
             AnalyticsError::BadRequest(message) => ApiError::new(400, message),
             AnalyticsError::Database(_) => ApiError::new(503, UNAVAILABLE),
+            AnalyticsError::TimedOut(_) => ApiError::new(504, TIMED_OUT),
         }
     }
 }
@@ -111,6 +116,9 @@ mod tests {
         assert_eq!(r.body, Some(Body::Text(r#"{"error":"no"}"#.into())));
         let r = ApiError::from(AnalyticsError::Database("SELECT broke".into()));
         assert_eq!(r.status, 503);
+        assert!(!r.message.contains("SELECT"));
+        let r = ApiError::from(AnalyticsError::TimedOut("SELECT slow".into()));
+        assert_eq!(r.status, 504);
         assert!(!r.message.contains("SELECT"));
     }
 }

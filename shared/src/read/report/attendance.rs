@@ -48,7 +48,7 @@ pub(in crate::read) fn for_each_attendance(
          WHERE {} AND s.join_version IS NOT NULL ORDER BY s.presentation_key",
         scope.condition
     );
-    let db = |e: mysql::Error| AnalyticsError::Database(format!("reading sessions: {e}"));
+    let db = |e: mysql::Error| AnalyticsError::database("reading sessions", e);
     let started = std::time::Instant::now();
     let mut current: Option<(u64, u64, AttendanceFold)> = None;
     for row in stream(conn, sql).map_err(db)? {

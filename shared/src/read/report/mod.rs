@@ -121,6 +121,26 @@ pub fn presentation_report(
     tenant_id: &str,
     presentation_id: &str,
 ) -> Result<PresentationReport, AnalyticsError> {
+    report(conn, tenant_id, presentation_id, true)
+}
+
+/// As [`presentation_report`], writing nothing: a report computed because no
+/// fresh cached copy exists is not cached. The API's (its database user may
+/// only `SELECT`).
+pub fn presentation_report_read_only(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+) -> Result<PresentationReport, AnalyticsError> {
+    report(conn, tenant_id, presentation_id, false)
+}
+
+fn report(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    write_cache: bool,
+) -> Result<PresentationReport, AnalyticsError> {
     let dim = find_presentation(conn, tenant_id, presentation_id, true)?;
     if let Some(json) = &dim.cached_report {
         match serde_json::from_str::<PresentationReport>(json) {
@@ -148,6 +168,9 @@ pub fn presentation_report(
         surveys: surveys(conn, &scope, dim.key)?,
         qna: qna(conn, &scope)?,
     };
+    if !write_cache {
+        return Ok(report);
+    }
     if let Err(e) = cache_report(conn, dim.key, dim.revision, &report) {
         tracing::warn!(presentation_id, error = %e, "could not cache the report");
     }

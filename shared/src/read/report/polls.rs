@@ -176,7 +176,7 @@ impl PollFold {
         polls: &[PollDim],
         key: u64,
     ) -> Result<(), AnalyticsError> {
-        let db = |e: mysql::Error| AnalyticsError::Database(format!("counting votes: {e}"));
+        let db = |e: mysql::Error| AnalyticsError::database("counting votes", e);
         let started = std::time::Instant::now();
         // Polls and option ids are sent back as their numbers here (no text
         // to copy per row); the options of no poll are left out.

@@ -246,7 +246,7 @@ impl<'d> SurveyFold<'d> {
     }
 
     fn read(&mut self, conn: &mut impl Queryable, key: u64) -> Result<(), AnalyticsError> {
-        let db = |e: mysql::Error| AnalyticsError::Database(format!("reading survey answers: {e}"));
+        let db = |e: mysql::Error| AnalyticsError::database("reading survey answers", e);
         let started = std::time::Instant::now();
         // Each viewer's effective response to each reported survey: the
         // highest version of their submissions.
