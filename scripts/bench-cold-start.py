@@ -30,6 +30,7 @@ FUNCTIONS = [
     "load-qna",
     "load-presentations",
     "analytics-api",
+    "erase-viewer",
     "backfill",
     "reconcile",
 ]

@@ -14,7 +14,7 @@ use crate::jobs::backfill::MAX_LANES;
 use crate::jobs::JobContext;
 use config::JobsConfig;
 
-pub use api::{percent_decode, AnalyticsApi};
+pub use api::{percent_decode, AnalyticsApi, ApiRoutes};
 pub use backfill::{BackfillFunction, BackfillRequest};
 pub use config::{ApiConfig, DEFAULT_API_STATEMENT_TIME_LIMIT};
 pub use reconcile::{ErrorRetention, ReconcileFunction};

@@ -10,7 +10,7 @@ use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpR
 use mysql::prelude::Queryable;
 use serde_json::{json, Map, Value};
 use shared::contract::DataPoint;
-use shared::handlers::{percent_decode, AnalyticsApi, ApiConfig};
+use shared::handlers::{percent_decode, AnalyticsApi, ApiConfig, ApiRoutes};
 use shared::read::flags::{self, FlagState};
 use shared::store::Database;
 use shared::store::{DatabaseSettings, Secret};
@@ -155,6 +155,12 @@ async fn get_ok(api: &AnalyticsApi, path: &str, query: &str) -> Value {
 
 /// A fresh database with the sample loaded, and the API over it.
 async fn sample_api() -> (TestDb, AnalyticsApi) {
+    let (test, db) = sample_database().await;
+    (test, AnalyticsApi::new(db))
+}
+
+/// A fresh database with the sample loaded, and a pool over it.
+async fn sample_database() -> (TestDb, Arc<Database>) {
     let test = TestDb::new();
     Loaders::new(&test)
         .await
@@ -163,7 +169,7 @@ async fn sample_api() -> (TestDb, AnalyticsApi) {
     let db = Database::connect(test.settings(), shared::handlers::LAMBDA_MAX_CONNECTIONS)
         .await
         .expect("the API's database");
-    (test, AnalyticsApi::new(Arc::new(db)))
+    (test, Arc::new(db))
 }
 
 fn rows<'a>(body: &'a Value, key: &str) -> &'a Vec<Value> {
@@ -176,8 +182,9 @@ fn column<'a>(rows: &'a [Value], key: &str) -> Vec<&'a Value> {
     rows.iter().map(|r| &r[key]).collect()
 }
 
-fn events_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../functions/analytics-api/events")
+/// The example events of a function crate.
+fn events_dir(function: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("../functions/{function}/events"))
 }
 
 // ---------------------------------------------------------------------------
@@ -204,11 +211,22 @@ async fn reports_are_the_golden_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_events_work() {
-    let (_test, api) = sample_api().await;
+    let (_test, db) = sample_database().await;
     let expected = sample_expected();
     let mut seen = 0;
-    for entry in std::fs::read_dir(events_dir()).expect("functions/analytics-api/events") {
-        let path = entry.unwrap().path();
+    // Each function's events, answered as that function serves them.
+    let functions = [
+        ("analytics-api", ApiRoutes::Reads),
+        ("erase-viewer", ApiRoutes::Erasures),
+    ];
+    let events = functions.iter().flat_map(|(function, routes)| {
+        let api = AnalyticsApi::new(db.clone()).serving(*routes);
+        let entries = std::fs::read_dir(events_dir(function))
+            .unwrap_or_else(|e| panic!("functions/{function}/events: {e}"));
+        let api = Arc::new(api);
+        entries.map(move |entry| (api.clone(), entry.unwrap().path()))
+    });
+    for (api, path) in events.collect::<Vec<_>>() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let event: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -241,6 +259,42 @@ async fn the_example_events_work() {
         seen += 1;
     }
     assert_eq!(seen, 6);
+}
+
+/// The read function (a `SELECT`-only user in the template) never attempts
+/// the erasure, and the erasure function answers nothing else: each is a
+/// 404, as an unknown route, after the token's checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_function_answers_only_its_own_routes() {
+    let (_test, db) = sample_database().await;
+    let reads = AnalyticsApi::new(db.clone()).serving(ApiRoutes::Reads);
+    let erasures = AnalyticsApi::new(db.clone()).serving(ApiRoutes::Erasures);
+    let mut admin = event_json("DELETE", "/tenants/acme/viewers/u-1", "", Some("acme"));
+    admin["requestContext"]["authorizer"]["jwt"]["claims"]["role"] = json!("admin");
+    let (status, body) = parts(reads.handle(lambda_event(admin.clone())).await.unwrap());
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("erasures have a function of their own"),
+        "{body}"
+    );
+    let report = "/tenants/acme/presentations/prs-acm-0000";
+    let (status, body) = call_as(&erasures, "GET", report, "", Some("acme")).await;
+    assert_eq!(status, 404, "{body}");
+    // Nothing was erased by the refused call: u-1 is still in the viewer list,
+    // and each function answers its own route.
+    let viewers = get_ok(&reads, &format!("{report}/viewers"), "search=u-1").await;
+    assert!(
+        rows(&viewers, "viewers")
+            .iter()
+            .any(|v| v["viewerId"] == "u-1"),
+        "{viewers}"
+    );
+    assert_eq!(get(&reads, report, "").await.0, 200);
+    let (status, body) = parts(erasures.handle(lambda_event(admin)).await.unwrap());
+    assert_eq!((status, &body["known"]), (200, &json!(true)), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

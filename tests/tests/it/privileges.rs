@@ -11,7 +11,7 @@ use std::sync::Arc;
 use mysql::prelude::Queryable;
 use rand::Rng;
 use serde_json::json;
-use shared::handlers::{AnalyticsApi, ApiConfig};
+use shared::handlers::{AnalyticsApi, ApiConfig, ApiRoutes};
 use shared::jobs::backfill::{self, BackfillOptions, Filters, Mode};
 use shared::jobs::reconcile::ReconcileOptions;
 use shared::jobs::JobContext;
@@ -149,6 +149,37 @@ fn refused(conn: &mut impl Queryable, sql: &str) -> u16 {
     }
 }
 
+/// One request to the API as an admin of acme: its status and JSON body.
+async fn call(api: &AnalyticsApi, method: &str, path: &str) -> (i64, serde_json::Value) {
+    let event = json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "requestContext": {
+            "authorizer": {"jwt": {"claims": {"tenantId": "acme", "role": "admin"}, "scopes": null}},
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "192.0.2.1", "userAgent": "t"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default",
+            "accountId": "1", "apiId": "a", "domainName": "d", "time": "t",
+            "timeEpoch": 0
+        },
+        "isBase64Encoded": false
+    });
+    let request = serde_json::from_value(event).unwrap();
+    let response = api
+        .handle(lambda_runtime::LambdaEvent::new(
+            request,
+            lambda_runtime::Context::default(),
+        ))
+        .await
+        .unwrap();
+    let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else {
+        panic!("a text body")
+    };
+    (
+        response.status_code,
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+    )
+}
+
 /// 1142: command denied for the table; 1044: access denied to the database.
 const DENIED: [u16; 2] = [1142, 1044];
 
@@ -254,38 +285,7 @@ async fn the_users_of_deploy_md_do_their_work_and_nothing_more() {
         .await
         .unwrap();
     let expected = sample_expected();
-    let get = |path: &'static str| {
-        let api = &api;
-        async move {
-            let event = json!({
-                "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-                "requestContext": {
-                    "authorizer": {"jwt": {"claims": {"tenantId": "acme"}, "scopes": null}},
-                    "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
-                             "sourceIp": "192.0.2.1", "userAgent": "t"},
-                    "requestId": "r", "routeKey": "$default", "stage": "$default",
-                    "accountId": "1", "apiId": "a", "domainName": "d", "time": "t",
-                    "timeEpoch": 0
-                },
-                "isBase64Encoded": false
-            });
-            let request = serde_json::from_value(event).unwrap();
-            let response = api
-                .handle(lambda_runtime::LambdaEvent::new(
-                    request,
-                    lambda_runtime::Context::default(),
-                ))
-                .await
-                .unwrap();
-            let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else {
-                panic!("a text body")
-            };
-            (
-                response.status_code,
-                serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-            )
-        }
-    };
+    let get = |path: &'static str| call(&api, "GET", path);
     // A report with no cached copy: computed, and not cached (no write).
     let (status, report) = get("/tenants/acme/presentations/prs-acm-0000").await;
     assert_eq!(
@@ -321,5 +321,21 @@ async fn the_users_of_deploy_md_do_their_work_and_nothing_more() {
         assert!(DENIED.contains(&code), "{write}: error {code}");
     }
     drop(reader);
+
+    // The erasure, which writes, is the erase-viewer function's, as the
+    // loader user: as the API's user it could not be done (a 503, nothing
+    // erased), as the loader user it is.
+    let erase = "/tenants/acme/viewers/u-1";
+    let as_api_user = AnalyticsApi::connect(ApiConfig::from_lookup(&lookup).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(call(&as_api_user, "DELETE", erase).await.0, 503);
+    let erasures = AnalyticsApi::new(loader_db.clone()).serving(ApiRoutes::Erasures);
+    let (status, receipt) = call(&erasures, "DELETE", erase).await;
+    assert_eq!(
+        (status, &receipt["known"]),
+        (200, &json!(true)),
+        "{receipt}"
+    );
     drop(loader);
 }

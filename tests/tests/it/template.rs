@@ -326,7 +326,7 @@ fn assert_notifies(alarm: &str) {
 #[test]
 fn every_function_has_errors_and_throttles_alarms() {
     let functions = of_type("AWS::Serverless::Function");
-    assert_eq!(functions.len(), 8, "{functions:?}");
+    assert_eq!(functions.len(), 9, "{functions:?}");
     for function in functions {
         let dimension = json!({"Name": "FunctionName", "Value": {"Ref": function}});
         for metric in ["Errors", "Throttles"] {
@@ -641,6 +641,41 @@ fn each_function_connects_as_its_own_database_user() {
         };
         assert_eq!(connects, [expected], "{function} ({role})");
     }
+    // The API's SELECT-only function answers no route that writes: the
+    // erasure (DELETE) is served by its own function, as a user that may.
+    let routes = |function: &str| -> Vec<(String, String)> {
+        resources()[function]["Properties"]["Events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|e| e["Type"] == "HttpApi")
+            .map(|e| {
+                let p = &e["Properties"];
+                (
+                    p["Method"].as_str().unwrap().to_string(),
+                    p["Path"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let api_routes = routes("AnalyticsApiFunction");
+    assert!(
+        !api_routes.is_empty() && api_routes.iter().all(|(method, _)| method == "GET"),
+        "{api_routes:?}"
+    );
+    assert_eq!(
+        routes("EraseViewerFunction"),
+        [(
+            "DELETE".to_string(),
+            "/tenants/{tenantId}/viewers/{viewerId}".to_string()
+        )]
+    );
+    let erase = &resources()["EraseViewerFunction"]["Properties"];
+    assert!(erase["Environment"]["Variables"].get("DB_USER").is_none());
+    assert_eq!(
+        erase["Events"]["ForgetViewer"]["Properties"]["Auth"]["Authorizer"],
+        "WarehouseJwt"
+    );
     // Through the proxy, each user has its secret.
     let auth = resources()["DbProxy"]["Properties"]["Auth"]
         .as_array()

@@ -30,7 +30,10 @@
 //! whose figures lag their latest load (`staleFigures`); a report is served
 //! from its cached copy when that is of the presentation's current revision,
 //! otherwise computed and not cached. The erasure route writes: the template
-//! serves it from a function of its own, with a user that may.
+//! serves it from a function of its own (`functions/erase-viewer`), whose
+//! user may; each deployed function answers only its own routes
+//! ([`ApiRoutes`]), so a read function never attempts a write, nor the
+//! erasure function a read.
 //! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
 //! stack trace.
 //!
@@ -62,15 +65,40 @@ use serde_json::Value;
 
 use crate::read::AnalyticsError;
 use crate::store::{system_clock, Clock, Database};
-use request::{execute, parse_request, request_path};
+use request::{execute, parse_request, request_path, ApiQuery};
 use response::{error_response, json_response, ApiError, INTERNAL, TIMED_OUT, UNAVAILABLE};
 use routes::clip;
+
+/// The routes a deployed function answers. The reads and the erasure run as
+/// different database users (docs/DEPLOY.md, "Database users"): the reads'
+/// may only `SELECT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApiRoutes {
+    /// Every route: the CLI's local API and the tests.
+    All,
+    /// The GET routes (`functions/analytics-api`).
+    Reads,
+    /// The erasure of a viewer (`functions/erase-viewer`).
+    Erasures,
+}
+
+impl ApiRoutes {
+    fn serves(self, query: &ApiQuery) -> bool {
+        let erasure = matches!(query, ApiQuery::Forget { .. });
+        match self {
+            ApiRoutes::All => true,
+            ApiRoutes::Reads => !erasure,
+            ApiRoutes::Erasures => erasure,
+        }
+    }
+}
 
 /// The analytics API function: one database pool per container.
 pub struct AnalyticsApi {
     db: Arc<Database>,
     /// The time of an erasure.
     clock: Clock,
+    routes: ApiRoutes,
 }
 
 impl AnalyticsApi {
@@ -78,7 +106,14 @@ impl AnalyticsApi {
         AnalyticsApi {
             db,
             clock: system_clock(),
+            routes: ApiRoutes::All,
         }
+    }
+
+    /// The same API answering only `routes` (404 for the others, as for an
+    /// unknown route: API Gateway never sends them).
+    pub fn serving(self, routes: ApiRoutes) -> AnalyticsApi {
+        AnalyticsApi { routes, ..self }
     }
 
     /// The same API with another clock (tests).
@@ -150,6 +185,22 @@ impl AnalyticsApi {
         request_id: &str,
     ) -> Result<Value, ApiError> {
         let query = parse_request(request)?;
+        if !self.routes.serves(&query) {
+            return Err(ApiError::new(
+                404,
+                format!(
+                    "no route {} {} in this function: {}",
+                    request.request_context.http.method,
+                    clip(request_path(request)),
+                    match self.routes {
+                        ApiRoutes::Erasures =>
+                            "it only erases viewers (DELETE /tenants/{tenantId}/viewers/{viewerId})",
+                        _ =>
+                            "it only answers the GET routes; erasures have a function of their own",
+                    }
+                ),
+            ));
+        }
         let db = self.db.clone();
         let now_ms = (self.clock)();
         let limit = db.statement_time_limit();
