@@ -737,3 +737,105 @@ fn the_proxy_is_watched_for_pinned_connections_and_keeps_the_sql_mode() {
     );
     assert!(init.contains("innodb_lock_wait_timeout"), "{init}");
 }
+
+/// docs/RUNBOOK.md's section headings (`## alarm: …`, `## situation: …`).
+fn runbook_sections() -> BTreeSet<String> {
+    let runbook =
+        std::fs::read_to_string(repo_root().join("docs/RUNBOOK.md")).expect("docs/RUNBOOK.md");
+    runbook
+        .lines()
+        .filter_map(|line| line.strip_prefix("## "))
+        .map(|heading| heading.trim().to_string())
+        .collect()
+}
+
+#[test]
+fn every_alarm_names_a_runbook_section_that_exists() {
+    let sections = runbook_sections();
+    let alarms = of_type("AWS::CloudWatch::Alarm");
+    assert!(alarms.len() >= 30, "{alarms:?}");
+    let mut named = BTreeSet::new();
+    for alarm in alarms {
+        let description = resources()[alarm]["Properties"]["AlarmDescription"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{alarm} has no AlarmDescription"));
+        let section = description
+            .split_once("Runbook: docs/RUNBOOK.md, \"")
+            .and_then(|(_, rest)| rest.split_once('"'))
+            .map(|(section, _)| section)
+            .unwrap_or_else(|| {
+                panic!("{alarm}: its description must end with Runbook: docs/RUNBOOK.md, \"alarm: …\": {description}")
+            });
+        assert!(
+            section.starts_with("alarm: ") && sections.contains(section),
+            "{alarm} names {section:?}, which docs/RUNBOOK.md has no '## {section}' for"
+        );
+        named.insert(section.to_string());
+    }
+    // And no alarm section is left over from an alarm that is gone.
+    let alarm_sections: BTreeSet<String> = sections
+        .into_iter()
+        .filter(|s| s.starts_with("alarm: "))
+        .collect();
+    assert_eq!(named, alarm_sections);
+}
+
+#[test]
+fn the_dashboard_shows_what_on_call_watches() {
+    let dashboard = &resources()["OnCallDashboard"]["Properties"];
+    // The body is a !Sub of JSON: parse it with the substitutions left as
+    // they are, and check that every reference names a resource.
+    let body = dashboard["DashboardBody"]["Fn::Sub"]
+        .as_str()
+        .expect("DashboardBody is a !Sub of JSON");
+    let parsed: Value = serde_json::from_str(body).expect("the dashboard body is JSON");
+    let mut references = BTreeSet::new();
+    let mut rest = body;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..].find('}').expect("a closed ${…}") + start;
+        references.insert(rest[start + 2..end].split('.').next().unwrap().to_string());
+        rest = &rest[end..];
+    }
+    for reference in &references {
+        assert!(
+            reference.starts_with("AWS::") || resources().contains_key(reference),
+            "the dashboard names {reference}, which template.yaml does not define"
+        );
+    }
+    let widgets = parsed["widgets"].as_array().expect("widgets");
+    let text = body.to_string();
+    // Ingest per data point, the age and depth of every queue and DLQ.
+    for queue in of_type("AWS::SQS::Queue") {
+        assert!(
+            references.contains(queue),
+            "{queue} is not on the dashboard"
+        );
+    }
+    for metric in [
+        "NumberOfMessagesDeleted",
+        "ApproximateAgeOfOldestMessage",
+        "ApproximateNumberOfMessagesVisible",
+    ] {
+        assert!(text.contains(metric), "{metric}");
+    }
+    // The loaders' errors, throttles and duration.
+    for function in of_type("AWS::Serverless::Function") {
+        if function.starts_with("Load") {
+            for metric in ["\"Errors\"", "\"Throttles\"", "\"Duration\""] {
+                let on = widgets.iter().any(|w| {
+                    let metrics = w["properties"]["metrics"].to_string();
+                    metrics.contains(metric) && metrics.contains(&format!("${{{function}}}"))
+                });
+                assert!(on, "{function} {metric} is not on the dashboard");
+            }
+        }
+    }
+    // Reconcile's discrepancies, the API's latency and 5xx.
+    assert!(text.contains("SUM(Discrepancies) FROM SCHEMA(Warehouse, DataPoint, Kind)"));
+    for metric in ["\"Latency\"", "\"5xx\""] {
+        assert!(
+            text.contains(metric) && text.contains("${AnalyticsHttpApi}"),
+            "{metric}"
+        );
+    }
+}
