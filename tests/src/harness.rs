@@ -218,6 +218,15 @@ pub fn all_presentations(
     rows
 }
 
+/// What the backfill function and `warehouse backfill` do after a direct
+/// run, and the reconcile function after a run (`shared::handlers`): refresh
+/// every stale presentation summary. Tests that call the jobs themselves do
+/// it before reading the presentation list.
+pub fn sweep_summaries(conn: &mut impl mysql::prelude::Queryable) {
+    let swept = shared::read::refresh_stale_summaries(conn, None).expect("the summaries' sweep");
+    assert_eq!(swept.left, 0, "{swept:?}");
+}
+
 /// Every answer of `../shared/samples/expected.json` (each report, each full
 /// viewer list, each tenant's presentation list) equals the warehouse's.
 pub fn assert_golden_answers(conn: &mut impl mysql::prelude::Queryable) {

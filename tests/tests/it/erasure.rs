@@ -24,7 +24,7 @@ use shared::store::Database;
 
 use crate::helpers::{self, TempExport, TestDb};
 use crate::loaders::{columns_holding, sample_lines, Loaders};
-use integration_tests::harness::{assert_answers_of, lambda_event};
+use integration_tests::harness::{assert_answers_of, lambda_event, sweep_summaries};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -455,6 +455,7 @@ async fn the_sample_forgotten_half_way_then_reloaded_and_repaired_gives_the_eras
     .unwrap();
     assert!(repair.repaired > 500, "{repair:?}");
 
+    sweep_summaries(&mut test.conn());
     assert_answers_of(&mut test.conn(), &expected);
     // The release check replays the export forgetting what the warehouse forgot.
     let verified = shared::jobs::verify::verify(&ctx.db, None, &export.source(), 10, 1)
@@ -1056,7 +1057,7 @@ fn every_text_column_of_the_schema_is_placed_as_erasable_or_not() {
 }
 
 #[test]
-fn the_template_routes_delete_to_the_api_behind_the_jwt_authorizer() {
+fn the_template_routes_delete_to_its_own_function_behind_the_jwt_authorizer() {
     let template = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml"),
     )
@@ -1064,6 +1065,14 @@ fn the_template_routes_delete_to_the_api_behind_the_jwt_authorizer() {
     let at = template
         .find("        ForgetViewer:")
         .expect("the ForgetViewer route");
+    // The resource the route belongs to: the last top-level one above it,
+    // the function that may write (the read API's user may only SELECT).
+    let resource = template[..at]
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("  ") && !l.starts_with("   ") && l.trim_end().ends_with(':'))
+        .map(str::trim);
+    assert_eq!(resource, Some("EraseViewerFunction:"));
     let block: Vec<&str> = template[at..]
         .lines()
         .skip(1)

@@ -692,6 +692,7 @@ async fn each_tenants_copy_of_a_stream_is_reconciled_and_repaired_as_its_own() {
     .unwrap();
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(second.totals.compared, first.totals.compared);
+    integration_tests::harness::sweep_summaries(&mut test.conn());
     integration_tests::harness::assert_answers_of(&mut test.conn(), &helpers::poison_expected());
 }
 
