@@ -23,6 +23,11 @@ pub struct PipelineArgs {
     /// Give up when the queues are not empty after this many seconds.
     #[arg(long, default_value_t = 900)]
     drain_seconds: u64,
+    /// The chaos rehearsal: loaders killed mid-batch and restarted, their
+    /// database connections killed, batches delivered twice and a backfill
+    /// invocation killed, as planned by this seed (`warehouse_cli::chaos`).
+    #[arg(long, value_name = "SEED")]
+    chaos: Option<u64>,
 }
 
 pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
@@ -44,9 +49,10 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
             warehouse_cli::local::LocalStack::start(warehouse_cli::local::LocalOptions {
                 database_url,
                 batch_size: args.batch_size,
-                visibility_timeout: std::time::Duration::from_secs(30),
+                visibility_timeout: visibility_timeout(args.chaos),
                 queue_prefix: "warehouse".into(),
                 moto_endpoint: None,
+                chaos: args.chaos,
             })
             .await?;
         warehouse_cli::local::run_pipeline(
@@ -58,6 +64,13 @@ pub fn run(args: PipelineArgs) -> anyhow::Result<()> {
         .await
     })?;
     print_json(&summary, true)
+}
+
+/// The queues' visibility timeout. A killed batch comes back after it, so a
+/// rehearsal waits less with a shorter one; still several times a loader
+/// invocation's time, so a batch is not delivered again while it loads.
+fn visibility_timeout(chaos: Option<u64>) -> std::time::Duration {
+    std::time::Duration::from_secs(if chaos.is_some() { 10 } else { 30 })
 }
 
 /// The presentation with the most viewers, for the pipeline's report.
