@@ -156,6 +156,10 @@ impl Chaos {
         let plan = Plan::from_seed(seed);
         let opts = mysql::Opts::from_url(database_url.expose())
             .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid MySQL URL"))?;
+        // One connection at a time is all it uses.
+        let constraints = mysql::PoolConstraints::new(0, 2).expect("0 <= 2");
+        let opts = mysql::OptsBuilder::from_opts(opts)
+            .pool_opts(mysql::PoolOpts::default().with_constraints(constraints));
         let db = mysql::Pool::new(opts).context("cannot connect to the database")?;
         Ok(Chaos {
             seed,

@@ -247,3 +247,27 @@ fn busiest_presentation(db: &Database) -> anyhow::Result<Option<(String, String)
 fn default_sample() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/samples/events.jsonl")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_calm_database_is_named_beside_the_rehearsals() {
+        assert_eq!(
+            sibling_database("mysql://root@127.0.0.1:3306/warehouse", "_calm").unwrap(),
+            (
+                "mysql://root@127.0.0.1:3306/warehouse_calm".to_string(),
+                "warehouse_calm".to_string()
+            )
+        );
+        assert_eq!(
+            sibling_database("mysql://u:p@h:1/w?prefer_socket=false", "_calm")
+                .unwrap()
+                .0,
+            "mysql://u:p@h:1/w_calm?prefer_socket=false"
+        );
+        assert!(sibling_database("mysql://root@127.0.0.1:3306/", "_calm").is_err());
+        assert!(sibling_database("mysql://root@127.0.0.1:3306", "_calm").is_err());
+    }
+}
