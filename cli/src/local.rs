@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -16,8 +17,9 @@ use aws_sdk_sqs::types::{
 };
 use shared::contract::DataPoint;
 
+use crate::chaos::{Chaos, LoaderFault};
 use crate::invoke;
-use crate::processes::{self, Supervised};
+use crate::processes::{self, FunctionProcesses, Supervised};
 
 /// The function that loads a data point's queue (as in template.yaml).
 pub fn loader_function(data_point: DataPoint) -> &'static str {
@@ -59,6 +61,9 @@ pub struct LocalOptions {
     pub queue_prefix: String,
     /// A running moto to use instead of starting one.
     pub moto_endpoint: Option<String>,
+    /// The chaos rehearsal's seed: faults injected while the pipeline runs
+    /// (`crate::chaos`).
+    pub chaos: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -91,10 +96,13 @@ pub struct LocalStack {
     /// The control plane's address (`127.0.0.1:PORT`).
     pub control_plane: String,
     pub queues: BTreeMap<DataPoint, QueuePair>,
+    /// The faults being injected, in a chaos rehearsal.
+    pub chaos: Option<Arc<Chaos>>,
     stop: tokio::sync::watch::Sender<bool>,
     mappings: Vec<(DataPoint, tokio::task::JoinHandle<MappingTotals>)>,
-    // Dropped in this order: functions, then the control plane, then moto.
-    functions: Vec<(&'static str, Supervised)>,
+    // Stopped first (`Drop`), then the control plane, then moto. Shared with
+    // the chaos rehearsal, which kills and restarts them.
+    functions: Arc<Mutex<FunctionProcesses>>,
     _control_plane: Supervised,
     _moto: Option<Supervised>,
 }
@@ -152,15 +160,22 @@ impl LocalStack {
                 )
             })
             .collect();
-        let mut functions = Vec::new();
+        let mut functions = FunctionProcesses::new(&control_plane_address);
         for (data_point, queue) in &queues {
-            let mut env = common.clone();
+            let mut env: Vec<(String, String)> = common
+                .iter()
+                .map(|(name, value)| match name.as_str() {
+                    // Over TCP, as on AWS, rather than the local socket: the
+                    // rehearsal finds a loader's connections by their ports.
+                    "DATABASE_URL" if options.chaos.is_some() => (
+                        name.clone(),
+                        with_url_parameter(value, "prefer_socket=false"),
+                    ),
+                    _ => (name.clone(), value.clone()),
+                })
+                .collect();
             env.push(("DLQ_URL".into(), queue.dlq_url.clone()));
-            let name = loader_function(*data_point);
-            functions.push((
-                name,
-                processes::start_function(name, &control_plane_address, &env)?,
-            ));
+            functions.start(loader_function(*data_point), env)?;
         }
         for name in [BACKFILL_FUNCTION, RECONCILE_FUNCTION] {
             let mut env = [common.clone(), queue_urls.clone()].concat();
@@ -170,15 +185,18 @@ impl LocalStack {
             ));
             env.push(("EXPORT_BUCKET".into(), exports_bucket.clone()));
             env.push(("EXPORT_PREFIX".into(), EXPORT_PREFIX.into()));
-            functions.push((
-                name,
-                processes::start_function(name, &control_plane_address, &env)?,
-            ));
+            functions.start(name, env)?;
         }
-        functions.push((
-            ANALYTICS_FUNCTION,
-            processes::start_function(ANALYTICS_FUNCTION, &control_plane_address, &common)?,
-        ));
+        functions.start(ANALYTICS_FUNCTION, common)?;
+        let functions = Arc::new(Mutex::new(functions));
+        let chaos = match options.chaos {
+            Some(seed) => Some(Arc::new(Chaos::new(
+                seed,
+                &options.database_url,
+                functions.clone(),
+            )?)),
+            None => None,
+        };
 
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let mappings = queues
@@ -191,6 +209,7 @@ impl LocalStack {
                     queue_arn: queue.arn.clone(),
                     function: loader_function(*data_point).to_string(),
                     batch_size: options.batch_size,
+                    chaos: chaos.clone(),
                 };
                 (*data_point, tokio::spawn(mapping.run(stopped.clone())))
             })
@@ -204,6 +223,7 @@ impl LocalStack {
             lambda,
             control_plane: control_plane_address,
             queues,
+            chaos,
             stop,
             mappings,
             functions,
@@ -249,12 +269,8 @@ impl LocalStack {
         let started = Instant::now();
         let mut empty_checks = 0;
         while empty_checks < 2 {
-            let stopped = self
-                .functions
-                .iter_mut()
-                .position(|(_, process)| !process.running());
-            if let Some(i) = stopped {
-                let name = self.functions[i].0;
+            let stopped = lock(&self.functions).first_stopped();
+            if let Some(name) = stopped {
                 bail!("the {name} function's process stopped; its output is in target/local-pipeline/{name}-*.log");
             }
             let mut total = 0;
@@ -290,6 +306,29 @@ impl LocalStack {
         }
         totals
     }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        // Now, whoever else holds them (a mapping task still finishing).
+        lock(&self.functions).stop_all();
+    }
+}
+
+/// The function processes, even when a thread panicked holding them.
+pub(crate) fn lock(
+    functions: &Mutex<FunctionProcesses>,
+) -> std::sync::MutexGuard<'_, FunctionProcesses> {
+    functions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `url` with one more query parameter.
+fn with_url_parameter(url: &str, parameter: &str) -> String {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{parameter}")
 }
 
 /// AWS configuration for moto, with dummy credentials.
@@ -394,6 +433,8 @@ pub struct EventSourceMapping {
     pub queue_arn: String,
     pub function: String,
     pub batch_size: usize,
+    /// In a chaos rehearsal, what may happen to an invocation.
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 impl EventSourceMapping {
@@ -455,26 +496,24 @@ impl EventSourceMapping {
         let event = sqs_event(&messages, &self.queue_arn);
         totals.invocations += 1;
         totals.messages += messages.len() as u64;
-        let failed: HashSet<String> = match invoke::invoke_json(
-            &self.lambda,
-            &self.function,
-            &event,
-        )
-        .await
-        {
-            Ok(answer) => match batch_item_failures(&answer, &messages) {
-                Some(failed) => failed,
-                None => {
-                    // As on AWS: an answer naming unknown messages fails the whole batch.
-                    tracing::warn!(function = %self.function, answer = %answer, "the function's batch response is not valid; the whole batch comes back");
-                    all_ids(&messages)
-                }
-            },
-            Err(error) => {
-                totals.failed_invocations += 1;
-                tracing::warn!(function = %self.function, error = %format!("{error:#}"), "invocation failed; the whole batch comes back");
-                all_ids(&messages)
+        let invocation = invoke::invoke_json(&self.lambda, &self.function, &event);
+        let failed = match self.chaos.as_ref().map(|c| (c, c.loader_fault())) {
+            Some((chaos, Some(LoaderFault::DeliverTwice))) => {
+                let first = invocation.await;
+                // SQS delivers at least once: the same messages come again
+                // before the first delivery is deleted.
+                let again = invoke::invoke_json(&self.lambda, &self.function, &event).await;
+                chaos.delivered_twice(messages.len());
+                totals.invocations += 1;
+                let mut failed = self.failed(first, &messages, totals);
+                failed.extend(self.failed(again, &messages, totals));
+                failed
             }
+            Some((chaos, Some(fault))) => {
+                let outcome = chaos.strike_during(&self.function, fault, invocation).await;
+                self.failed(outcome, &messages, totals)
+            }
+            _ => self.failed(invocation.await, &messages, totals),
         };
         totals.reported_failures += failed.len() as u64;
         let done: Vec<_> = messages
@@ -503,6 +542,30 @@ impl EventSourceMapping {
             totals.deleted += output.successful.len() as u64;
         }
         Ok(())
+    }
+
+    /// The messages an invocation's outcome sends back to the queue.
+    fn failed(
+        &self,
+        outcome: anyhow::Result<serde_json::Value>,
+        messages: &[aws_sdk_sqs::types::Message],
+        totals: &mut MappingTotals,
+    ) -> HashSet<String> {
+        match outcome {
+            Ok(answer) => match batch_item_failures(&answer, messages) {
+                Some(failed) => failed,
+                None => {
+                    // As on AWS: an answer naming unknown messages fails the whole batch.
+                    tracing::warn!(function = %self.function, answer = %answer, "the function's batch response is not valid; the whole batch comes back");
+                    all_ids(messages)
+                }
+            },
+            Err(error) => {
+                totals.failed_invocations += 1;
+                tracing::warn!(function = %self.function, error = %format!("{error:#}"), "invocation failed; the whole batch comes back");
+                all_ids(messages)
+            }
+        }
     }
 }
 
@@ -595,6 +658,9 @@ pub struct PipelineSummary {
     pub presentation: Option<(String, String)>,
     pub report: serde_json::Value,
     pub seconds: f64,
+    /// The faults injected, in a chaos rehearsal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chaos: Option<crate::chaos::ChaosReport>,
 }
 
 /// The pipeline on a running stack: the export is put in the exports bucket,
@@ -619,7 +685,21 @@ pub async fn run_pipeline(
         serde_json::json!({ "source": source, "mode": "enqueue", "maxSeconds": 0 }),
     );
     let backfill = loop {
-        let (answer, done) = run.step(&stack.lambda).await?;
+        let step = match &stack.chaos {
+            Some(chaos) => {
+                let number = run.invocations + 1;
+                match chaos
+                    .backfill_invocation(number, BACKFILL_FUNCTION, run.step(&stack.lambda))
+                    .await?
+                {
+                    Some(step) => step,
+                    // Killed: the same payload again resumes from its checkpoint.
+                    None => continue,
+                }
+            }
+            None => run.step(&stack.lambda).await?,
+        };
+        let (answer, done) = step;
         if done {
             break answer;
         }
@@ -671,6 +751,7 @@ pub async fn run_pipeline(
         presentation,
         report,
         seconds: started.elapsed().as_secs_f64(),
+        chaos: stack.chaos.as_ref().map(|chaos| chaos.report()),
     })
 }
 

@@ -53,6 +53,7 @@ fn wait_for_port(port: u16, what: &str, within: Duration) -> anyhow::Result<()> 
 /// static that is never dropped).
 pub struct Supervised {
     watchdog: std::process::Child,
+    program: PathBuf,
 }
 
 impl Supervised {
@@ -96,21 +97,64 @@ kill $m 2>/dev/null"#,
         let watchdog = command
             .spawn()
             .with_context(|| format!("cannot start {}", program.display()))?;
-        Ok(Supervised { watchdog })
+        Ok(Supervised {
+            watchdog,
+            program: program.to_path_buf(),
+        })
     }
 
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.watchdog.try_wait(), Ok(None))
     }
+
+    /// The process id of the program itself (the watchdog shell's child
+    /// running it), from Linux's /proc; `None` once it has stopped.
+    pub fn program_pid(&self) -> Option<u32> {
+        let shell = self.watchdog.id();
+        let children =
+            std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).ok()?;
+        // The shell's other children are its `sleep`s.
+        let program = std::fs::canonicalize(&self.program).ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<u32>().ok())
+            .find(|pid| {
+                std::fs::read_link(format!("/proc/{pid}/exe")).ok() == Some(program.clone())
+            })
+    }
+
+    /// Kills the program with SIGKILL, as a dead Lambda container dies (no
+    /// cleanup, no goodbye), and waits for its watchdog to notice.
+    pub fn kill_program(&mut self) -> anyhow::Result<()> {
+        let pid = self
+            .program_pid()
+            .context("the process to kill is not running")?;
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -KILL {pid} failed: {status}");
+        }
+        let started = Instant::now();
+        while self.running() {
+            if started.elapsed() > Duration::from_secs(5) {
+                bail!("the watchdog of {pid} still runs 5 s after the kill");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
 }
 
 impl Drop for Supervised {
     fn drop(&mut self) {
-        // SIGTERM lets the watchdog stop its process and wait for it.
-        let _ = Command::new("kill")
-            .arg(self.watchdog.id().to_string())
-            .status();
+        if self.running() {
+            // SIGTERM lets the watchdog stop its process and wait for it.
+            let _ = Command::new("kill")
+                .arg(self.watchdog.id().to_string())
+                .status();
+        }
         let _ = self.watchdog.wait();
     }
 }
@@ -204,4 +248,68 @@ pub fn start_function(
     ];
     all.extend_from_slice(env);
     Supervised::spawn(&program, &[], &all, &log)
+}
+
+/// The function processes of a local stack, each with the configuration it
+/// was started with, so that one can be replaced as Lambda replaces a dead
+/// container (the chaos rehearsal kills them).
+pub struct FunctionProcesses {
+    control_plane: String,
+    running: Vec<FunctionProcess>,
+}
+
+struct FunctionProcess {
+    name: &'static str,
+    env: Vec<(String, String)>,
+    process: Supervised,
+}
+
+impl FunctionProcesses {
+    pub fn new(control_plane: &str) -> FunctionProcesses {
+        FunctionProcesses {
+            control_plane: control_plane.to_string(),
+            running: Vec::new(),
+        }
+    }
+
+    /// Starts `name` (see [`start_function`]).
+    pub fn start(&mut self, name: &'static str, env: Vec<(String, String)>) -> anyhow::Result<()> {
+        let process = start_function(name, &self.control_plane, &env)?;
+        self.running.push(FunctionProcess { name, env, process });
+        Ok(())
+    }
+
+    /// The first function whose process has stopped.
+    pub fn first_stopped(&mut self) -> Option<&'static str> {
+        self.running
+            .iter_mut()
+            .find_map(|f| (!f.process.running()).then_some(f.name))
+    }
+
+    /// The process id of `name`'s binary.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.running
+            .iter()
+            .find(|f| f.name == name)?
+            .process
+            .program_pid()
+    }
+
+    /// Kills `name`'s process with SIGKILL and starts a new one with the same
+    /// configuration; it takes the next invocation, as on Lambda.
+    pub fn kill_and_restart(&mut self, name: &str) -> anyhow::Result<()> {
+        let function = self
+            .running
+            .iter_mut()
+            .find(|f| f.name == name)
+            .with_context(|| format!("no function {name} runs"))?;
+        function.process.kill_program()?;
+        function.process = start_function(function.name, &self.control_plane, &function.env)?;
+        Ok(())
+    }
+
+    /// Stops every process.
+    pub fn stop_all(&mut self) {
+        self.running.clear();
+    }
 }

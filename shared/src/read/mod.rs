@@ -48,7 +48,7 @@ mod viewers;
 pub use error::AnalyticsError;
 pub use params::{
     parse_date, parse_date_to, parse_limit, parse_offset, PresentationParams, PresentationQuery,
-    PresentationSort, ViewerParams, ViewerQuery, ViewerSort,
+    PresentationSort, ViewerParams, ViewerQuery, ViewerSort, MAX_LIMIT,
 };
 pub use presentations::{
     presentation_list, refresh_stale_summaries, refresh_summaries, refresh_summaries_of, Refreshed,

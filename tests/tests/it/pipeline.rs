@@ -24,6 +24,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
         visibility_timeout: Duration::from_secs(30),
         queue_prefix: prefix,
         moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+        chaos: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -116,6 +117,88 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chaos_rehearsal_on_the_sample_gives_the_golden_answers() {
+    let test = TestDb::new();
+    // Fixed, so that every run plans the same faults (their moments vary).
+    let seed = 18;
+    let mut stack = LocalStack::start(LocalOptions {
+        database_url: shared::store::Secret::new(test.url.clone()),
+        batch_size: 100,
+        // As `warehouse pipeline --chaos`: killed batches come back sooner.
+        visibility_timeout: Duration::from_secs(10),
+        queue_prefix: format!("chaos-{:08x}", rand::rng().random::<u32>()),
+        moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+        chaos: Some(seed),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let db = &test.db;
+    let summary = run_pipeline(
+        &mut stack,
+        &helpers::sample_path(),
+        Duration::from_secs(600),
+        || {
+            let mut conn = db.conn()?;
+            Ok(mysql::prelude::Queryable::query_first(
+                &mut conn,
+                "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
+            )?)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"));
+
+    let chaos = summary.chaos.clone().expect("the faults injected");
+    assert_eq!(chaos.seed, seed);
+    let faults = &chaos.faults;
+    for (kind, injected) in [
+        ("loaderKilled", faults.loader_killed),
+        ("connectionKilled", faults.connection_killed),
+        ("deliveredTwice", faults.delivered_twice),
+        ("backfillKilled", faults.backfill_killed),
+    ] {
+        assert!(injected >= 1, "no {kind} fault was injected: {chaos:?}");
+    }
+    // A killed runtime fails its invocation: its batch came back.
+    let failed: u64 = summary
+        .event_source_mappings
+        .values()
+        .map(|totals| totals.failed_invocations)
+        .sum();
+    assert!(failed >= faults.loader_killed, "{summary:?}");
+
+    // The killed backfill resumed from its checkpoint: its totals count
+    // every line once.
+    let stats = &helpers::sample_expected()["stats"];
+    assert_eq!(summary.backfill["done"], true);
+    assert_eq!(summary.backfill["lines"], stats["lines"]);
+    assert_eq!(summary.backfill["malformed"], stats["malformed"]);
+    // Nothing given up on: no message reached the dead-letter queues.
+    assert!(
+        summary.dead_letters.values().all(|n| *n == 0),
+        "{:?}",
+        summary.dead_letters
+    );
+    for kind in ["missing", "unexpected", "conflicting"] {
+        assert_eq!(
+            summary.reconciliation[kind], 0,
+            "{kind}: {}",
+            summary.reconciliation
+        );
+    }
+    assert!(summary.reconciliation["compared"].as_u64().unwrap() > 5000);
+
+    // Every answer is the calm run's.
+    assert_golden_answers(&mut test.conn());
+    let (_, id) = summary.presentation.clone().expect("a presentation");
+    assert_json_eq(
+        "the analytics API's report",
+        &summary.report,
+        &helpers::sample_expected()["reports"][&id],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_poison_export_through_the_local_pipeline_gives_its_golden_answers() {
     let test = TestDb::new();
     let prefix = format!("e2e-poison-{:08x}", rand::rng().random::<u32>());
@@ -125,6 +208,7 @@ async fn the_poison_export_through_the_local_pipeline_gives_its_golden_answers()
         visibility_timeout: Duration::from_secs(30),
         queue_prefix: prefix,
         moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+        chaos: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -182,6 +266,7 @@ async fn backfill_via_lambda_invokes_the_function_until_done() {
         visibility_timeout: Duration::from_secs(30),
         queue_prefix: format!("via-{:08x}", rand::rng().random::<u32>()),
         moto_endpoint: Some(helpers::moto_endpoint().to_string()),
+        chaos: None,
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
