@@ -68,6 +68,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    shared::return_freed_memory_promptly();
     shared::telemetry::init_cli();
     let cli = Cli::parse();
     match run(cli) {

@@ -7,6 +7,7 @@ use lambda_runtime::{service_fn, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
+    shared::return_freed_memory_promptly();
     shared::telemetry::init_json();
     let function = shared::handlers::BackfillFunction::from_env().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| function.handle(event))).await
