@@ -212,6 +212,22 @@ pub fn sample_expected() -> serde_json::Value {
     samples_json("expected.json")
 }
 
+/// The answers of ANALYTICS.md §4-§7 for the sample (`expected-live.json`).
+pub fn sample_expected_live() -> serde_json::Value {
+    samples_json("expected-live.json")
+}
+
+/// `expected.json` with what `expected-live.json` adds to its answers: each
+/// report's `dataThrough`.
+pub fn sample_expected_with_live() -> serde_json::Value {
+    let mut expected = sample_expected();
+    let live = sample_expected_live();
+    for (id, answers) in live["presentations"].as_object().expect("presentations") {
+        expected["reports"][id]["dataThrough"] = answers["dataThrough"].clone();
+    }
+    expected
+}
+
 /// The second golden export, which breaks every limit of EVENTS.md.
 pub fn poison_path() -> PathBuf {
     sample_path().with_file_name("poison.jsonl")

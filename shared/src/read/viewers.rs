@@ -17,7 +17,7 @@ use super::sql::{
     bytes, contains_ci, exact_eq, fetch, sessions_cte, take, take_big, take_opt_string,
     take_string, Scope, DURATION_MS,
 };
-use crate::contract::{floor_seconds, format_time, ViewerList, ViewerRow};
+use crate::contract::{floor_seconds, format_time, format_time_opt, ViewerList, ViewerRow};
 use crate::store::str_literal;
 
 /// One page of the viewers of a presentation (ANALYTICS.md §2).
@@ -140,5 +140,6 @@ pub fn viewer_list(
         presentation_id: presentation_id.to_string(),
         total,
         viewers,
+        data_through: format_time_opt(dim.data_through_ms),
     })
 }

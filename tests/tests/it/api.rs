@@ -15,7 +15,7 @@ use shared::read::flags::{self, FlagState};
 use shared::store::Database;
 use shared::store::{DatabaseSettings, Secret};
 
-use crate::helpers::{sample_expected, TestDb};
+use crate::helpers::{sample_expected_with_live as sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
 
 // ---------------------------------------------------------------------------
@@ -694,7 +694,11 @@ async fn flags_leave_sections_out() {
             );
         }
         let people = get_ok(&api, viewers, query).await;
-        assert_eq!(keys(&people), vec!["presentationId"], "{people}");
+        assert_eq!(
+            keys(&people),
+            vec!["dataThrough", "presentationId"],
+            "{people}"
+        );
     }
 
     // shadow: left out unless asked with ?shadow=true.

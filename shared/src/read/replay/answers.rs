@@ -137,6 +137,7 @@ impl<'a> Computed<'a> {
             polls: self.polls.iter().map(poll_report).collect(),
             surveys: self.surveys.iter().map(survey_report).collect(),
             qna: qna_report(state, &self.erased),
+            data_through: format_time_opt(state.data_through),
         }
     }
 
