@@ -39,6 +39,8 @@ enum Command {
     Report(analytics::ReportArgs),
     /// The viewers of one presentation, filtered, sorted and paged (ANALYTICS.md §2).
     Viewers(analytics::ViewersArgs),
+    /// One presentation's attendance timeline, the audience curve (ANALYTICS.md §4).
+    Timeline(analytics::ReportArgs),
     /// A tenant's presentations, filtered, sorted and paged (ANALYTICS.md §3).
     Presentations(analytics::PresentationsArgs),
     /// Recompute the stale presentation summaries the list reads (the
@@ -86,6 +88,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill(args) => backfill::run(args),
         Command::Report(args) => analytics::report(args),
         Command::Viewers(args) => analytics::viewers(args),
+        Command::Timeline(args) => analytics::timeline(args),
         Command::Presentations(args) => analytics::presentations(args),
         Command::RefreshSummaries(args) => analytics::refresh_summaries(args),
         Command::Flags(args) => flags::run(args),

@@ -1,4 +1,4 @@
-//! `warehouse report | viewers | presentations`: the analytics answers of
+//! `warehouse report | viewers | presentations | timeline`: the analytics answers of
 //! ANALYTICS.md as JSON on stdout (compact; `--pretty` for people). The
 //! parameters are checked by the same code as the HTTP API's
 //! (`shared::read::{ViewerParams, PresentationParams}`), before any
@@ -112,6 +112,13 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     let db = database(1)?;
     let report = read::presentation_report(&mut db.conn()?, &args.tenant, &args.presentation)?;
     print_json(&report, args.pretty)
+}
+
+/// `warehouse timeline`.
+pub fn timeline(args: ReportArgs) -> anyhow::Result<()> {
+    let db = database(1)?;
+    let timeline = read::timeline(&mut db.conn()?, &args.tenant, &args.presentation)?;
+    print_json(&timeline, args.pretty)
 }
 
 /// `warehouse viewers`.

@@ -3,7 +3,8 @@
 //! no SQL). An event document parsed from Extended JSON (`event/`,
 //! `ejson.rs`); the answers' JSON shapes (`answers.rs`) and the rules every
 //! implementation shares to print the same strings and numbers: time
-//! (`time.rs`), rounding (`figures.rs`), normalisation (`normalize.rs`);
+//! (`time.rs`), rounding (`figures.rs`), the timeline's buckets
+//! (`timeline.rs`), normalisation (`normalize.rs`);
 //! the text of error messages (`text.rs`); a viewer's erasure in the bodies
 //! kept anyway (`erasure.rs`), as the anonymous asker's (`anonymity.rs`).
 
@@ -17,6 +18,7 @@ mod figures;
 mod normalize;
 mod text;
 mod time;
+mod timeline;
 
 pub use anonymity::{without_anonymous_asker, REMOVED_ASKER};
 pub use answers::{
@@ -40,4 +42,8 @@ pub use text::{abbreviate, truncate_chars};
 pub use time::{
     civil_from_days, days_from_civil, days_in_month, format_date, format_time, format_time_opt,
     parse_rfc3339,
+};
+pub use timeline::{
+    timeline_buckets, Timeline, TimelineBucket, DEFAULT_BUCKET_SECONDS, LIVE_CUT_OFF_MS,
+    MAX_TIMELINE_BUCKETS,
 };

@@ -19,6 +19,10 @@
 //!   so `attendance` → `total` and `viewers` (only `presentationId` is left);
 //!   in each row `polls` → `pollsAnswered`, `surveys` → `surveysSubmitted`,
 //!   `qna` → `questionsAsked`.
+//! - timeline (issue 16: governed by the attendance flag): without
+//!   attendance, its figures (`bucketSeconds`, `from`, `to`, `atEnd`,
+//!   `buckets`) are left out; `presentationId`, `tenantId` and
+//!   `dataThrough` stay, as a viewer list keeps its `presentationId`.
 //!
 //! Decisions where the rollout plan is silent:
 //! - A tenant and data point without a row is [`DEFAULT_STATE`], `on`: the
@@ -37,7 +41,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::contract::DataPoint;
-use crate::contract::{format_time, PresentationList, PresentationReport, ViewerList};
+use crate::contract::{format_time, PresentationList, PresentationReport, Timeline, ViewerList};
 use crate::read::AnalyticsError;
 use crate::store::str_literal;
 
@@ -413,6 +417,18 @@ pub fn viewer_list_json(list: &ViewerList, flags: &TenantFlags, shadow: bool) ->
                 remove_keys(row, viewer_figures(*dp));
             }
         }
+    }
+    value
+}
+
+/// The timeline's JSON, without its figures when attendance is left out.
+pub fn timeline_json(timeline: &Timeline, flags: &TenantFlags, shadow: bool) -> Value {
+    let mut value = to_value(timeline);
+    if !flags.serves(DataPoint::Attendance, shadow) {
+        remove_keys(
+            &mut value,
+            &["bucketSeconds", "from", "to", "atEnd", "buckets"],
+        );
     }
     value
 }

@@ -1,6 +1,6 @@
 //! The read path: the analytics answers of `shared/contract/ANALYTICS.md`,
 //! computed by the database from the warehouse tables (the presentation
-//! report, the viewer list and the presentation list), the parsing of the
+//! report, the viewer list, the presentation list and the timeline), the parsing of the
 //! user's paging, sorting and date input that the CLI and the HTTP API
 //! share, the tenants' feature flags ([`flags`]), and the in-memory
 //! [`Replay`], the reference these answers are tested against. The shapes
@@ -18,6 +18,8 @@
 //!   loaders last refreshed them ([`refresh_summaries_of`], after every
 //!   batch; [`refresh_stale_summaries`] after backfill and reconcile
 //!   invocations) and never writes.
+//! - `timeline`: the attendance timeline (§4), folded in Rust from the
+//!   same range read of the sessions as the report's attendance.
 //! - `replay/`: the in-memory reference.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
@@ -43,6 +45,7 @@ mod presentations;
 mod replay;
 mod report;
 mod sql;
+mod timeline;
 mod viewers;
 
 pub use error::AnalyticsError;
@@ -55,4 +58,5 @@ pub use presentations::{
 };
 pub use replay::Replay;
 pub use report::{presentation_report, presentation_report_read_only};
+pub use timeline::timeline;
 pub use viewers::viewer_list;

@@ -147,6 +147,13 @@ pub(crate) fn check_against_replay(
             &to_json(&actual),
             &to_json(&expected),
         );
+        let expected = replay.timeline(&tenant, &id).expect("replayed");
+        let actual = shared::read::timeline(&mut conn, &tenant, &id).expect("timeline");
+        assert_json_eq(
+            &format!("timeline {id}"),
+            &to_json(&actual),
+            &to_json(&expected),
+        );
         let expected = replay.viewers(&tenant, &id).expect("replayed");
         let actual = all_viewers(&mut conn, &tenant, &id);
         assert_json_eq(
@@ -1243,6 +1250,17 @@ fn the_answers_hold_at_20000_viewers() {
     assert_eq!(
         presentation_report(&mut conn, "bigcorp", "big").unwrap(),
         report
+    );
+    // The timeline at this size: 30,000 sessions in one read.
+    let timeline = shared::read::timeline(&mut conn, "bigcorp", "big").unwrap();
+    assert_eq!(timeline.bucket_seconds, 60);
+    assert_eq!(
+        timeline.at_end + timeline.buckets.iter().map(|b| b.left).sum::<i64>(),
+        20_000
+    );
+    assert_eq!(
+        timeline.buckets.iter().map(|b| b.joined).sum::<i64>(),
+        20_000
     );
     let query = ViewerQuery {
         sort: ViewerSort::Name,

@@ -8,6 +8,8 @@
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}/viewers` — the
 //!   viewer list (§2); parameters `department`, `country`, `device`,
 //!   `search`, `sort`, `limit`, `offset`.
+//! - `GET /tenants/{tenantId}/presentations/{presentationId}/timeline` — the
+//!   attendance timeline (§4), governed by the attendance flag.
 //! - `DELETE /tenants/{tenantId}/viewers/{viewerId}` — erases the viewer
 //!   (§8) and answers the receipt; only for the tenant's admins (the JWT
 //!   claim `role` = `admin`).

@@ -139,6 +139,11 @@ pub enum ApiQuery {
         query: ViewerQuery,
         shadow: bool,
     },
+    Timeline {
+        tenant_id: String,
+        presentation_id: String,
+        shadow: bool,
+    },
     /// Erase a viewer (ANALYTICS.md §8): checked for an admin of the tenant.
     Forget {
         tenant_id: String,
@@ -248,6 +253,14 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
                 shadow,
             }
         }
+        Route::Timeline {
+            tenant_id,
+            presentation_id,
+        } => ApiQuery::Timeline {
+            tenant_id,
+            presentation_id,
+            shadow,
+        },
         Route::ForgetViewer {
             tenant_id,
             viewer_id,
@@ -322,6 +335,15 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
             let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
             Ok(flags::viewer_list_json(&list, &flags, *shadow))
+        }
+        ApiQuery::Timeline {
+            tenant_id,
+            presentation_id,
+            shadow,
+        } => {
+            let timeline = read::timeline(conn, tenant_id, presentation_id)?;
+            let flags = flags::tenant_flags(conn, tenant_id)?;
+            Ok(flags::timeline_json(&timeline, &flags, *shadow))
         }
         ApiQuery::Forget { .. } => Err(AnalyticsError::BadRequest(
             "an erasure is not a read".to_string(),

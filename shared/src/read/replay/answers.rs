@@ -4,13 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::contract::timeline_buckets;
 use crate::contract::{
     average_2dp, average_seconds_1dp, count, department_or_unknown, floor_seconds, format_time,
     format_time_opt, normalize_country, normalize_department, normalize_device,
     normalize_optional_text, trim_blanks, Attendance, PollOption, PollReport, PresentationReport,
     QnaReport, QuestionKind, QuestionStatus, SurveyAnswer, SurveyOptionCount, SurveyQuestion,
-    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, TopQuestion, ViewerRow,
-    TOP_QUESTIONS,
+    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, Timeline, TimelineBucket,
+    TopQuestion, ViewerRow, DEFAULT_BUCKET_SECONDS, LIVE_CUT_OFF_MS, TOP_QUESTIONS,
 };
 
 use super::state::{
@@ -254,6 +255,62 @@ impl<'a> Computed<'a> {
                 }
             })
             .collect()
+    }
+}
+
+impl Computed<'_> {
+    /// The attendance timeline (§4), bucket by bucket as the contract words
+    /// it: distinct viewers per predicate, no cleverness.
+    pub(super) fn timeline(&self, tenant_id: &str, presentation_id: &str) -> Timeline {
+        let counted: Vec<&Session> = self.sessions.iter().filter(|s| s.end > s.start).collect();
+        // viewer → (first start, last end) over their counted sessions.
+        let mut span: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for s in &counted {
+            let e = span.entry(s.viewer_id).or_insert((s.start, s.end));
+            *e = (e.0.min(s.start), e.1.max(s.end));
+        }
+        let mut timeline = Timeline {
+            presentation_id: presentation_id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            bucket_seconds: DEFAULT_BUCKET_SECONDS,
+            from: None,
+            to: None,
+            at_end: 0,
+            data_through: format_time_opt(self.state.data_through),
+            buckets: Vec::new(),
+        };
+        let (Some(first), Some(last)) = (
+            span.values().map(|s| s.0).min(),
+            span.values().map(|s| s.1).max(),
+        ) else {
+            return timeline;
+        };
+        let (w, from, to) = timeline_buckets(first, last);
+        let cut_off = self.state.ended_at.unwrap_or(last - LIVE_CUT_OFF_MS);
+        timeline.bucket_seconds = w / 1000;
+        timeline.from = Some(format_time(from));
+        timeline.to = Some(format_time(to));
+        timeline.at_end = count(span.values().filter(|s| s.1 >= cut_off).count());
+        let mut t = from;
+        while t < to {
+            let viewers: BTreeSet<&str> = counted
+                .iter()
+                .filter(|s| s.start < t + w && s.end > t)
+                .map(|s| s.viewer_id)
+                .collect();
+            timeline.buckets.push(TimelineBucket {
+                at: format_time(t),
+                viewers: count(viewers.len()),
+                joined: count(span.values().filter(|s| t <= s.0 && s.0 < t + w).count()),
+                left: count(
+                    span.values()
+                        .filter(|s| t < s.1 && s.1 <= t + w && s.1 < cut_off)
+                        .count(),
+                ),
+            });
+            t += w;
+        }
+        timeline
     }
 }
 

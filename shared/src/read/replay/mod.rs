@@ -31,7 +31,7 @@ mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::contract::{Event, EventBody, PresentationReport, PresentationRow, ViewerRow};
+use crate::contract::{Event, EventBody, PresentationReport, PresentationRow, Timeline, ViewerRow};
 
 use answers::Computed;
 use state::PresentationState;
@@ -111,6 +111,13 @@ impl Replay {
     pub fn viewers(&self, tenant_id: &str, presentation_id: &str) -> Option<Vec<ViewerRow>> {
         let state = self.state(tenant_id, presentation_id)?;
         Some(Computed::new(state, self.erased_of(tenant_id)).viewer_rows())
+    }
+
+    /// The attendance timeline of one presentation (§4); `None` when the
+    /// presentation is unknown or belongs to another tenant.
+    pub fn timeline(&self, tenant_id: &str, presentation_id: &str) -> Option<Timeline> {
+        let state = self.state(tenant_id, presentation_id)?;
+        Some(Computed::new(state, self.erased_of(tenant_id)).timeline(tenant_id, presentation_id))
     }
 
     /// Every presentation row of one tenant, ordered by presentationId.
