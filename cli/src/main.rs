@@ -11,8 +11,8 @@ mod commands;
 mod common;
 
 use commands::{
-    analytics, backfill, dlq, errors, flags, forget, generate, migrate, pipeline, reconcile,
-    status, verify,
+    analytics, backfill, dlq, engagement, errors, flags, forget, generate, migrate, pipeline,
+    reconcile, status, verify,
 };
 
 #[derive(Parser)]
@@ -47,6 +47,8 @@ enum Command {
     /// loaders refresh them after every batch; use after a release that
     /// changes their format).
     RefreshSummaries(analytics::RefreshSummariesArgs),
+    /// A tenant's engagement score weights (ANALYTICS.md §5): set, get.
+    Engagement(engagement::EngagementArgs),
     /// The analytics API's rollout flags per tenant and data point: set, list.
     Flags(flags::FlagsArgs),
     /// Erase a viewer everywhere, for good (ANALYTICS.md §8): their name and
@@ -91,6 +93,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Timeline(args) => analytics::timeline(args),
         Command::Presentations(args) => analytics::presentations(args),
         Command::RefreshSummaries(args) => analytics::refresh_summaries(args),
+        Command::Engagement(args) => engagement::run(args),
         Command::Flags(args) => flags::run(args),
         Command::Forget(args) => forget::run(args),
         Command::Reconcile(args) => reconcile::run(args),

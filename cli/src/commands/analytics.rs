@@ -39,7 +39,7 @@ pub struct ViewersArgs {
     /// Case-insensitive substring of the name or the email.
     #[arg(long)]
     search: Option<String>,
-    /// watch (the default), name, joined or engagement.
+    /// watch (the default), name, joined, engagement or score.
     #[arg(long)]
     sort: Option<String>,
     /// Rows per page, 1 to 1000 (default 50).

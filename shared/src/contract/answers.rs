@@ -226,6 +226,10 @@ pub struct ViewerRow {
     pub polls_answered: i64,
     pub surveys_submitted: i64,
     pub questions_asked: i64,
+    /// Counted questions the viewer upvotes (§2).
+    pub upvotes_given: i64,
+    /// §5, 0 to 100.
+    pub engagement_score: i64,
 }
 
 // ---------------------------------------------------------------------------

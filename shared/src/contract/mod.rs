@@ -4,7 +4,7 @@
 //! `ejson.rs`); the answers' JSON shapes (`answers.rs`) and the rules every
 //! implementation shares to print the same strings and numbers: time
 //! (`time.rs`), rounding (`figures.rs`), the timeline's buckets
-//! (`timeline.rs`), normalisation (`normalize.rs`);
+//! (`timeline.rs`), the engagement weights (`engagement.rs`), normalisation (`normalize.rs`);
 //! the text of error messages (`text.rs`); a viewer's erasure in the bodies
 //! kept anyway (`erasure.rs`), as the anonymous asker's (`anonymity.rs`).
 
@@ -12,6 +12,7 @@ mod anonymity;
 mod answers;
 mod diff;
 mod ejson;
+mod engagement;
 mod erasure;
 mod event;
 mod figures;
@@ -27,13 +28,14 @@ pub use answers::{
     SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS,
 };
 pub use diff::differences;
+pub use engagement::{EngagementSettings, EngagementWeights, MAX_WEIGHT};
 pub use erasure::{mentioned_viewers, without_erased, ErasureReceipt, Mentions, ERASED};
 pub use event::{
     is_id, parse_event, Choice, DataPoint, Event, EventBody, EventError, EventErrorKind, Person,
     QuestionKind, SurveyAnswer, SurveyQuestion, ViewerJoined, DATE_RANGE_MS, MAX_EVENT_BYTES,
     MAX_ID_CHARS, MAX_TEXT_CHARS,
 };
-pub use figures::{average_2dp, average_seconds_1dp, count, floor_seconds};
+pub use figures::{average_2dp, average_seconds_1dp, count, div_round_half_away, floor_seconds};
 pub use normalize::{
     department_or_unknown, normalize_country, normalize_department, normalize_device,
     normalize_optional_text, trim_blanks, UNKNOWN,

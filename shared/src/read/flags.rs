@@ -18,7 +18,8 @@
 //! - viewer list (the spec is silent; decided here): its rows are attendance,
 //!   so `attendance` → `total` and `viewers` (only `presentationId` is left);
 //!   in each row `polls` → `pollsAnswered`, `surveys` → `surveysSubmitted`,
-//!   `qna` → `questionsAsked`.
+//!   `qna` → `questionsAsked` and `upvotesGiven`; `engagementScore`
+//!   combines all four, so it is served only when all four are.
 //! - timeline (issue 16: governed by the attendance flag): without
 //!   attendance, its figures (`bucketSeconds`, `from`, `to`, `atEnd`,
 //!   `buckets`) are left out; `presentationId`, `tenantId` and
@@ -136,7 +137,7 @@ pub fn parse_shadow(text: Option<&str>) -> Result<bool, AnalyticsError> {
     }
 }
 
-fn check_tenant(tenant_id: &str) -> Result<(), AnalyticsError> {
+pub(super) fn check_tenant(tenant_id: &str) -> Result<(), AnalyticsError> {
     let chars = tenant_id.chars().count();
     if chars == 0 || chars > MAX_TENANT_CHARS {
         return Err(AnalyticsError::BadRequest(format!(
@@ -358,7 +359,7 @@ fn viewer_figures(data_point: DataPoint) -> &'static [&'static str] {
     match data_point {
         DataPoint::Polls => &["pollsAnswered"],
         DataPoint::Surveys => &["surveysSubmitted"],
-        DataPoint::Qna => &["questionsAsked"],
+        DataPoint::Qna => &["questionsAsked", "upvotesGiven"],
         DataPoint::Attendance | DataPoint::Presentation => &[],
     }
 }
@@ -415,6 +416,9 @@ pub fn viewer_list_json(list: &ViewerList, flags: &TenantFlags, shadow: bool) ->
         for row in rows {
             for dp in &hidden {
                 remove_keys(row, viewer_figures(*dp));
+            }
+            if !hidden.is_empty() {
+                remove_keys(row, &["engagementScore"]);
             }
         }
     }

@@ -18,6 +18,8 @@
 //!   loaders last refreshed them ([`refresh_summaries_of`], after every
 //!   batch; [`refresh_stale_summaries`] after backfill and reconcile
 //!   invocations) and never writes.
+//! - `engagement`: the tenants' weights and the engagement score (§5) as a
+//!   SQL expression of a viewer row, exact in `DECIMAL` integers.
 //! - `timeline`: the attendance timeline (§4), folded in Rust from the
 //!   same range read of the sessions as the report's attendance.
 //! - `replay/`: the in-memory reference.
@@ -38,6 +40,7 @@
 //!   lower-cased text in code-point order, missing values last; every sort
 //!   ends with the id in byte order, so pages never overlap.
 
+mod engagement;
 mod error;
 pub mod flags;
 mod params;
@@ -48,6 +51,7 @@ mod sql;
 mod timeline;
 mod viewers;
 
+pub use engagement::{engagement_weights, set_engagement_weights};
 pub use error::AnalyticsError;
 pub use params::{
     parse_date, parse_date_to, parse_limit, parse_offset, PresentationParams, PresentationQuery,

@@ -10,6 +10,7 @@
 
 use mysql::prelude::Queryable;
 
+use super::engagement::{score_inputs, score_sql};
 use super::error::AnalyticsError;
 use super::params::{check_limit, ViewerQuery, ViewerSort};
 use super::report::{find_presentation, poll_dims, polls_answered_ctes};
@@ -31,6 +32,7 @@ pub fn viewer_list(
     let dim = find_presentation(conn, tenant_id, presentation_id, false)?;
     let scope = Scope::one(tenant_id, dim.key);
     let polls = poll_dims(conn, &scope)?;
+    let inputs = score_inputs(conn, tenant_id, &dim, &scope, polls.len())?;
     let polls_answered = if polls.is_empty() {
         "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
     } else {
@@ -50,20 +52,28 @@ pub fn viewer_list(
                 FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
                 WHERE {c} AND q.asked_version IS NOT NULL AND q.asker_viewer_key IS NOT NULL \
                 GROUP BY q.asker_viewer_key), \
+         ua AS (SELECT u.viewer_key, COUNT(*) AS n \
+                FROM dim_presentation p JOIN dim_question q ON q.presentation_key = p.presentation_key \
+                JOIN fact_question_upvote u ON u.presentation_key = q.presentation_key AND u.question_id = q.question_id \
+                WHERE {c} AND q.asked_version IS NOT NULL AND u.upvoted GROUP BY u.viewer_key), \
          vrows AS (SELECT dv.viewer_id, fpv.name, fpv.email, fpv.department, \
                  COALESCE(fpv.country, 'unknown') AS country, COALESCE(fpv.device, 'unknown') AS device, \
                  agg.sessions, agg.watch_ms, FLOOR(agg.watch_ms / 1000) AS watch_s, \
                  agg.first_ms, agg.last_ms, \
-                 COALESCE(pa.n, 0) AS polls, COALESCE(sa.n, 0) AS surveys, COALESCE(qa.n, 0) AS questions \
+                 COALESCE(pa.n, 0) AS polls, COALESCE(sa.n, 0) AS surveys, COALESCE(qa.n, 0) AS questions, \
+                 COALESCE(ua.n, 0) AS upvotes \
                FROM agg \
                JOIN dim_viewer dv ON dv.viewer_key = agg.viewer_key \
                LEFT JOIN fact_presentation_viewer fpv ON fpv.presentation_key = {key} AND fpv.viewer_key = agg.viewer_key \
                LEFT JOIN pa ON pa.viewer_key = agg.viewer_key \
                LEFT JOIN sa ON sa.viewer_key = agg.viewer_key \
-               LEFT JOIN qa ON qa.viewer_key = agg.viewer_key)",
+               LEFT JOIN qa ON qa.viewer_key = agg.viewer_key \
+               LEFT JOIN ua ON ua.viewer_key = agg.viewer_key), \
+         scored AS (SELECT vrows.*, {score} AS score FROM vrows)",
         sess = sessions_cte(&scope),
         c = scope.condition,
         key = dim.key,
+        score = score_sql(&inputs),
     );
 
     let mut filters = vec!["TRUE".to_string()];
@@ -93,11 +103,12 @@ pub fn viewer_list(
         ViewerSort::Name => format!("name IS NULL, {}", bytes("LOWER(name)")),
         ViewerSort::Joined => "first_ms".to_string(),
         ViewerSort::Engagement => "(polls + surveys + questions) DESC".to_string(),
+        ViewerSort::Score => "score DESC".to_string(),
     };
     let sql = format!(
         "{base} SELECT viewer_id, name, email, department, country, device, sessions, watch_ms, \
-           first_ms, last_ms, polls, surveys, questions, COUNT(*) OVER () AS total \
-         FROM vrows WHERE {filters} ORDER BY {order}, {} LIMIT {} OFFSET {}",
+           first_ms, last_ms, polls, surveys, questions, upvotes, score, COUNT(*) OVER () AS total \
+         FROM scored WHERE {filters} ORDER BY {order}, {} LIMIT {} OFFSET {}",
         bytes("viewer_id"),
         query.limit,
         query.offset
@@ -119,15 +130,17 @@ pub fn viewer_list(
             polls_answered: take(&mut row, 10)?,
             surveys_submitted: take(&mut row, 11)?,
             questions_asked: take(&mut row, 12)?,
+            upvotes_given: take(&mut row, 13)?,
+            engagement_score: take(&mut row, 14)?,
         });
-        total = Some(take::<i64>(&mut row, 13)?);
+        total = Some(take::<i64>(&mut row, 15)?);
     }
     let total = match total {
         Some(total) => total,
         // An empty page: count separately (an offset past the end still
         // reports how many rows match).
         None if query.offset > 0 => {
-            let sql = format!("{base} SELECT COUNT(*) FROM vrows WHERE {filters}");
+            let sql = format!("{base} SELECT COUNT(*) FROM scored WHERE {filters}");
             let mut rows = fetch(conn, &sql, "counting viewers")?;
             match rows.pop() {
                 Some(mut row) => take(&mut row, 0)?,

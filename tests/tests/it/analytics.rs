@@ -126,6 +126,16 @@ pub(crate) fn check_against_replay(
     lines: &[String],
     batch_size: usize,
 ) -> TestDb {
+    check_against_replay_weighted(runtime, lines, batch_size, &[])
+}
+
+/// As [`check_against_replay`], with these tenants' engagement weights set.
+pub(crate) fn check_against_replay_weighted(
+    runtime: &tokio::runtime::Runtime,
+    lines: &[String],
+    batch_size: usize,
+    weights: &[(&str, shared::contract::EngagementWeights)],
+) -> TestDb {
     let test = TestDb::new();
     let failed =
         runtime.block_on(async { Loaders::new(&test).await.deliver(lines, batch_size).await });
@@ -137,6 +147,10 @@ pub(crate) fn check_against_replay(
         }
     }
     let mut conn = test.conn();
+    for (tenant, w) in weights {
+        shared::read::set_engagement_weights(&mut conn, tenant, *w).expect("weights");
+        replay.set_weights(tenant, *w);
+    }
     let mut tenants = BTreeSet::new();
     for (tenant, id) in replay.presentation_ids() {
         tenants.insert(tenant.clone());
@@ -794,7 +808,7 @@ async fn bad_requests_say_what_is_accepted() {
     };
     bad(
         ViewerSort::parse("views").map(|_| ()),
-        "watch (the default), name, joined or engagement",
+        "watch (the default), name, joined, engagement or score",
     );
     bad(
         PresentationSort::parse("date").map(|_| ()),
@@ -1269,6 +1283,15 @@ fn the_answers_hold_at_20000_viewers() {
     };
     let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
     assert_eq!(list.viewers.len(), 50);
+    // Sorted by score: every viewer answered all three polls.
+    let query = ViewerQuery {
+        sort: ViewerSort::Score,
+        ..ViewerQuery::default()
+    };
+    let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
+    let scores: Vec<i64> = list.viewers.iter().map(|v| v.engagement_score).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(list.viewers.iter().all(|v| v.polls_answered == 3));
     conn.query_drop("DELETE FROM agg_presentation").unwrap();
     let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
     assert_eq!(list.stale_figures, ["big"]);

@@ -165,6 +165,7 @@ pub(crate) async fn sample_api() -> (TestDb, AnalyticsApi) {
         .await
         .deliver(&sample_lines(), 200)
         .await;
+    crate::helpers::set_sample_weights(&mut test.conn());
     let db = Database::connect(test.settings(), shared::handlers::LAMBDA_MAX_CONNECTIONS)
         .await
         .expect("the API's database");

@@ -3,20 +3,25 @@
 //! in-memory replay, and rule by rule on small hand-made presentations, all
 //! loaded through the real SQS loader handlers.
 
+use proptest::prelude::*;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use shared::contract::EngagementWeights;
 use shared::contract::{parse_event, Timeline};
-use shared::read::{presentation_report, timeline, viewer_list, Replay, ViewerQuery};
+use shared::read::{
+    engagement_weights, presentation_report, set_engagement_weights, timeline, viewer_list, Replay,
+    ViewerQuery, ViewerSort,
+};
 
 use shared::contract::DataPoint;
 use shared::read::flags::{self, FlagState};
 
-use crate::analytics::{at, ev, heartbeat, joined, load};
+use crate::analytics::{at, check_against_replay_weighted, ev, heartbeat, joined, load};
 use crate::api::{call_as, get, get_ok, sample_api};
-use crate::helpers::{sample_expected_live, TestDb};
+use crate::helpers::{sample_expected_live, sample_weights, set_sample_weights, TestDb};
 use crate::loaders::{sample_lines, Loaders};
-use integration_tests::harness::{assert_json_eq, to_json};
+use integration_tests::harness::{all_viewers, assert_json_eq, to_json};
 
 // ---------------------------------------------------------------------------
 // §6 Freshness
@@ -118,18 +123,51 @@ async fn load_sample_in_halves(test: &TestDb, seed: u64, between: impl FnOnce())
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sample_gives_the_live_answers() {
     let test = TestDb::new();
-    load_sample_in_halves(&test, 16, || {}).await;
+    // globex's weights are set half-way through the load: every answer
+    // after uses them, whatever was loaded before.
+    load_sample_in_halves(&test, 16, || set_sample_weights(&mut test.conn())).await;
     let mut conn = test.conn();
     let live = sample_expected_live();
-    let replay = replay_of(&sample_lines());
+    let mut replay = replay_of(&sample_lines());
+    for (tenant, weights) in sample_weights() {
+        replay.set_weights(&tenant, weights);
+        let settings = engagement_weights(&mut conn, &tenant).unwrap();
+        assert_eq!(settings.weights, weights, "{tenant}");
+        assert_eq!(settings.default, weights == EngagementWeights::DEFAULT);
+    }
     for (id, expected) in live["presentations"].as_object().unwrap() {
         let tenant = expected["timeline"]["tenantId"].as_str().unwrap();
         let actual = to_json(&timeline(&mut conn, tenant, id).unwrap());
         assert_json_eq(&format!("{id}.timeline"), &actual, &expected["timeline"]);
         assert_json_eq(
+            &format!("{id}.viewers"),
+            &to_json(&all_viewers(&mut conn, tenant, id)),
+            &expected["viewers"],
+        );
+        // The reference computes the same.
+        assert_json_eq(
             &format!("{id}.timeline (replay)"),
             &to_json(&replay.timeline(tenant, id).unwrap()),
             &expected["timeline"],
+        );
+        assert_json_eq(
+            &format!("{id}.viewers (replay)"),
+            &to_json(&replay.viewers(tenant, id).unwrap()),
+            &expected["viewers"],
+        );
+        // Sorted by score: score descending, ties by viewer id.
+        let query = ViewerQuery {
+            sort: ViewerSort::Score,
+            limit: 1000,
+            ..ViewerQuery::default()
+        };
+        let sorted = viewer_list(&mut conn, tenant, id, &query).unwrap();
+        let mut by_score = expected["viewers"].as_array().unwrap().clone();
+        by_score.sort_by_key(|v| -v["engagementScore"].as_i64().unwrap());
+        assert_json_eq(
+            &format!("{id}.viewers by score"),
+            &to_json(&sorted.viewers),
+            &Value::Array(by_score),
         );
     }
 }
@@ -353,4 +391,320 @@ async fn the_api_serves_the_timeline_under_the_attendance_flag() {
     // Other data points' flags do not matter to the timeline.
     flags::set_flag(&mut test.conn(), "acme", DataPoint::Polls, FlagState::Off).unwrap();
     assert_eq!(&get_ok(&api, path, "shadow=true").await, expected);
+}
+
+// ---------------------------------------------------------------------------
+// §5 Engagement, rule by rule
+// ---------------------------------------------------------------------------
+
+fn started(stream: &str, version: i64, second: i64) -> String {
+    ev(
+        stream,
+        version,
+        &at(second),
+        "PresentationStarted",
+        json!({}),
+    )
+}
+
+/// Loads `lines` with the tenant's `weights` (defaults when `None`), checks
+/// the rows equal the replay's, and returns viewer id → (upvotesGiven,
+/// engagementScore).
+async fn scores_of(
+    lines: &[String],
+    weights: Option<EngagementWeights>,
+) -> std::collections::BTreeMap<String, (i64, i64)> {
+    let test = TestDb::new();
+    load(&test, lines).await;
+    let mut conn = test.conn();
+    let mut replay = replay_of(lines);
+    if let Some(weights) = weights {
+        set_engagement_weights(&mut conn, "acme", weights).unwrap();
+        replay.set_weights("acme", weights);
+    }
+    let rows = all_viewers(&mut conn, "acme", "p");
+    assert_json_eq(
+        "viewers",
+        &to_json(&rows),
+        &to_json(&replay.viewers("acme", "p").unwrap()),
+    );
+    rows.into_iter()
+        .map(|r| (r.viewer_id, (r.upvotes_given, r.engagement_score)))
+        .collect()
+}
+
+fn weights(watch: u8, polls: u8, surveys: u8, qna: u8) -> EngagementWeights {
+    EngagementWeights {
+        watch,
+        polls,
+        surveys,
+        qna,
+    }
+}
+
+fn poll(stream: &str, version: i64, id: &str) -> String {
+    ev(
+        stream,
+        version,
+        &at(1),
+        "PollCreated",
+        json!({"pollId": id, "question": "?", "multipleChoice": false,
+               "options": [{"id": "a", "text": "A"}]}),
+    )
+}
+
+fn vote(stream: &str, version: i64, poll: &str, viewer: &str) -> String {
+    ev(
+        stream,
+        version,
+        &at(2),
+        "PollVoted",
+        json!({"pollId": poll, "viewerId": viewer, "optionIds": ["a"]}),
+    )
+}
+
+fn asked(stream: &str, version: i64, question: &str, viewer: &str) -> String {
+    ev(
+        stream,
+        version,
+        &at(3),
+        "QuestionAsked",
+        json!({"questionId": question, "viewerId": viewer, "text": "why?", "anonymous": false}),
+    )
+}
+
+fn upvoted(stream: &str, version: i64, question: &str, viewer: &str) -> String {
+    ev(
+        stream,
+        version,
+        &at(4),
+        "QuestionUpvoted",
+        json!({"questionId": question, "viewerId": viewer}),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_without_data_are_left_out_of_the_score() {
+    // Started and ended: L = 200 s. u-a watches 100 s, u-b 200 s. Two
+    // polls, u-a answers one; no survey; no question asked, but an upvote
+    // of a question never asked (it does not count).
+    let lines = vec![
+        started("p", 1, 0),
+        ended("p", 2, 200),
+        joined("p", 3, 0, "u-a", "s-a", json!({})),
+        heartbeat("p", 4, 100, "u-a", "s-a"),
+        joined("p", 5, 0, "u-b", "s-b", json!({})),
+        heartbeat("p", 6, 300, "u-b", "s-b"),
+        poll("p", 7, "p1"),
+        poll("p", 8, "p2"),
+        vote("p", 9, "p1", "u-a"),
+        upvoted("p", 10, "q-missing", "u-a"),
+    ];
+    // Defaults: watch 50 and polls 20 only: u-a (50·½ + 20·½)/70 = 50,
+    // u-b 50/70 = 71.43 → 71.
+    let scores = scores_of(&lines, None).await;
+    assert_eq!(scores["u-a"], (0, 50));
+    assert_eq!(scores["u-b"], (0, 71));
+
+    // The question arrives, asked by u-b, upvoted by u-a: qna counts now.
+    // u-a: (50·½ + 20·½ + 15·½)/85 = 50; u-b: (50 + 0 + 15·½)/85 = 67.6 → 68.
+    let mut more = lines.clone();
+    more.push(asked("p", 11, "q-missing", "u-b"));
+    let scores = scores_of(&more, None).await;
+    assert_eq!(scores["u-a"], (1, 50));
+    assert_eq!(scores["u-b"], (0, 68));
+
+    // Without startedAt, L is the span of the counted sessions (300 s):
+    // u-a 100/300 watch; with only watch weighed, 33.3 → 33.
+    let live: Vec<String> = lines[1..].to_vec();
+    let scores = scores_of(&live, Some(weights(1, 0, 0, 0))).await;
+    // Clamped at endedAt (200 s): the span is 200 s, so ½ → 50.
+    assert_eq!(scores["u-a"], (0, 50));
+    let no_end: Vec<String> = lines[2..].to_vec();
+    let scores = scores_of(&no_end, Some(weights(1, 0, 0, 0))).await;
+    assert_eq!(scores["u-a"], (0, 33));
+    assert_eq!(scores["u-b"], (0, 100));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_adding_up_to_0_over_the_included_components_score_0() {
+    // Only qna is weighed, and no question was asked: nothing weighs.
+    let lines = vec![
+        joined("p", 1, 0, "u-a", "s-a", json!({})),
+        heartbeat("p", 2, 60, "u-a", "s-a"),
+        poll("p", 3, "p1"),
+        vote("p", 4, "p1", "u-a"),
+    ];
+    let scores = scores_of(&lines, Some(weights(0, 0, 0, 100))).await;
+    assert_eq!(scores["u-a"], (0, 0));
+    // All four at 0 cannot be set: at least one must weigh.
+    let test = TestDb::new();
+    let err = set_engagement_weights(&mut test.conn(), "acme", weights(0, 0, 0, 0)).unwrap_err();
+    assert!(err.to_string().contains("at least one"), "{err}");
+    let err = set_engagement_weights(&mut test.conn(), "acme", weights(101, 0, 0, 0)).unwrap_err();
+    assert!(err.to_string().contains("0 to 100"), "{err}");
+    assert!(
+        engagement_weights(&mut test.conn(), "acme")
+            .unwrap()
+            .default
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_score_of_exactly_one_half_rounds_away_from_zero() {
+    // L = 200 s; u-a watches 101 s: 100 · 101/200 = 50.5 → 51 (not 50);
+    // u-b 100.999 s: 50.4995 → 50; u-c 1 s: 0.5 → 1.
+    let ms = |s: i64, ms: i64| shared::contract::format_time(1_631_268_000_000 + s * 1000 + ms);
+    let beat = |version: i64, at: String, viewer: &str, session: &str| {
+        ev(
+            "p",
+            version,
+            &at,
+            "ViewerHeartbeat",
+            json!({"viewerId": viewer, "sessionId": session}),
+        )
+    };
+    let lines = vec![
+        started("p", 1, 0),
+        ended("p", 2, 200),
+        joined("p", 3, 0, "u-a", "s-a", json!({})),
+        beat(4, ms(101, 0), "u-a", "s-a"),
+        joined("p", 5, 0, "u-b", "s-b", json!({})),
+        beat(6, ms(100, 999), "u-b", "s-b"),
+        joined("p", 7, 0, "u-c", "s-c", json!({})),
+        beat(8, ms(1, 0), "u-c", "s-c"),
+    ];
+    let scores = scores_of(&lines, Some(weights(7, 0, 0, 0))).await;
+    assert_eq!(scores["u-a"], (0, 51));
+    assert_eq!(scores["u-b"], (0, 50));
+    assert_eq!(scores["u-c"], (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weights_are_the_tenant_s_own() {
+    let test = TestDb::new();
+    let mut conn = test.conn();
+    let set = set_engagement_weights(&mut conn, "acme", weights(1, 2, 3, 4)).unwrap();
+    assert_eq!(
+        to_json(&set),
+        json!({"tenantId": "acme", "weights": {"watch": 1, "polls": 2, "surveys": 3, "qna": 4},
+               "default": false})
+    );
+    assert_eq!(engagement_weights(&mut conn, "acme").unwrap(), set);
+    // Another tenant (even one differing by case or a blank) keeps the defaults.
+    for other in ["globex", "ACME", "acme "] {
+        let got = engagement_weights(&mut conn, other).unwrap();
+        assert_eq!(
+            (got.weights, got.default),
+            (EngagementWeights::DEFAULT, true)
+        );
+    }
+    // Setting again replaces; the defaults may be set explicitly.
+    let again = set_engagement_weights(&mut conn, "acme", EngagementWeights::DEFAULT).unwrap();
+    assert_eq!(
+        (again.weights, again.default),
+        (EngagementWeights::DEFAULT, false)
+    );
+    assert!(engagement_weights(&mut conn, "").is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Any order, any duplication: the replay's answers
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4, ..ProptestConfig::default() })]
+
+    /// A subset of the sample with some lines repeated, shuffled and loaded
+    /// in any batching, under any weights, gives the replay's timelines and
+    /// viewer rows (scores included), as every other answer.
+    #[test]
+    fn timelines_and_scores_after_any_shuffle_and_duplication_are_the_replays(
+        seed in any::<u64>(),
+        keep_percent in 20u32..100,
+        repeat_percent in 0u32..30,
+        batch_size in 20usize..400,
+        acme in (0u8..=100, 0u8..=100, 0u8..=100, 0u8..=100),
+        globex in (0u8..=100, 0u8..=100, 0u8..=100, 1u8..=100),
+    ) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut lines: Vec<String> = Vec::new();
+        for line in sample_lines() {
+            if rng.random_range(0..100) < keep_percent {
+                if rng.random_range(0..100) < repeat_percent {
+                    lines.push(line.clone());
+                }
+                lines.push(line);
+            }
+        }
+        lines.shuffle(&mut rng);
+        let mut weights = vec![("globex", weights(globex.0, globex.1, globex.2, globex.3))];
+        let acme = weights_of(acme);
+        if acme.invalid().is_none() {
+            weights.push(("acme", acme));
+        }
+        check_against_replay_weighted(&runtime, &lines, batch_size, &weights);
+    }
+}
+
+fn weights_of((watch, polls, surveys, qna): (u8, u8, u8, u8)) -> EngagementWeights {
+    weights(watch, polls, surveys, qna)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_serves_scores_only_when_all_four_data_points_are_served() {
+    let (test, api) = sample_api().await;
+    let live = sample_expected_live();
+    for (id, expected) in live["presentations"].as_object().unwrap() {
+        let tenant = expected["timeline"]["tenantId"].as_str().unwrap();
+        let path = format!("/tenants/{tenant}/presentations/{id}/viewers");
+        let body = get_ok(&api, &path, "sort=score&limit=1000").await;
+        let mut by_score = expected["viewers"].as_array().unwrap().clone();
+        by_score.sort_by_key(|v| -v["engagementScore"].as_i64().unwrap());
+        assert_json_eq(&path, &body["viewers"], &Value::Array(by_score));
+        assert_eq!(body["dataThrough"], expected["dataThrough"]);
+    }
+    let path = "/tenants/acme/presentations/prs-acm-0000/viewers";
+    // One data point in shadow: no score (and no sorting by it) unless
+    // shadow sections are asked for; qna's upvotesGiven goes with qna.
+    flags::set_flag(&mut test.conn(), "acme", DataPoint::Qna, FlagState::Shadow).unwrap();
+    let body = get_ok(&api, path, "").await;
+    for row in body["viewers"].as_array().unwrap() {
+        assert!(row.get("engagementScore").is_none(), "{row}");
+        assert!(row.get("upvotesGiven").is_none(), "{row}");
+        assert!(row.get("pollsAnswered").is_some(), "{row}");
+    }
+    let (status, body) = get(&api, path, "sort=score").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("sort: score"),
+        "{body}"
+    );
+    let body = get_ok(&api, path, "sort=score&shadow=true").await;
+    assert!(body["viewers"][0]["engagementScore"].is_i64(), "{body}");
+    // Polls off: the score goes even with shadow sections; upvotes stay.
+    flags::set_flag(&mut test.conn(), "acme", DataPoint::Qna, FlagState::On).unwrap();
+    flags::set_flag(&mut test.conn(), "acme", DataPoint::Polls, FlagState::Off).unwrap();
+    let body = get_ok(&api, path, "shadow=true").await;
+    for row in body["viewers"].as_array().unwrap() {
+        assert!(row.get("engagementScore").is_none(), "{row}");
+        assert!(row.get("upvotesGiven").is_some(), "{row}");
+    }
+    // globex's flags are its own.
+    let body = get_ok(
+        &api,
+        "/tenants/globex/presentations/prs-glo-0001/viewers",
+        "sort=score",
+    )
+    .await;
+    assert!(body["viewers"][0]["engagementScore"].is_i64(), "{body}");
+    // A bad sort still names what is accepted.
+    let (status, body) = get(&api, path, "sort=scores").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("score"), "{body}");
 }

@@ -34,6 +34,7 @@ use crate::contract::is_id;
 use crate::read::flags::{self, parse_shadow};
 use crate::read::{
     self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerParams, ViewerQuery,
+    ViewerSort,
 };
 use crate::store::Database;
 use crate::write::ForgetError;
@@ -332,8 +333,14 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
             query,
             shadow,
         } => {
-            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
+            // Sorting by a score the flags leave out would show its order.
+            if query.sort == ViewerSort::Score && !flags.hidden(*shadow).is_empty() {
+                return Err(AnalyticsError::BadRequest(
+                    "sort: score is not served: the engagement score combines attendance, polls, surveys and qna, and the tenant's rollout flags leave some out (try shadow=true, or another sort)".to_string(),
+                ));
+            }
+            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             Ok(flags::viewer_list_json(&list, &flags, *shadow))
         }
         ApiQuery::Timeline {
@@ -353,7 +360,6 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::ViewerSort;
     use serde_json::json;
 
     fn request(method: &str, raw_path: &str, raw_query: &str, tenant: Option<&str>) -> Value {
