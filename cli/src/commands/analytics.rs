@@ -48,6 +48,9 @@ pub struct ViewersArgs {
     /// Rows to skip (default 0).
     #[arg(long, allow_hyphen_values = true)]
     offset: Option<String>,
+    /// json (a page, the default) or csv (every matching row, ANALYTICS.md §7).
+    #[arg(long, default_value = "json")]
+    format: String,
     /// Indented JSON.
     #[arg(long)]
     pretty: bool,
@@ -124,6 +127,26 @@ pub fn timeline(args: ReportArgs) -> anyhow::Result<()> {
 /// `warehouse viewers`.
 pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
+    if read::parse_viewer_format(Some(&args.format))? == read::ViewerFormat::Csv {
+        if args.limit.is_some() || args.offset.is_some() {
+            anyhow::bail!(
+                "--limit and --offset do not apply to --format csv: it holds every matching row"
+            );
+        }
+        let db = database(1)?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        read::viewer_csv(
+            &mut db.conn()?,
+            &args.tenant,
+            &args.presentation,
+            &query,
+            None,
+            &mut out,
+        )?;
+        std::io::Write::flush(&mut out)?;
+        return Ok(());
+    }
     let db = database(1)?;
     let list = read::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
     print_json(&list, args.pretty)

@@ -4,12 +4,14 @@
 //! `ejson.rs`); the answers' JSON shapes (`answers.rs`) and the rules every
 //! implementation shares to print the same strings and numbers: time
 //! (`time.rs`), rounding (`figures.rs`), the timeline's buckets
-//! (`timeline.rs`), the engagement weights (`engagement.rs`), normalisation (`normalize.rs`);
+//! (`timeline.rs`), the engagement weights (`engagement.rs`), the viewer
+//! list's CSV (`csv.rs`), normalisation (`normalize.rs`);
 //! the text of error messages (`text.rs`); a viewer's erasure in the bodies
 //! kept anyway (`erasure.rs`), as the anonymous asker's (`anonymity.rs`).
 
 mod anonymity;
 mod answers;
+mod csv;
 mod diff;
 mod ejson;
 mod engagement;
@@ -27,6 +29,7 @@ pub use answers::{
     Presenter, QnaReport, QuestionStatus, SurveyOptionCount, SurveyQuestionDetail,
     SurveyQuestionReport, SurveyReport, TopQuestion, ViewerList, ViewerRow, TOP_QUESTIONS,
 };
+pub use csv::{push_viewer_csv, VIEWER_CSV_HEADER};
 pub use diff::differences;
 pub use engagement::{EngagementSettings, EngagementWeights, MAX_WEIGHT};
 pub use erasure::{mentioned_viewers, without_erased, ErasureReceipt, Mentions, ERASED};

@@ -54,8 +54,8 @@ mod viewers;
 pub use engagement::{engagement_weights, set_engagement_weights};
 pub use error::AnalyticsError;
 pub use params::{
-    parse_date, parse_date_to, parse_limit, parse_offset, PresentationParams, PresentationQuery,
-    PresentationSort, ViewerParams, ViewerQuery, ViewerSort,
+    parse_date, parse_date_to, parse_limit, parse_offset, parse_viewer_format, PresentationParams,
+    PresentationQuery, PresentationSort, ViewerFormat, ViewerParams, ViewerQuery, ViewerSort,
 };
 pub use presentations::{
     presentation_list, refresh_stale_summaries, refresh_summaries, refresh_summaries_of, Refreshed,
@@ -63,4 +63,4 @@ pub use presentations::{
 pub use replay::Replay;
 pub use report::{presentation_report, presentation_report_read_only};
 pub use timeline::timeline;
-pub use viewers::viewer_list;
+pub use viewers::{viewer_csv, viewer_list, CsvOutcome};

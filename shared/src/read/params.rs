@@ -109,6 +109,27 @@ impl PresentationSort {
     }
 }
 
+/// How a viewer list is written: a page of JSON (§2) or every matching row
+/// as CSV (§7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ViewerFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// `json` (also missing or blank) or `csv`, in any letter case.
+pub fn parse_viewer_format(text: Option<&str>) -> Result<ViewerFormat, AnalyticsError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(ViewerFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("json") => Ok(ViewerFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("csv") => Ok(ViewerFormat::Csv),
+        Some(t) => Err(bad_request(format!(
+            "format: unknown format {t:?}: use json (the default) or csv"
+        ))),
+    }
+}
+
 /// Filters, sort and page of a viewer list (ANALYTICS.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewerQuery {

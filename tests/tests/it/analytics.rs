@@ -1101,7 +1101,7 @@ async fn the_report_is_cached_per_revision() {
 /// Writes a presentation with `viewers` viewers straight into the warehouse
 /// tables (as the loaders would): 1.5 sessions per viewer with heartbeats,
 /// three polls everyone votes in, a survey and 200 questions.
-fn write_large_presentation(test: &TestDb, viewers: u64) {
+pub(crate) fn write_large_presentation(test: &TestDb, viewers: u64) {
     let mut conn = test.conn();
     conn.query_drop(
         "INSERT INTO dim_presentation (presentation_id, tenant_id, title, title_version, presenter_id, \

@@ -128,7 +128,11 @@ impl Route {
         let mut names = match self {
             Route::Presentations { .. } => PresentationParams::NAMES.to_vec(),
             Route::Report { .. } | Route::Timeline { .. } => Vec::new(),
-            Route::Viewers { .. } => ViewerParams::NAMES.to_vec(),
+            Route::Viewers { .. } => {
+                let mut names = ViewerParams::NAMES.to_vec();
+                names.push("format");
+                names
+            }
             // An erasure is not a read: it takes no parameter, not even shadow.
             Route::ForgetViewer { .. } => return Vec::new(),
         };
