@@ -253,7 +253,7 @@ async fn the_users_of_deploy_md_do_their_work_and_nothing_more() {
     let api = AnalyticsApi::connect(ApiConfig::from_lookup(&lookup).unwrap())
         .await
         .unwrap();
-    let expected = sample_expected();
+    let expected = helpers::sample_expected_with_live();
     let get = |path: &'static str| {
         let api = &api;
         async move {
