@@ -264,6 +264,33 @@ mod tests {
     }
 
     #[test]
+    fn viewers_take_a_format_and_the_timeline_its_presentation() {
+        let Command::Viewers(args) = parse(&[
+            "viewers",
+            "--tenant",
+            "acme",
+            "--presentation",
+            "p-1",
+            "--format",
+            "CSV",
+            "--sort",
+            "score",
+        ]) else {
+            panic!("viewers")
+        };
+        assert_eq!(
+            read::parse_viewer_format(Some(&args.format)).unwrap(),
+            read::ViewerFormat::Csv
+        );
+        assert_eq!(args.params().query().unwrap().sort, read::ViewerSort::Score);
+        assert!(read::parse_viewer_format(Some("xml")).is_err());
+        assert!(matches!(
+            parse(&["timeline", "--tenant", "a", "--presentation", "p"]),
+            Command::Timeline(ReportArgs { pretty: false, .. })
+        ));
+    }
+
+    #[test]
     fn report_arguments_parse() {
         assert!(matches!(
             parse(&["report", "--tenant", "a", "--presentation", "p", "--pretty"]),
