@@ -11,8 +11,8 @@ mod commands;
 mod common;
 
 use commands::{
-    analytics, backfill, dlq, errors, flags, forget, generate, migrate, pipeline, reconcile,
-    status, verify,
+    analytics, backfill, dlq, engagement, errors, flags, forget, generate, migrate, pipeline,
+    reconcile, status, verify,
 };
 
 #[derive(Parser)]
@@ -39,12 +39,16 @@ enum Command {
     Report(analytics::ReportArgs),
     /// The viewers of one presentation, filtered, sorted and paged (ANALYTICS.md §2).
     Viewers(analytics::ViewersArgs),
+    /// One presentation's attendance timeline, the audience curve (ANALYTICS.md §4).
+    Timeline(analytics::ReportArgs),
     /// A tenant's presentations, filtered, sorted and paged (ANALYTICS.md §3).
     Presentations(analytics::PresentationsArgs),
     /// Recompute the stale presentation summaries the list reads (the
     /// loaders refresh them after every batch; use after a release that
     /// changes their format).
     RefreshSummaries(analytics::RefreshSummariesArgs),
+    /// A tenant's engagement score weights (ANALYTICS.md §5): set, get.
+    Engagement(engagement::EngagementArgs),
     /// The analytics API's rollout flags per tenant and data point: set, list.
     Flags(flags::FlagsArgs),
     /// Erase a viewer everywhere, for good (ANALYTICS.md §8): their name and
@@ -87,8 +91,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill(args) => backfill::run(args),
         Command::Report(args) => analytics::report(args),
         Command::Viewers(args) => analytics::viewers(args),
+        Command::Timeline(args) => analytics::timeline(args),
         Command::Presentations(args) => analytics::presentations(args),
         Command::RefreshSummaries(args) => analytics::refresh_summaries(args),
+        Command::Engagement(args) => engagement::run(args),
         Command::Flags(args) => flags::run(args),
         Command::Forget(args) => forget::run(args),
         Command::Reconcile(args) => reconcile::run(args),

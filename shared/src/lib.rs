@@ -20,12 +20,15 @@
 //!   dimensions, and the facts, one file per data point; erasures (what a
 //!   transaction leaves out, and `forget`) and the retention of kept bodies.
 //! - `read`: the read path: parameters shared by the API and the CLI, the
-//!   report (one file per data point), the viewer and presentation lists,
+//!   report (one file per data point), the viewer list (JSON pages and CSV)
+//!   and presentation list, the timeline, the engagement weights and score,
 //!   the rollout flags, and the in-memory reference computation (`Replay`).
 //! - `store`: configuration, connections and retries, SQL building,
 //!   migrations, AWS clients and the clock. It knows no event type.
 //! - `contract`: pure code: Extended JSON, the event types, the answer
-//!   shapes, normalisation, figures and time. No I/O, no SQL.
+//!   shapes (the timeline's and the engagement weights' included),
+//!   normalisation, figures, time, the timeline's bucket width and the
+//!   viewer CSV's lines. No I/O, no SQL.
 //! - `telemetry`: logging set-up.
 //!
 //! Inside a folder the files are private; each folder's `mod.rs` re-exports

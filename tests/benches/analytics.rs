@@ -241,6 +241,11 @@ fn measure(conn: &mut mysql::PooledConn) -> (f64, f64) {
             analytics::viewer_list(conn, TENANT, PRESENTATION, &viewer_query).unwrap();
         })
     });
+    let timeline = repeat_n(RUNS, || {
+        timed(|| {
+            analytics::timeline(conn, TENANT, PRESENTATION).unwrap();
+        })
+    });
     let list_query = PresentationQuery {
         sort: PresentationSort::Viewers,
         limit: 50,
@@ -261,6 +266,7 @@ fn measure(conn: &mut mysql::PooledConn) -> (f64, f64) {
         "viewer page (country, engagement, offset 100)",
         viewers_page,
     );
+    row("timeline (computed, nothing cached)", timeline);
     println!(
         "{:<48} {:>10.2}",
         "presentation list, first (summaries refreshed)",

@@ -212,6 +212,49 @@ pub fn sample_expected() -> serde_json::Value {
     samples_json("expected.json")
 }
 
+/// The answers of ANALYTICS.md §4-§7 for the sample (`expected-live.json`).
+pub fn sample_expected_live() -> serde_json::Value {
+    samples_json("expected-live.json")
+}
+
+/// `expected.json` with what `expected-live.json` adds to its answers: each
+/// report's `dataThrough`, and the viewer rows with `upvotesGiven` and
+/// `engagementScore` (under the weights of `expected-live.json`: see
+/// [`set_sample_weights`]).
+pub fn sample_expected_with_live() -> serde_json::Value {
+    let mut expected = sample_expected();
+    let live = sample_expected_live();
+    for (id, answers) in live["presentations"].as_object().expect("presentations") {
+        expected["reports"][id]["dataThrough"] = answers["dataThrough"].clone();
+        expected["viewers"][id] = answers["viewers"].clone();
+    }
+    expected
+}
+
+/// The tenants' engagement weights of `expected-live.json`.
+pub fn sample_weights() -> Vec<(String, shared::contract::EngagementWeights)> {
+    let live = sample_expected_live();
+    live["weights"]
+        .as_object()
+        .expect("weights")
+        .iter()
+        .map(|(tenant, w)| {
+            let weights = serde_json::from_value(w.clone()).expect("four weights");
+            (tenant.clone(), weights)
+        })
+        .collect()
+}
+
+/// Sets the weights of `expected-live.json` that are not the defaults (as
+/// `warehouse engagement set` would).
+pub fn set_sample_weights(conn: &mut impl mysql::prelude::Queryable) {
+    for (tenant, weights) in sample_weights() {
+        if weights != shared::contract::EngagementWeights::DEFAULT {
+            shared::read::set_engagement_weights(conn, &tenant, weights).expect("weights set");
+        }
+    }
+}
+
 /// The second golden export, which breaks every limit of EVENTS.md.
 pub fn poison_path() -> PathBuf {
     sample_path().with_file_name("poison.jsonl")

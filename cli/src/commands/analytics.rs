@@ -1,4 +1,4 @@
-//! `warehouse report | viewers | presentations`: the analytics answers of
+//! `warehouse report | viewers | presentations | timeline`: the analytics answers of
 //! ANALYTICS.md as JSON on stdout (compact; `--pretty` for people). The
 //! parameters are checked by the same code as the HTTP API's
 //! (`shared::read::{ViewerParams, PresentationParams}`), before any
@@ -39,7 +39,7 @@ pub struct ViewersArgs {
     /// Case-insensitive substring of the name or the email.
     #[arg(long)]
     search: Option<String>,
-    /// watch (the default), name, joined or engagement.
+    /// watch (the default), name, joined, engagement or score.
     #[arg(long)]
     sort: Option<String>,
     /// Rows per page, 1 to 1000 (default 50).
@@ -48,6 +48,9 @@ pub struct ViewersArgs {
     /// Rows to skip (default 0).
     #[arg(long, allow_hyphen_values = true)]
     offset: Option<String>,
+    /// json (a page, the default) or csv (every matching row, ANALYTICS.md §7).
+    #[arg(long, default_value = "json")]
+    format: String,
     /// Indented JSON.
     #[arg(long)]
     pretty: bool,
@@ -114,9 +117,36 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     print_json(&report, args.pretty)
 }
 
+/// `warehouse timeline`.
+pub fn timeline(args: ReportArgs) -> anyhow::Result<()> {
+    let db = database(1)?;
+    let timeline = read::timeline(&mut db.conn()?, &args.tenant, &args.presentation)?;
+    print_json(&timeline, args.pretty)
+}
+
 /// `warehouse viewers`.
 pub fn viewers(args: ViewersArgs) -> anyhow::Result<()> {
     let query = args.params().query()?;
+    if read::parse_viewer_format(Some(&args.format))? == read::ViewerFormat::Csv {
+        if args.limit.is_some() || args.offset.is_some() {
+            anyhow::bail!(
+                "--limit and --offset do not apply to --format csv: it holds every matching row"
+            );
+        }
+        let db = database(1)?;
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        read::viewer_csv(
+            &mut db.conn()?,
+            &args.tenant,
+            &args.presentation,
+            &query,
+            None,
+            &mut out,
+        )?;
+        std::io::Write::flush(&mut out)?;
+        return Ok(());
+    }
     let db = database(1)?;
     let list = read::viewer_list(&mut db.conn()?, &args.tenant, &args.presentation, &query)?;
     print_json(&list, args.pretty)
@@ -231,6 +261,33 @@ mod tests {
         };
         let err = args.params().query().unwrap_err().to_string();
         assert!(err.starts_with("to: malformed date"), "{err}");
+    }
+
+    #[test]
+    fn viewers_take_a_format_and_the_timeline_its_presentation() {
+        let Command::Viewers(args) = parse(&[
+            "viewers",
+            "--tenant",
+            "acme",
+            "--presentation",
+            "p-1",
+            "--format",
+            "CSV",
+            "--sort",
+            "score",
+        ]) else {
+            panic!("viewers")
+        };
+        assert_eq!(
+            read::parse_viewer_format(Some(&args.format)).unwrap(),
+            read::ViewerFormat::Csv
+        );
+        assert_eq!(args.params().query().unwrap().sort, read::ViewerSort::Score);
+        assert!(read::parse_viewer_format(Some("xml")).is_err());
+        assert!(matches!(
+            parse(&["timeline", "--tenant", "a", "--presentation", "p"]),
+            Command::Timeline(ReportArgs { pretty: false, .. })
+        ));
     }
 
     #[test]

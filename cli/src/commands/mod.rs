@@ -4,6 +4,7 @@
 pub mod analytics;
 pub mod backfill;
 pub mod dlq;
+pub mod engagement;
 pub mod errors;
 pub mod flags;
 pub mod forget;

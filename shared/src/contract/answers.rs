@@ -30,6 +30,11 @@ pub struct PresentationReport {
     pub polls: Vec<PollReport>,
     pub surveys: Vec<SurveyReport>,
     pub qna: QnaReport,
+    /// §6: the latest `occurredAt` of the presentation's accepted analytics
+    /// events. (Defaulted when reading a report cached before it existed;
+    /// the reader sets it from the presentation's row anyway.)
+    #[serde(default)]
+    pub data_through: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,6 +201,8 @@ pub struct ViewerList {
     /// Rows matching the filters, before paging.
     pub total: i64,
     pub viewers: Vec<ViewerRow>,
+    /// §6, as in the report.
+    pub data_through: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -219,6 +226,10 @@ pub struct ViewerRow {
     pub polls_answered: i64,
     pub surveys_submitted: i64,
     pub questions_asked: i64,
+    /// Counted questions the viewer upvotes (§2).
+    pub upvotes_given: i64,
+    /// §5, 0 to 100.
+    pub engagement_score: i64,
 }
 
 // ---------------------------------------------------------------------------

@@ -16,6 +16,9 @@ pub enum AnalyticsError {
     /// The server cut a statement off at the connection's time limit (the
     /// API's, `store::SessionOptions::statement_time_limit`).
     TimedOut(String),
+    /// More rows match than an inline answer holds (the message names where
+    /// to ask instead).
+    TooLarge(String),
 }
 
 impl AnalyticsError {
@@ -39,6 +42,7 @@ impl std::fmt::Display for AnalyticsError {
             AnalyticsError::TimedOut(message) => {
                 write!(f, "a statement ran past the time limit: {message}")
             }
+            AnalyticsError::TooLarge(message) => f.write_str(message),
         }
     }
 }

@@ -18,7 +18,12 @@
 //! - viewer list (the spec is silent; decided here): its rows are attendance,
 //!   so `attendance` → `total` and `viewers` (only `presentationId` is left);
 //!   in each row `polls` → `pollsAnswered`, `surveys` → `surveysSubmitted`,
-//!   `qna` → `questionsAsked`.
+//!   `qna` → `questionsAsked` and `upvotesGiven`; `engagementScore`
+//!   combines all four, so it is served only when all four are.
+//! - timeline (issue 16: governed by the attendance flag): without
+//!   attendance, its figures (`bucketSeconds`, `from`, `to`, `atEnd`,
+//!   `buckets`) are left out; `presentationId`, `tenantId` and
+//!   `dataThrough` stay, as a viewer list keeps its `presentationId`.
 //!
 //! Decisions where the rollout plan is silent:
 //! - A tenant and data point without a row is [`DEFAULT_STATE`], `on`: the
@@ -37,7 +42,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::contract::DataPoint;
-use crate::contract::{format_time, PresentationList, PresentationReport, ViewerList};
+use crate::contract::{format_time, PresentationList, PresentationReport, Timeline, ViewerList};
 use crate::read::AnalyticsError;
 use crate::store::str_literal;
 
@@ -132,7 +137,7 @@ pub fn parse_shadow(text: Option<&str>) -> Result<bool, AnalyticsError> {
     }
 }
 
-fn check_tenant(tenant_id: &str) -> Result<(), AnalyticsError> {
+pub(super) fn check_tenant(tenant_id: &str) -> Result<(), AnalyticsError> {
     let chars = tenant_id.chars().count();
     if chars == 0 || chars > MAX_TENANT_CHARS {
         return Err(AnalyticsError::BadRequest(format!(
@@ -354,7 +359,7 @@ fn viewer_figures(data_point: DataPoint) -> &'static [&'static str] {
     match data_point {
         DataPoint::Polls => &["pollsAnswered"],
         DataPoint::Surveys => &["surveysSubmitted"],
-        DataPoint::Qna => &["questionsAsked"],
+        DataPoint::Qna => &["questionsAsked", "upvotesGiven"],
         DataPoint::Attendance | DataPoint::Presentation => &[],
     }
 }
@@ -412,7 +417,22 @@ pub fn viewer_list_json(list: &ViewerList, flags: &TenantFlags, shadow: bool) ->
             for dp in &hidden {
                 remove_keys(row, viewer_figures(*dp));
             }
+            if !hidden.is_empty() {
+                remove_keys(row, &["engagementScore"]);
+            }
         }
+    }
+    value
+}
+
+/// The timeline's JSON, without its figures when attendance is left out.
+pub fn timeline_json(timeline: &Timeline, flags: &TenantFlags, shadow: bool) -> Value {
+    let mut value = to_value(timeline);
+    if !flags.serves(DataPoint::Attendance, shadow) {
+        remove_keys(
+            &mut value,
+            &["bucketSeconds", "from", "to", "atEnd", "buckets"],
+        );
     }
     value
 }

@@ -1,6 +1,6 @@
 //! The read path: the analytics answers of `shared/contract/ANALYTICS.md`,
 //! computed by the database from the warehouse tables (the presentation
-//! report, the viewer list and the presentation list), the parsing of the
+//! report, the viewer list, the presentation list and the timeline), the parsing of the
 //! user's paging, sorting and date input that the CLI and the HTTP API
 //! share, the tenants' feature flags ([`flags`]), and the in-memory
 //! [`Replay`], the reference these answers are tested against. The shapes
@@ -18,6 +18,10 @@
 //!   loaders last refreshed them ([`refresh_summaries_of`], after every
 //!   batch; [`refresh_stale_summaries`] after backfill and reconcile
 //!   invocations) and never writes.
+//! - `engagement`: the tenants' weights and the engagement score (§5) as a
+//!   SQL expression of a viewer row, exact in `DECIMAL` integers.
+//! - `timeline`: the attendance timeline (§4), folded in Rust from the
+//!   same range read of the sessions as the report's attendance.
 //! - `replay/`: the in-memory reference.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
@@ -36,6 +40,7 @@
 //!   lower-cased text in code-point order, missing values last; every sort
 //!   ends with the id in byte order, so pages never overlap.
 
+mod engagement;
 mod error;
 pub mod flags;
 mod params;
@@ -43,16 +48,20 @@ mod presentations;
 mod replay;
 mod report;
 mod sql;
+mod timeline;
 mod viewers;
 
+pub use engagement::{engagement_weights, set_engagement_weights};
 pub use error::AnalyticsError;
 pub use params::{
-    parse_date, parse_date_to, parse_limit, parse_offset, PresentationParams, PresentationQuery,
-    PresentationSort, ViewerParams, ViewerQuery, ViewerSort, MAX_LIMIT,
+    parse_date, parse_date_to, parse_limit, parse_offset, parse_viewer_format, PresentationParams,
+    PresentationQuery, PresentationSort, ViewerFormat, ViewerParams, ViewerQuery, ViewerSort,
+    MAX_LIMIT,
 };
 pub use presentations::{
     presentation_list, refresh_stale_summaries, refresh_summaries, refresh_summaries_of, Refreshed,
 };
 pub use replay::Replay;
 pub use report::{presentation_report, presentation_report_read_only};
-pub use viewers::viewer_list;
+pub use timeline::timeline;
+pub use viewers::{viewer_csv, viewer_list, CsvOutcome};

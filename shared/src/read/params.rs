@@ -31,17 +31,20 @@ pub enum ViewerSort {
     Joined,
     /// `pollsAnswered + surveysSubmitted + questionsAsked` descending.
     Engagement,
+    /// `engagementScore` descending (§5).
+    Score,
 }
 
 impl ViewerSort {
-    pub const ALL: [ViewerSort; 4] = [
+    pub const ALL: [ViewerSort; 5] = [
         ViewerSort::Watch,
         ViewerSort::Name,
         ViewerSort::Joined,
         ViewerSort::Engagement,
+        ViewerSort::Score,
     ];
 
-    /// `watch`, `name`, `joined` or `engagement`, in any letter case.
+    /// `watch`, `name`, `joined`, `engagement` or `score`, in any letter case.
     pub fn parse(text: &str) -> Result<ViewerSort, AnalyticsError> {
         let wanted = text.trim();
         ViewerSort::ALL
@@ -49,7 +52,7 @@ impl ViewerSort {
             .find(|s| s.as_str().eq_ignore_ascii_case(wanted))
             .ok_or_else(|| {
                 bad_request(format!(
-                    "unknown viewer sort {text:?}: use watch (the default), name, joined or engagement"
+                    "unknown viewer sort {text:?}: use watch (the default), name, joined, engagement or score"
                 ))
             })
     }
@@ -60,6 +63,7 @@ impl ViewerSort {
             ViewerSort::Name => "name",
             ViewerSort::Joined => "joined",
             ViewerSort::Engagement => "engagement",
+            ViewerSort::Score => "score",
         }
     }
 }
@@ -102,6 +106,27 @@ impl PresentationSort {
             PresentationSort::Viewers => "viewers",
             PresentationSort::Title => "title",
         }
+    }
+}
+
+/// How a viewer list is written: a page of JSON (§2) or every matching row
+/// as CSV (§7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ViewerFormat {
+    #[default]
+    Json,
+    Csv,
+}
+
+/// `json` (also missing or blank) or `csv`, in any letter case.
+pub fn parse_viewer_format(text: Option<&str>) -> Result<ViewerFormat, AnalyticsError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(ViewerFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("json") => Ok(ViewerFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("csv") => Ok(ViewerFormat::Csv),
+        Some(t) => Err(bad_request(format!(
+            "format: unknown format {t:?}: use json (the default) or csv"
+        ))),
     }
 }
 
@@ -407,6 +432,7 @@ mod tests {
         assert_eq!(ViewerSort::parse(" Name "), Ok(ViewerSort::Name));
         assert_eq!(ViewerSort::parse("JOINED"), Ok(ViewerSort::Joined));
         assert_eq!(ViewerSort::parse("engagement"), Ok(ViewerSort::Engagement));
+        assert_eq!(ViewerSort::parse("Score"), Ok(ViewerSort::Score));
         let err = ViewerSort::parse("views").unwrap_err();
         assert!(
             matches!(&err, AnalyticsError::BadRequest(m) if m.contains("\"views\"") && m.contains("engagement")),

@@ -89,6 +89,7 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
             "started_at_ms",
             "ended_at_ms",
             "revision",
+            "data_through_ms",
         ],
         &[
             merge::if_higher("title", "title_version"),
@@ -102,27 +103,30 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
             merge::least("started_at_ms"),
             merge::greatest("ended_at_ms"),
             "revision = revision + 1".to_string(),
+            merge::greatest("data_through_ms"),
         ]
         .join(", "),
     );
-    // (tenant, presentation id): a stream id under two tenants is two
-    // presentations.
-    let mut touched: BTreeSet<(&str, &str)> = BTreeSet::new();
+    // (tenant, presentation id) → the latest occurredAt of its new events
+    // (ANALYTICS.md §6, kept on the row every batch touches anyway): a
+    // stream id under two tenants is two presentations.
+    let mut touched: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     let mut presentation_events: Vec<&Event> = Vec::new();
     for event in events {
-        touched.insert(event.presentation());
+        let latest = touched.entry(event.presentation()).or_insert(i64::MIN);
+        *latest = (*latest).max(event.occurred_at);
         if event.data_point() == Some(DataPoint::Presentation) {
             presentation_events.push(event);
         }
     }
     // Touch rows first, in key order, so concurrent loads lock rows in one order.
-    for (tenant, stream) in &touched {
+    for ((tenant, stream), latest) in &touched {
         let mut row = Row::default();
         row.str(stream).str(tenant);
         for _ in 0..10 {
             row.null();
         }
-        row.int(1);
+        row.int(1).int(*latest);
         upsert.add(&row);
     }
     for event in presentation_events {
@@ -166,12 +170,12 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
             }
             _ => continue,
         }
-        row.int(1);
+        row.int(1).null();
         upsert.add(&row);
     }
     let mut script = upsert.take_statements();
     let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (tenant, stream) in &touched {
+    for (tenant, stream) in touched.keys() {
         by_tenant.entry(tenant).or_default().push(stream);
     }
     for (tenant, ids) in by_tenant {

@@ -170,6 +170,7 @@ pub const OTHER_TEXT_COLUMNS: &[(&str, &str, &str)] = &[
     ("feature_flag", "tenant_id", "an id"),
     ("feature_flag", "data_point", "a data point"),
     ("feature_flag", "state", "a state"),
+    ("engagement_weight", "tenant_id", "an id"),
     ("viewer_erasure", "tenant_id", "the erasure record: an id"),
     ("viewer_erasure", "viewer_id", "the erasure record: an id"),
     ("schema_migrations", "name", "a file name"),

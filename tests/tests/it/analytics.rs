@@ -22,7 +22,7 @@ use shared::read::{
 use crate::helpers::{self, sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
 use integration_tests::harness::{
-    all_presentations, all_viewers, assert_golden_answers, assert_json_eq, to_json,
+    all_presentations, all_viewers, as_of, assert_golden_answers, assert_json_eq, to_json,
 };
 
 // ---------------------------------------------------------------------------
@@ -30,11 +30,11 @@ use integration_tests::harness::{
 // ---------------------------------------------------------------------------
 
 /// One event document as the application publishes it.
-fn ev(stream: &str, version: i64, at: &str, event_type: &str, data: Value) -> String {
+pub(crate) fn ev(stream: &str, version: i64, at: &str, event_type: &str, data: Value) -> String {
     ev_of("acme", stream, version, at, event_type, data)
 }
 
-fn ev_of(
+pub(crate) fn ev_of(
     tenant: &str,
     stream: &str,
     version: i64,
@@ -51,11 +51,11 @@ fn ev_of(
 }
 
 /// `2021-09-10T10:00:00Z` plus `seconds`.
-fn at(seconds: i64) -> String {
+pub(crate) fn at(seconds: i64) -> String {
     shared::contract::format_time(1_631_268_000_000 + seconds * 1000)
 }
 
-async fn load(test: &TestDb, lines: &[String]) {
+pub(crate) async fn load(test: &TestDb, lines: &[String]) {
     let failures = Loaders::new(test).await.deliver(lines, 50).await;
     assert!(failures.is_empty(), "{failures:?}");
 }
@@ -84,7 +84,11 @@ async fn the_sample_gives_the_golden_answers() {
     for (id, report) in sample_expected()["reports"].as_object().expect("reports") {
         let tenant = report["tenantId"].as_str().expect("tenantId");
         let cached = presentation_report(&mut conn, tenant, id).expect("cached report");
-        assert_json_eq(&format!("cached reports.{id}"), &to_json(&cached), report);
+        assert_json_eq(
+            &format!("cached reports.{id}"),
+            &as_of(to_json(&cached), report),
+            report,
+        );
     }
 
     // A cached report is the computed one.
@@ -122,6 +126,16 @@ pub(crate) fn check_against_replay(
     lines: &[String],
     batch_size: usize,
 ) -> TestDb {
+    check_against_replay_weighted(runtime, lines, batch_size, &[])
+}
+
+/// As [`check_against_replay`], with these tenants' engagement weights set.
+pub(crate) fn check_against_replay_weighted(
+    runtime: &tokio::runtime::Runtime,
+    lines: &[String],
+    batch_size: usize,
+    weights: &[(&str, shared::contract::EngagementWeights)],
+) -> TestDb {
     let test = TestDb::new();
     let failed =
         runtime.block_on(async { Loaders::new(&test).await.deliver(lines, batch_size).await });
@@ -133,6 +147,10 @@ pub(crate) fn check_against_replay(
         }
     }
     let mut conn = test.conn();
+    for (tenant, w) in weights {
+        shared::read::set_engagement_weights(&mut conn, tenant, *w).expect("weights");
+        replay.set_weights(tenant, *w);
+    }
     let mut tenants = BTreeSet::new();
     for (tenant, id) in replay.presentation_ids() {
         tenants.insert(tenant.clone());
@@ -140,6 +158,13 @@ pub(crate) fn check_against_replay(
         let actual = presentation_report(&mut conn, &tenant, &id).expect("report");
         assert_json_eq(
             &format!("report {id}"),
+            &to_json(&actual),
+            &to_json(&expected),
+        );
+        let expected = replay.timeline(&tenant, &id).expect("replayed");
+        let actual = shared::read::timeline(&mut conn, &tenant, &id).expect("timeline");
+        assert_json_eq(
+            &format!("timeline {id}"),
             &to_json(&actual),
             &to_json(&expected),
         );
@@ -194,7 +219,7 @@ proptest! {
 // Hand-made presentations
 // ---------------------------------------------------------------------------
 
-fn joined(
+pub(crate) fn joined(
     stream: &str,
     version: i64,
     second: i64,
@@ -209,7 +234,13 @@ fn joined(
     ev(stream, version, &at(second), "ViewerJoined", data)
 }
 
-fn heartbeat(stream: &str, version: i64, second: i64, viewer: &str, session: &str) -> String {
+pub(crate) fn heartbeat(
+    stream: &str,
+    version: i64,
+    second: i64,
+    viewer: &str,
+    session: &str,
+) -> String {
     ev(
         stream,
         version,
@@ -777,7 +808,7 @@ async fn bad_requests_say_what_is_accepted() {
     };
     bad(
         ViewerSort::parse("views").map(|_| ()),
-        "watch (the default), name, joined or engagement",
+        "watch (the default), name, joined, engagement or score",
     );
     bad(
         PresentationSort::parse("date").map(|_| ()),
@@ -1070,7 +1101,7 @@ async fn the_report_is_cached_per_revision() {
 /// Writes a presentation with `viewers` viewers straight into the warehouse
 /// tables (as the loaders would): 1.5 sessions per viewer with heartbeats,
 /// three polls everyone votes in, a survey and 200 questions.
-fn write_large_presentation(test: &TestDb, viewers: u64) {
+pub(crate) fn write_large_presentation(test: &TestDb, viewers: u64) {
     let mut conn = test.conn();
     conn.query_drop(
         "INSERT INTO dim_presentation (presentation_id, tenant_id, title, title_version, presenter_id, \
@@ -1234,6 +1265,17 @@ fn the_answers_hold_at_20000_viewers() {
         presentation_report(&mut conn, "bigcorp", "big").unwrap(),
         report
     );
+    // The timeline at this size: 30,000 sessions in one read.
+    let timeline = shared::read::timeline(&mut conn, "bigcorp", "big").unwrap();
+    assert_eq!(timeline.bucket_seconds, 60);
+    assert_eq!(
+        timeline.at_end + timeline.buckets.iter().map(|b| b.left).sum::<i64>(),
+        20_000
+    );
+    assert_eq!(
+        timeline.buckets.iter().map(|b| b.joined).sum::<i64>(),
+        20_000
+    );
     let query = ViewerQuery {
         sort: ViewerSort::Name,
         search: Some("viewer 1".into()),
@@ -1241,6 +1283,15 @@ fn the_answers_hold_at_20000_viewers() {
     };
     let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
     assert_eq!(list.viewers.len(), 50);
+    // Sorted by score: every viewer answered all three polls.
+    let query = ViewerQuery {
+        sort: ViewerSort::Score,
+        ..ViewerQuery::default()
+    };
+    let list = viewer_list(&mut conn, "bigcorp", "big", &query).unwrap();
+    let scores: Vec<i64> = list.viewers.iter().map(|v| v.engagement_score).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
+    assert!(list.viewers.iter().all(|v| v.polls_answered == 3));
     conn.query_drop("DELETE FROM agg_presentation").unwrap();
     let list = presentation_list(&mut conn, "bigcorp", &PresentationQuery::default()).unwrap();
     assert_eq!(list.stale_figures, ["big"]);

@@ -15,7 +15,7 @@ use shared::read::flags::{self, FlagState};
 use shared::store::Database;
 use shared::store::{DatabaseSettings, Secret};
 
-use crate::helpers::{sample_expected, TestDb};
+use crate::helpers::{sample_expected_with_live as sample_expected, TestDb};
 use crate::loaders::{sample_lines, Loaders};
 
 // ---------------------------------------------------------------------------
@@ -24,7 +24,12 @@ use crate::loaders::{sample_lines, Loaders};
 
 /// An HTTP API (payload format 2.0) event as API Gateway sends it, with the
 /// JWT authorizer's claims (`tenantId` when `tenant` is given).
-fn event_json(method: &str, raw_path: &str, raw_query: &str, tenant: Option<&str>) -> Value {
+pub(crate) fn event_json(
+    method: &str,
+    raw_path: &str,
+    raw_query: &str,
+    tenant: Option<&str>,
+) -> Value {
     let mut claims = json!({
         "iss": "https://auth.example.com/",
         "aud": "warehouse-analytics",
@@ -88,7 +93,7 @@ fn event_json(method: &str, raw_path: &str, raw_query: &str, tenant: Option<&str
     event
 }
 
-fn lambda_event(event: Value) -> lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest> {
+pub(crate) fn lambda_event(event: Value) -> lambda_runtime::LambdaEvent<ApiGatewayV2httpRequest> {
     let request: ApiGatewayV2httpRequest =
         serde_json::from_value(event).expect("a valid HTTP API v2 event");
     lambda_runtime::LambdaEvent::new(request, lambda_runtime::Context::default())
@@ -96,7 +101,7 @@ fn lambda_event(event: Value) -> lambda_runtime::LambdaEvent<ApiGatewayV2httpReq
 
 /// The status and JSON body of a response, after the checks every response
 /// must pass: JSON content type, no SQL, no panic, an `error` string on errors.
-fn parts(response: ApiGatewayV2httpResponse) -> (u16, Value) {
+pub(crate) fn parts(response: ApiGatewayV2httpResponse) -> (u16, Value) {
     assert_eq!(
         response
             .headers
@@ -127,7 +132,7 @@ fn parts(response: ApiGatewayV2httpResponse) -> (u16, Value) {
     (status, body)
 }
 
-async fn call_as(
+pub(crate) async fn call_as(
     api: &AnalyticsApi,
     method: &str,
     path: &str,
@@ -142,19 +147,19 @@ async fn call_as(
 }
 
 /// `GET path?query` as the path's own tenant.
-async fn get(api: &AnalyticsApi, path: &str, query: &str) -> (u16, Value) {
+pub(crate) async fn get(api: &AnalyticsApi, path: &str, query: &str) -> (u16, Value) {
     let tenant = path.split('/').nth(2).expect("/tenants/{tenant}/…");
     call_as(api, "GET", path, query, Some(tenant)).await
 }
 
-async fn get_ok(api: &AnalyticsApi, path: &str, query: &str) -> Value {
+pub(crate) async fn get_ok(api: &AnalyticsApi, path: &str, query: &str) -> Value {
     let (status, body) = get(api, path, query).await;
     assert_eq!(status, 200, "{path}?{query}: {body}");
     body
 }
 
 /// A fresh database with the sample loaded, and the API over it.
-async fn sample_api() -> (TestDb, AnalyticsApi) {
+pub(crate) async fn sample_api() -> (TestDb, AnalyticsApi) {
     let (test, db) = sample_database().await;
     (test, AnalyticsApi::new(db))
 }
@@ -166,6 +171,7 @@ async fn sample_database() -> (TestDb, Arc<Database>) {
         .await
         .deliver(&sample_lines(), 200)
         .await;
+    crate::helpers::set_sample_weights(&mut test.conn());
     let db = Database::connect(test.settings(), shared::handlers::LAMBDA_MAX_CONNECTIONS)
         .await
         .expect("the API's database");
@@ -748,7 +754,11 @@ async fn flags_leave_sections_out() {
             );
         }
         let people = get_ok(&api, viewers, query).await;
-        assert_eq!(keys(&people), vec!["presentationId"], "{people}");
+        assert_eq!(
+            keys(&people),
+            vec!["dataThrough", "presentationId"],
+            "{people}"
+        );
     }
 
     // shadow: left out unless asked with ?shadow=true.

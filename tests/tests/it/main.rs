@@ -7,6 +7,7 @@ mod api;
 mod backfill;
 mod erasure;
 mod limits;
+mod live;
 mod loaders;
 mod migrate;
 mod ops;

@@ -112,7 +112,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
     assert_json_eq(
         "the analytics API's report",
         &summary.report,
-        &helpers::sample_expected()["reports"][&id],
+        &helpers::sample_expected_with_live()["reports"][&id],
     );
 }
 

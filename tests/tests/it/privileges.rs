@@ -284,7 +284,7 @@ async fn the_users_of_deploy_md_do_their_work_and_nothing_more() {
     let api = AnalyticsApi::connect(ApiConfig::from_lookup(&lookup).unwrap())
         .await
         .unwrap();
-    let expected = sample_expected();
+    let expected = helpers::sample_expected_with_live();
     let get = |path: &'static str| call(&api, "GET", path);
     // A report with no cached copy: computed, and not cached (no write).
     let (status, report) = get("/tenants/acme/presentations/prs-acm-0000").await;

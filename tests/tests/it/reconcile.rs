@@ -405,7 +405,7 @@ async fn the_reconcile_function_refuses_a_local_path_and_an_s3_path_outside_its_
 async fn a_direct_repair_brings_the_next_run_to_zero_and_the_answers_back() {
     let test = TestDb::new();
     let ctx = loaded_sample(&test).await;
-    let expected = helpers::sample_expected();
+    let expected = helpers::sample_expected_with_live();
     let mut identities: Vec<(String, i64)> =
         test.rows("SELECT stream_id, version FROM event_ledger WHERE data_point IN ('polls', 'surveys', 'attendance')");
     identities.shuffle(&mut rand::rngs::StdRng::seed_from_u64(5));

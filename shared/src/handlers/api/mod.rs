@@ -7,7 +7,11 @@
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}` — the report (§1).
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}/viewers` — the
 //!   viewer list (§2); parameters `department`, `country`, `device`,
-//!   `search`, `sort`, `limit`, `offset`.
+//!   `search`, `sort`, `limit`, `offset`, and `format` (`json`, or `csv`:
+//!   every matching row as `text/csv`, §7; 413 naming the export route when
+//!   more than 10,000 match).
+//! - `GET /tenants/{tenantId}/presentations/{presentationId}/timeline` — the
+//!   attendance timeline (§4), governed by the attendance flag.
 //! - `DELETE /tenants/{tenantId}/viewers/{viewerId}` — erases the viewer
 //!   (§8) and answers the receipt; only for the tenant's admins (the JWT
 //!   claim `role` = `admin`).
@@ -61,12 +65,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use aws_lambda_events::event::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use serde_json::Value;
 
 use crate::read::AnalyticsError;
 use crate::store::{system_clock, Clock, Database};
-use request::{execute, parse_request, request_path, ApiQuery};
-use response::{error_response, json_response, ApiError, INTERNAL, TIMED_OUT, UNAVAILABLE};
+use request::{execute, parse_request, request_path, Answer, ApiQuery};
+use response::{
+    csv_response, error_response, json_response, ApiError, INTERNAL, TIMED_OUT, UNAVAILABLE,
+};
 use routes::clip;
 
 /// The routes a deployed function answers. The reads and the erasure run as
@@ -165,7 +170,8 @@ impl AnalyticsApi {
             .clone()
             .unwrap_or_default();
         let response = match self.answer(request, &request_id).await {
-            Ok(body) => json_response(200, &body),
+            Ok(Answer::Json(body)) => json_response(200, &body),
+            Ok(Answer::Csv(body)) => csv_response(body),
             Err(error) => error_response(&error),
         };
         tracing::info!(
@@ -183,7 +189,7 @@ impl AnalyticsApi {
         &self,
         request: &ApiGatewayV2httpRequest,
         request_id: &str,
-    ) -> Result<Value, ApiError> {
+    ) -> Result<Answer, ApiError> {
         let query = parse_request(request)?;
         if !self.routes.serves(&query) {
             return Err(ApiError::new(

@@ -33,7 +33,8 @@ use super::routes::{clip, percent_decode, Route, ROUTES};
 use crate::contract::is_id;
 use crate::read::flags::{self, parse_shadow};
 use crate::read::{
-    self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerParams, ViewerQuery,
+    self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerFormat,
+    ViewerParams, ViewerQuery, ViewerSort,
 };
 use crate::store::Database;
 use crate::write::ForgetError;
@@ -137,6 +138,12 @@ pub enum ApiQuery {
         tenant_id: String,
         presentation_id: String,
         query: ViewerQuery,
+        format: ViewerFormat,
+        shadow: bool,
+    },
+    Timeline {
+        tenant_id: String,
+        presentation_id: String,
         shadow: bool,
     },
     /// Erase a viewer (ANALYTICS.md §8): checked for an admin of the tenant.
@@ -237,6 +244,7 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
             tenant_id,
             presentation_id,
         } => {
+            let format = read::parse_viewer_format(seen.get("format").map(String::as_str))?;
             let mut params = ViewerParams::default();
             for (name, value) in seen {
                 params.set(&name, value);
@@ -245,9 +253,18 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
                 tenant_id,
                 presentation_id,
                 query: params.query()?,
+                format,
                 shadow,
             }
         }
+        Route::Timeline {
+            tenant_id,
+            presentation_id,
+        } => ApiQuery::Timeline {
+            tenant_id,
+            presentation_id,
+            shadow,
+        },
         Route::ForgetViewer {
             tenant_id,
             viewer_id,
@@ -274,7 +291,7 @@ const FORGET_BUDGET: Duration = Duration::from_secs(8);
 /// flags leave out; an erasure's receipt. Reads take a connection outside
 /// any transaction and write nothing (the API's reading user may only
 /// `SELECT`); an erasure runs its own transaction, `now_ms` its time.
-pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Value, AnalyticsError> {
+pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Answer, AnalyticsError> {
     if let ApiQuery::Forget {
         tenant_id,
         viewer_id,
@@ -282,7 +299,9 @@ pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Value, An
     {
         let deadline = Instant::now() + FORGET_BUDGET;
         return match crate::write::forget(db, tenant_id, viewer_id, now_ms, deadline) {
-            Ok(receipt) => Ok(serde_json::to_value(receipt).expect("a receipt serialises")),
+            Ok(receipt) => Ok(Answer::Json(
+                serde_json::to_value(receipt).expect("a receipt serialises"),
+            )),
             Err(ForgetError::Invalid(message)) => Err(AnalyticsError::BadRequest(message)),
             Err(ForgetError::Database(error)) => Err(AnalyticsError::Database(error.to_string())),
         };
@@ -290,7 +309,58 @@ pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Value, An
     let mut conn = db
         .conn()
         .map_err(|e| AnalyticsError::Database(e.to_string()))?;
-    read(&mut conn, query)
+    if let ApiQuery::Viewers {
+        tenant_id,
+        presentation_id,
+        query,
+        format: ViewerFormat::Csv,
+        shadow,
+    } = query
+    {
+        return viewers_csv(&mut conn, tenant_id, presentation_id, query, *shadow).map(Answer::Csv);
+    }
+    read(&mut conn, query).map(Answer::Json)
+}
+
+/// An answer's body.
+pub enum Answer {
+    Json(Value),
+    /// The viewer list as CSV (ANALYTICS.md §7).
+    Csv(String),
+}
+
+/// Most rows a CSV answered inline holds; more is a 413 naming the export.
+pub const MAX_INLINE_CSV_ROWS: u64 = 10_000;
+
+/// The viewer list as CSV, inline: its columns are every data point's, so
+/// it is served only when the flags serve all four (decided here).
+fn viewers_csv(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    query: &ViewerQuery,
+    shadow: bool,
+) -> Result<String, AnalyticsError> {
+    let flags = flags::tenant_flags(conn, tenant_id)?;
+    if !flags.hidden(shadow).is_empty() {
+        return Err(AnalyticsError::BadRequest(
+            "format: csv holds attendance, polls, surveys and qna, and the tenant's rollout flags leave some out (try shadow=true, or format=json)".to_string(),
+        ));
+    }
+    let mut body = Vec::new();
+    match read::viewer_csv(
+        conn,
+        tenant_id,
+        presentation_id,
+        query,
+        Some(MAX_INLINE_CSV_ROWS),
+        &mut body,
+    )? {
+        read::CsvOutcome::Complete(_) => Ok(String::from_utf8_lossy(&body).into_owned()),
+        read::CsvOutcome::TooMany => Err(AnalyticsError::TooLarge(format!(
+            "more than {MAX_INLINE_CSV_ROWS} viewers match: export them with GET /tenants/{{tenantId}}/presentations/{{presentationId}}/viewers/export (same filters), or narrow the filters"
+        ))),
+    }
 }
 
 fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsError> {
@@ -318,10 +388,26 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
             presentation_id,
             query,
             shadow,
+            ..
         } => {
-            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
+            // Sorting by a score the flags leave out would show its order.
+            if query.sort == ViewerSort::Score && !flags.hidden(*shadow).is_empty() {
+                return Err(AnalyticsError::BadRequest(
+                    "sort: score is not served: the engagement score combines attendance, polls, surveys and qna, and the tenant's rollout flags leave some out (try shadow=true, or another sort)".to_string(),
+                ));
+            }
+            let list = read::viewer_list(conn, tenant_id, presentation_id, query)?;
             Ok(flags::viewer_list_json(&list, &flags, *shadow))
+        }
+        ApiQuery::Timeline {
+            tenant_id,
+            presentation_id,
+            shadow,
+        } => {
+            let timeline = read::timeline(conn, tenant_id, presentation_id)?;
+            let flags = flags::tenant_flags(conn, tenant_id)?;
+            Ok(flags::timeline_json(&timeline, &flags, *shadow))
         }
         ApiQuery::Forget { .. } => Err(AnalyticsError::BadRequest(
             "an erasure is not a read".to_string(),
@@ -331,7 +417,6 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::read::ViewerSort;
     use serde_json::json;
 
     fn request(method: &str, raw_path: &str, raw_query: &str, tenant: Option<&str>) -> Value {
@@ -452,6 +537,7 @@ mod tests {
                     limit: 10,
                     offset: 20,
                 },
+                format: ViewerFormat::Json,
                 shadow: true,
             }
         );

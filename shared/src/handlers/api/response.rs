@@ -70,6 +70,7 @@ impl From<AnalyticsError> for ApiError {
             AnalyticsError::BadRequest(message) => ApiError::new(400, message),
             AnalyticsError::Database(_) => ApiError::new(503, UNAVAILABLE),
             AnalyticsError::TimedOut(_) => ApiError::new(504, TIMED_OUT),
+            AnalyticsError::TooLarge(message) => ApiError::new(413, message),
         }
     }
 }
@@ -88,6 +89,17 @@ pub fn json_response(status: u16, body: &Value) -> ApiGatewayV2httpResponse {
     response.headers = headers;
     response.body = Some(Body::Text(text));
     response.is_base64_encoded = false;
+    response
+}
+
+/// A 200 with the viewer list as CSV (ANALYTICS.md §7).
+pub fn csv_response(body: String) -> ApiGatewayV2httpResponse {
+    let mut response = json_response(200, &Value::Null);
+    response.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    response.body = Some(Body::Text(body));
     response
 }
 

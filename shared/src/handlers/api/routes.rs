@@ -12,7 +12,8 @@ use crate::read::{PresentationParams, ViewerParams};
 /// The routes, for error messages.
 pub const ROUTES: &str = "GET /tenants/{tenantId}/presentations, \
      GET /tenants/{tenantId}/presentations/{presentationId}, \
-     GET /tenants/{tenantId}/presentations/{presentationId}/viewers and \
+     GET /tenants/{tenantId}/presentations/{presentationId}/viewers, \
+     GET /tenants/{tenantId}/presentations/{presentationId}/timeline and \
      DELETE /tenants/{tenantId}/viewers/{viewerId}";
 
 /// A matched route with its decoded path parameters.
@@ -26,6 +27,11 @@ pub enum Route {
         presentation_id: String,
     },
     Viewers {
+        tenant_id: String,
+        presentation_id: String,
+    },
+    /// The attendance timeline (ANALYTICS.md §4).
+    Timeline {
         tenant_id: String,
         presentation_id: String,
     },
@@ -70,6 +76,12 @@ impl Route {
                 tenant_id: tenant.to_string(),
                 presentation_id: presentation.to_string(),
             }),
+            ["tenants", tenant, "presentations", presentation, "timeline"] => {
+                Some(Route::Timeline {
+                    tenant_id: tenant.to_string(),
+                    presentation_id: presentation.to_string(),
+                })
+            }
             ["tenants", tenant, "viewers", viewer] => Some(Route::ForgetViewer {
                 tenant_id: tenant.to_string(),
                 viewer_id: viewer.to_string(),
@@ -83,6 +95,7 @@ impl Route {
             Route::Presentations { tenant_id }
             | Route::Report { tenant_id, .. }
             | Route::Viewers { tenant_id, .. }
+            | Route::Timeline { tenant_id, .. }
             | Route::ForgetViewer { tenant_id, .. } => tenant_id,
         }
     }
@@ -103,6 +116,9 @@ impl Route {
             Route::Viewers { .. } => {
                 "GET /tenants/{tenantId}/presentations/{presentationId}/viewers"
             }
+            Route::Timeline { .. } => {
+                "GET /tenants/{tenantId}/presentations/{presentationId}/timeline"
+            }
             Route::ForgetViewer { .. } => "DELETE /tenants/{tenantId}/viewers/{viewerId}",
         }
     }
@@ -111,8 +127,12 @@ impl Route {
     pub fn parameters(&self) -> Vec<&'static str> {
         let mut names = match self {
             Route::Presentations { .. } => PresentationParams::NAMES.to_vec(),
-            Route::Report { .. } => Vec::new(),
-            Route::Viewers { .. } => ViewerParams::NAMES.to_vec(),
+            Route::Report { .. } | Route::Timeline { .. } => Vec::new(),
+            Route::Viewers { .. } => {
+                let mut names = ViewerParams::NAMES.to_vec();
+                names.push("format");
+                names
+            }
             // An erasure is not a read: it takes no parameter, not even shadow.
             Route::ForgetViewer { .. } => return Vec::new(),
         };
@@ -209,6 +229,13 @@ mod tests {
                 viewer_id: "u/10".into()
             })
         );
+        assert_eq!(
+            p("/tenants/acme/presentations/p-1/timeline"),
+            Some(Route::Timeline {
+                tenant_id: "acme".into(),
+                presentation_id: "p-1".into()
+            })
+        );
         for unknown in [
             "/",
             "",
@@ -218,6 +245,7 @@ mod tests {
             "/tenants/acme/presentations//viewers",
             "/tenants/acme/presentations/p-1/polls",
             "/tenants/acme/presentations/p-1/viewers/x",
+            "/tenants/acme/presentations/p-1/timeline/x",
             "/tenants/acme/viewers",
             "/tenants/acme/viewers/u-1/x",
         ] {

@@ -9,9 +9,10 @@ use crate::contract::{
     format_time_opt, normalize_country, normalize_department, normalize_device,
     normalize_optional_text, trim_blanks, Attendance, PollOption, PollReport, PresentationReport,
     QnaReport, QuestionKind, QuestionStatus, SurveyAnswer, SurveyOptionCount, SurveyQuestion,
-    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, TopQuestion, ViewerRow,
-    TOP_QUESTIONS,
+    SurveyQuestionDetail, SurveyQuestionReport, SurveyReport, Timeline, TimelineBucket,
+    TopQuestion, ViewerRow, DEFAULT_BUCKET_SECONDS, LIVE_CUT_OFF_MS, TOP_QUESTIONS,
 };
+use crate::contract::{div_round_half_away, timeline_buckets, EngagementWeights};
 
 use super::state::{
     AskedState, PollCreatedState, PollState, PresentationState, SurveyCreatedState, SurveyState,
@@ -59,10 +60,16 @@ pub(super) struct Computed<'a> {
     sessions: Vec<Session<'a>>,
     polls: Vec<PollResult<'a>>,
     surveys: Vec<SurveyResult<'a>>,
+    /// The tenant's engagement weights (§5).
+    weights: EngagementWeights,
 }
 
 impl<'a> Computed<'a> {
-    pub(super) fn new(state: &'a PresentationState, erased: BTreeSet<&'a str>) -> Computed<'a> {
+    pub(super) fn new(
+        state: &'a PresentationState,
+        erased: BTreeSet<&'a str>,
+        weights: EngagementWeights,
+    ) -> Computed<'a> {
         let sessions = state
             .sessions
             .values()
@@ -117,6 +124,7 @@ impl<'a> Computed<'a> {
             sessions,
             polls,
             surveys,
+            weights,
         }
     }
 
@@ -137,6 +145,7 @@ impl<'a> Computed<'a> {
             polls: self.polls.iter().map(poll_report).collect(),
             surveys: self.surveys.iter().map(survey_report).collect(),
             qna: qna_report(state, &self.erased),
+            data_through: format_time_opt(state.data_through),
         }
     }
 
@@ -217,6 +226,19 @@ impl<'a> Computed<'a> {
             }
         }
 
+        // upvotesGiven: questions that count, upvoted by the viewer's
+        // highest-version upvote event.
+        let mut upvoted: HashMap<&str, i64> = HashMap::new();
+        for q in self.state.questions.values().filter(|q| q.asked.is_some()) {
+            for (viewer, (_, up)) in &q.upvotes {
+                if *up {
+                    *upvoted.entry(viewer.as_str()).or_default() += 1;
+                }
+            }
+        }
+        let length = self.length_ms();
+        let asked_any = self.state.questions.values().any(|q| q.asked.is_some());
+
         accs.into_iter()
             .map(|(viewer_id, acc)| {
                 let joined = self.state.latest_join.get(viewer_id).map(|(_, j)| j);
@@ -232,7 +254,7 @@ impl<'a> Computed<'a> {
                     .iter()
                     .filter(|s| s.responders.contains(viewer_id))
                     .count();
-                ViewerRow {
+                let mut row = ViewerRow {
                     viewer_id: viewer_id.to_string(),
                     name: normalize_optional_text(
                         joined.filter(|_| !erased).and_then(|j| j.name.as_deref()),
@@ -250,10 +272,169 @@ impl<'a> Computed<'a> {
                     polls_answered: count(polls_answered),
                     surveys_submitted: count(surveys_submitted),
                     questions_asked: asked.get(viewer_id).copied().unwrap_or(0),
-                }
+                    upvotes_given: upvoted.get(viewer_id).copied().unwrap_or(0),
+                    engagement_score: 0,
+                };
+                row.engagement_score = self.score(&row, acc.watch_ms, length, asked_any);
+                row
             })
             .collect()
     }
+}
+
+impl Computed<'_> {
+    /// §5's `L`: `endedAt − startedAt` when both are known, otherwise the
+    /// latest last end minus the earliest first start of the counted
+    /// sessions (0 without).
+    fn length_ms(&self) -> i128 {
+        if let (Some(started), Some(ended)) = (self.state.started_at, self.state.ended_at) {
+            return i128::from(ended) - i128::from(started);
+        }
+        let counted = self.sessions.iter().filter(|s| s.end > s.start);
+        match (
+            counted.clone().map(|s| s.start).min(),
+            counted.map(|s| s.end).max(),
+        ) {
+            (Some(first), Some(last)) => i128::from(last) - i128::from(first),
+            _ => 0,
+        }
+    }
+
+    /// The engagement score of a row (§5), with exact fractions.
+    fn score(&self, row: &ViewerRow, watch_ms: i128, length: i128, asked_any: bool) -> i64 {
+        let w = self.weights;
+        let mut included: Vec<(u8, Fraction)> = Vec::new();
+        if length > 0 {
+            let ratio = Fraction::new(watch_ms, length).min_one();
+            included.push((w.watch, ratio));
+        }
+        if !self.polls.is_empty() {
+            let polls = i128::from(count(self.polls.len()));
+            included.push((w.polls, Fraction::new(row.polls_answered.into(), polls)));
+        }
+        if !self.surveys.is_empty() {
+            let surveys = i128::from(count(self.surveys.len()));
+            included.push((
+                w.surveys,
+                Fraction::new(row.surveys_submitted.into(), surveys),
+            ));
+        }
+        if asked_any {
+            let given = i128::from(row.questions_asked) + i128::from(row.upvotes_given);
+            included.push((w.qna, Fraction::new(given, 2).min_one()));
+        }
+        let total: i128 = included.iter().map(|(w, _)| i128::from(*w)).sum();
+        if total == 0 {
+            return 0;
+        }
+        let sum = included
+            .iter()
+            .fold(Fraction::new(0, 1), |acc, (w, r)| {
+                acc.add(&r.times(i128::from(*w)))
+            })
+            .times(100);
+        div_round_half_away(sum.numerator, sum.denominator * total)
+            .and_then(|s| i64::try_from(s).ok())
+            .unwrap_or(0)
+    }
+
+    /// The attendance timeline (§4), bucket by bucket as the contract words
+    /// it: distinct viewers per predicate, no cleverness.
+    pub(super) fn timeline(&self, tenant_id: &str, presentation_id: &str) -> Timeline {
+        let counted: Vec<&Session> = self.sessions.iter().filter(|s| s.end > s.start).collect();
+        // viewer → (first start, last end) over their counted sessions.
+        let mut span: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for s in &counted {
+            let e = span.entry(s.viewer_id).or_insert((s.start, s.end));
+            *e = (e.0.min(s.start), e.1.max(s.end));
+        }
+        let mut timeline = Timeline {
+            presentation_id: presentation_id.to_string(),
+            tenant_id: tenant_id.to_string(),
+            bucket_seconds: DEFAULT_BUCKET_SECONDS,
+            from: None,
+            to: None,
+            at_end: 0,
+            data_through: format_time_opt(self.state.data_through),
+            buckets: Vec::new(),
+        };
+        let (Some(first), Some(last)) = (
+            span.values().map(|s| s.0).min(),
+            span.values().map(|s| s.1).max(),
+        ) else {
+            return timeline;
+        };
+        let (w, from, to) = timeline_buckets(first, last);
+        let cut_off = self.state.ended_at.unwrap_or(last - LIVE_CUT_OFF_MS);
+        timeline.bucket_seconds = w / 1000;
+        timeline.from = Some(format_time(from));
+        timeline.to = Some(format_time(to));
+        timeline.at_end = count(span.values().filter(|s| s.1 >= cut_off).count());
+        let mut t = from;
+        while t < to {
+            let viewers: BTreeSet<&str> = counted
+                .iter()
+                .filter(|s| s.start < t + w && s.end > t)
+                .map(|s| s.viewer_id)
+                .collect();
+            timeline.buckets.push(TimelineBucket {
+                at: format_time(t),
+                viewers: count(viewers.len()),
+                joined: count(span.values().filter(|s| t <= s.0 && s.0 < t + w).count()),
+                left: count(
+                    span.values()
+                        .filter(|s| t < s.1 && s.1 <= t + w && s.1 < cut_off)
+                        .count(),
+                ),
+            });
+            t += w;
+        }
+        timeline
+    }
+}
+
+/// A non-negative fraction, kept reduced.
+#[derive(Debug, Clone, Copy)]
+struct Fraction {
+    numerator: i128,
+    denominator: i128,
+}
+
+impl Fraction {
+    fn new(numerator: i128, denominator: i128) -> Fraction {
+        let g = gcd(numerator, denominator).max(1);
+        Fraction {
+            numerator: numerator / g,
+            denominator: denominator / g,
+        }
+    }
+
+    fn min_one(self) -> Fraction {
+        if self.numerator > self.denominator {
+            Fraction::new(1, 1)
+        } else {
+            self
+        }
+    }
+
+    fn times(self, factor: i128) -> Fraction {
+        Fraction::new(self.numerator * factor, self.denominator)
+    }
+
+    fn add(&self, other: &Fraction) -> Fraction {
+        Fraction::new(
+            self.numerator * other.denominator + other.numerator * self.denominator,
+            self.denominator * other.denominator,
+        )
+    }
+}
+
+fn gcd(a: i128, b: i128) -> i128 {
+    let (mut a, mut b) = (a.abs(), b.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 /// Greatest number of distinct viewers having a session with

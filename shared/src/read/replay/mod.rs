@@ -31,7 +31,9 @@ mod state;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use crate::contract::{Event, EventBody, PresentationReport, PresentationRow, ViewerRow};
+use crate::contract::{
+    EngagementWeights, Event, EventBody, PresentationReport, PresentationRow, Timeline, ViewerRow,
+};
 
 use answers::Computed;
 use state::PresentationState;
@@ -48,6 +50,8 @@ pub struct Replay {
     presentations: BTreeMap<(String, String), PresentationState>,
     /// Erased viewers, as (tenantId, viewerId).
     erased: BTreeSet<(String, String)>,
+    /// The tenants' engagement weights (§5), where not the defaults.
+    weights: BTreeMap<String, EngagementWeights>,
 }
 
 impl Replay {
@@ -85,6 +89,17 @@ impl Replay {
             .insert((tenant_id.to_string(), viewer_id.to_string()));
     }
 
+    /// Sets a tenant's engagement weights (§5) for every answer.
+    pub fn set_weights(&mut self, tenant_id: &str, weights: EngagementWeights) {
+        self.weights.insert(tenant_id.to_string(), weights);
+    }
+
+    /// Everything computed of one presentation of a tenant.
+    fn computed<'a>(&'a self, tenant_id: &str, state: &'a PresentationState) -> Computed<'a> {
+        let weights = self.weights.get(tenant_id).copied().unwrap_or_default();
+        Computed::new(state, self.erased_of(tenant_id), weights)
+    }
+
     /// The erased viewers of one tenant.
     fn erased_of(&self, tenant_id: &str) -> BTreeSet<&str> {
         self.erased
@@ -103,14 +118,27 @@ impl Replay {
     /// another tenant.
     pub fn report(&self, tenant_id: &str, presentation_id: &str) -> Option<PresentationReport> {
         let state = self.state(tenant_id, presentation_id)?;
-        Some(Computed::new(state, self.erased_of(tenant_id)).report(tenant_id, presentation_id))
+        Some(
+            self.computed(tenant_id, state)
+                .report(tenant_id, presentation_id),
+        )
     }
 
     /// Every viewer row of one presentation, ordered by viewerId; `None` when
     /// the presentation is unknown or belongs to another tenant.
     pub fn viewers(&self, tenant_id: &str, presentation_id: &str) -> Option<Vec<ViewerRow>> {
         let state = self.state(tenant_id, presentation_id)?;
-        Some(Computed::new(state, self.erased_of(tenant_id)).viewer_rows())
+        Some(self.computed(tenant_id, state).viewer_rows())
+    }
+
+    /// The attendance timeline of one presentation (§4); `None` when the
+    /// presentation is unknown or belongs to another tenant.
+    pub fn timeline(&self, tenant_id: &str, presentation_id: &str) -> Option<Timeline> {
+        let state = self.state(tenant_id, presentation_id)?;
+        Some(
+            self.computed(tenant_id, state)
+                .timeline(tenant_id, presentation_id),
+        )
     }
 
     /// Every presentation row of one tenant, ordered by presentationId.
@@ -119,7 +147,7 @@ impl Replay {
             .iter()
             .filter(|((tenant, _), _)| tenant == tenant_id)
             .map(|((tenant, id), state)| {
-                let computed = Computed::new(state, self.erased_of(tenant));
+                let computed = self.computed(tenant, state);
                 PresentationRow::from_report(&computed.report(tenant, id))
             })
             .collect()

@@ -119,11 +119,15 @@ pub(super) struct PresentationState {
     pub(super) polls: BTreeMap<String, PollState>,
     pub(super) surveys: BTreeMap<String, SurveyState>,
     pub(super) questions: BTreeMap<String, QuestionState>,
+    /// Latest `occurredAt` of every event applied (§6: analytics events
+    /// only; the others never reach a presentation's state).
+    pub(super) data_through: Option<i64>,
 }
 
 impl PresentationState {
     pub(super) fn apply(&mut self, e: &Event) {
         let (version, at) = (e.version, e.occurred_at);
+        keep_max(&mut self.data_through, at);
         match &e.body {
             EventBody::PresentationCreated {
                 title,

@@ -136,6 +136,13 @@ impl AttendanceFold {
         }
     }
 
+    /// The sessions of positive length (the counted sessions of §4):
+    /// (start, end, viewer number), numbers dense from 0 below
+    /// [`Self::unique_viewers`].
+    pub(in crate::read) fn intervals(&self) -> &[(i64, i64, u32)] {
+        &self.intervals
+    }
+
     pub(in crate::read) fn unique_viewers(&self) -> i64 {
         self.viewers.len() as i64
     }

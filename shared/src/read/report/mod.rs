@@ -50,8 +50,10 @@ pub(super) struct PresentationDim {
     title: Option<String>,
     presenter: Option<Presenter>,
     scheduled_start_ms: Option<i64>,
-    started_at_ms: Option<i64>,
-    ended_at_ms: Option<i64>,
+    pub(super) started_at_ms: Option<i64>,
+    pub(super) ended_at_ms: Option<i64>,
+    /// §6: the latest `occurredAt` of its accepted analytics events.
+    pub(super) data_through_ms: Option<i64>,
     /// The cached report, when one of this revision and format exists.
     cached_report: Option<String>,
 }
@@ -74,7 +76,7 @@ pub(super) fn find_presentation(
     };
     let sql = format!(
         "SELECT presentation_key, revision, title, created_version, presenter_id, presenter_name, \
-           scheduled_start_ms, started_at_ms, ended_at_ms, {cache} \
+           scheduled_start_ms, started_at_ms, ended_at_ms, data_through_ms, {cache} \
          FROM dim_presentation p WHERE {} AND {}",
         exact_eq("p.presentation_id", presentation_id),
         exact_eq("p.tenant_id", tenant_id)
@@ -103,7 +105,8 @@ pub(super) fn find_presentation(
         scheduled_start_ms: created.and(scheduled_start_ms),
         started_at_ms: take(&mut row, 7)?,
         ended_at_ms: take(&mut row, 8)?,
-        cached_report: take_opt_string(&mut row, 9)?,
+        data_through_ms: take(&mut row, 9)?,
+        cached_report: take_opt_string(&mut row, 10)?,
     })
 }
 
@@ -147,6 +150,7 @@ fn report(
             Ok(mut report) => {
                 report.presentation_id = presentation_id.to_string();
                 report.tenant_id = tenant_id.to_string();
+                report.data_through = format_time_opt(dim.data_through_ms);
                 return Ok(report);
             }
             Err(e) => {
@@ -167,6 +171,7 @@ fn report(
         polls: polls(conn, &scope, dim.key)?,
         surveys: surveys(conn, &scope, dim.key)?,
         qna: qna(conn, &scope)?,
+        data_through: format_time_opt(dim.data_through_ms),
     };
     if !write_cache {
         return Ok(report);
