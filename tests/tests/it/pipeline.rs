@@ -194,7 +194,7 @@ async fn the_chaos_rehearsal_on_the_sample_gives_the_golden_answers() {
     assert_json_eq(
         "the analytics API's report",
         &summary.report,
-        &helpers::sample_expected()["reports"][&id],
+        &helpers::sample_expected_with_live()["reports"][&id],
     );
 }
 
