@@ -118,9 +118,25 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chaos_rehearsal_on_the_sample_gives_the_golden_answers() {
+    // Fixed seeds, so that every run plans the same faults (their moments
+    // vary). Every rehearsal is checked in full; the next seed runs only
+    // while no rehearsal has struck with every kind of fault yet.
+    let mut missed = Vec::new();
+    for seed in [18, 19, 20] {
+        missed = chaos_rehearsal(seed).await;
+        if missed.is_empty() {
+            return;
+        }
+    }
+    panic!("no rehearsal injected a fault of each kind; the last missed {missed:?}");
+}
+
+/// One rehearsal of the sample under `seed`'s faults, checked in full: the
+/// golden answers, nothing dead-lettered, nothing to reconcile. Returns the
+/// kinds of fault that found no moment to strike (a fault waits for an open
+/// transaction of its loader, which a fast machine may not leave it).
+async fn chaos_rehearsal(seed: u64) -> Vec<&'static str> {
     let test = TestDb::new();
-    // Fixed, so that every run plans the same faults (their moments vary).
-    let seed = 18;
     let mut stack = LocalStack::start(LocalOptions {
         database_url: shared::store::Secret::new(test.url.clone()),
         batch_size: 100,
@@ -151,14 +167,6 @@ async fn the_chaos_rehearsal_on_the_sample_gives_the_golden_answers() {
     let chaos = summary.chaos.clone().expect("the faults injected");
     assert_eq!(chaos.seed, seed);
     let faults = &chaos.faults;
-    for (kind, injected) in [
-        ("loaderKilled", faults.loader_killed),
-        ("connectionKilled", faults.connection_killed),
-        ("deliveredTwice", faults.delivered_twice),
-        ("backfillKilled", faults.backfill_killed),
-    ] {
-        assert!(injected >= 1, "no {kind} fault was injected: {chaos:?}");
-    }
     // A killed runtime fails its invocation: its batch came back.
     let failed: u64 = summary
         .event_source_mappings
@@ -196,6 +204,16 @@ async fn the_chaos_rehearsal_on_the_sample_gives_the_golden_answers() {
         &summary.report,
         &helpers::sample_expected_with_live()["reports"][&id],
     );
+    [
+        ("loaderKilled", faults.loader_killed),
+        ("connectionKilled", faults.connection_killed),
+        ("deliveredTwice", faults.delivered_twice),
+        ("backfillKilled", faults.backfill_killed),
+    ]
+    .into_iter()
+    .filter(|(_, injected)| *injected == 0)
+    .map(|(kind, _)| kind)
+    .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
