@@ -28,7 +28,12 @@ fn failed_ids(response: aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<
 }
 pub use integration_tests::harness::{lambda_event, sample_lines, snapshot, sqs_event, Loaders};
 
-fn event(stream: &str, version: i64, event_type: &str, data: serde_json::Value) -> String {
+pub(crate) fn event(
+    stream: &str,
+    version: i64,
+    event_type: &str,
+    data: serde_json::Value,
+) -> String {
     serde_json::json!({
         "_id": {"$oid": "6140a1e5c2a4b3d2e1f0a9b8"},
         "streamId": stream, "version": version, "type": event_type,
@@ -38,7 +43,7 @@ fn event(stream: &str, version: i64, event_type: &str, data: serde_json::Value) 
     .to_string()
 }
 
-fn joined(stream: &str, version: i64, viewer: &str, session: &str) -> String {
+pub(crate) fn joined(stream: &str, version: i64, viewer: &str, session: &str) -> String {
     event(
         stream,
         version,

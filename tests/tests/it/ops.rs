@@ -14,6 +14,7 @@ use shared::redrive::string_attribute;
 use shared::write::{Reject, RejectKind};
 
 use crate::helpers::{self, TestDb};
+use crate::loaders::{event, joined};
 use integration_tests::harness::{assert_json_eq, lambda_event, to_json, Loaders};
 
 const MINUTE: i64 = 60_000;
@@ -23,24 +24,6 @@ const DAY: i64 = 24 * HOUR;
 /// The tests' clock: every time in the tables is set relative to it.
 fn now() -> i64 {
     parse_rfc3339("2026-06-01T12:00:00Z").unwrap()
-}
-
-fn event(stream: &str, version: i64, event_type: &str, data: serde_json::Value) -> String {
-    json!({
-        "streamId": stream, "version": version, "type": event_type,
-        "occurredAt": {"$date": format!("2021-09-10T12:{:02}:00.000Z", version % 60)},
-        "tenantId": "acme", "data": data
-    })
-    .to_string()
-}
-
-fn joined(stream: &str, version: i64, viewer: &str, session: &str) -> String {
-    event(
-        stream,
-        version,
-        "ViewerJoined",
-        json!({"viewerId": viewer, "sessionId": session, "device": "desktop"}),
-    )
 }
 
 /// Sets a ledger row's load time.

@@ -149,35 +149,13 @@ fn refused(conn: &mut impl Queryable, sql: &str) -> u16 {
     }
 }
 
-/// One request to the API as an admin of acme: its status and JSON body.
-async fn call(api: &AnalyticsApi, method: &str, path: &str) -> (i64, serde_json::Value) {
-    let event = json!({
-        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
-        "requestContext": {
-            "authorizer": {"jwt": {"claims": {"tenantId": "acme", "role": "admin"}, "scopes": null}},
-            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "192.0.2.1", "userAgent": "t"},
-            "requestId": "r", "routeKey": "$default", "stage": "$default",
-            "accountId": "1", "apiId": "a", "domainName": "d", "time": "t",
-            "timeEpoch": 0
-        },
-        "isBase64Encoded": false
-    });
-    let request = serde_json::from_value(event).unwrap();
-    let response = api
-        .handle(lambda_runtime::LambdaEvent::new(
-            request,
-            lambda_runtime::Context::default(),
-        ))
-        .await
-        .unwrap();
-    let Some(aws_lambda_events::encodings::Body::Text(body)) = response.body else {
-        panic!("a text body")
-    };
-    (
-        response.status_code,
-        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
-    )
+/// One request to the API as an admin of acme: its status and JSON body
+/// (the API tests' request and checks of a body).
+async fn call(api: &AnalyticsApi, method: &str, path: &str) -> (u16, serde_json::Value) {
+    let mut event = crate::api::event_json(method, path, "", Some("acme"));
+    event["requestContext"]["authorizer"]["jwt"]["claims"]["role"] = json!("admin");
+    let response = api.handle(crate::api::lambda_event(event)).await.unwrap();
+    crate::api::parts(response)
 }
 
 /// 1142: command denied for the table; 1044: access denied to the database.
