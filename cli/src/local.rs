@@ -6,7 +6,7 @@
 //! a local event source mapping that polls each data point's queue and
 //! invokes its loader with real SQS event JSON, as AWS does.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::{
 };
 use shared::contract::DataPoint;
 
-use crate::chaos::{Chaos, LoaderFault};
+use crate::chaos::{Chaos, CommitTrap, LoaderFault};
 use crate::invoke;
 use crate::processes::{self, FunctionProcesses, Supervised};
 
@@ -161,21 +161,21 @@ impl LocalStack {
             })
             .collect();
         let mut functions = FunctionProcesses::new(&control_plane_address);
+        // In a rehearsal each loader reaches the database through its own
+        // proxy, which holds its commits for the faults.
+        let mut traps = HashMap::new();
         for (data_point, queue) in &queues {
-            let mut env: Vec<(String, String)> = common
-                .iter()
-                .map(|(name, value)| match name.as_str() {
-                    // Over TCP, as on AWS, rather than the local socket: the
-                    // rehearsal finds a loader's connections by their ports.
-                    "DATABASE_URL" if options.chaos.is_some() => (
-                        name.clone(),
-                        with_url_parameter(value, "prefer_socket=false"),
-                    ),
-                    _ => (name.clone(), value.clone()),
-                })
-                .collect();
+            let name = loader_function(*data_point);
+            let mut env = common.clone();
+            if options.chaos.is_some() {
+                let trap = CommitTrap::start(database_address(&options.database_url)?).await?;
+                let proxied = trap.url_for(options.database_url.expose())?;
+                env.retain(|(variable, _)| variable != "DATABASE_URL");
+                env.push(("DATABASE_URL".into(), proxied));
+                traps.insert(name.to_string(), trap);
+            }
             env.push(("DLQ_URL".into(), queue.dlq_url.clone()));
-            functions.start(loader_function(*data_point), env)?;
+            functions.start(name, env)?;
         }
         for name in [BACKFILL_FUNCTION, RECONCILE_FUNCTION] {
             let mut env = [common.clone(), queue_urls.clone()].concat();
@@ -194,6 +194,7 @@ impl LocalStack {
                 seed,
                 &options.database_url,
                 functions.clone(),
+                traps,
             )?)),
             None => None,
         };
@@ -326,9 +327,11 @@ pub(crate) fn lock(
 }
 
 /// `url` with one more query parameter.
-fn with_url_parameter(url: &str, parameter: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}{parameter}")
+/// The database server's host and port in `database_url`.
+fn database_address(database_url: &shared::store::Secret) -> anyhow::Result<(String, u16)> {
+    let opts = mysql::Opts::from_url(database_url.expose())
+        .map_err(|_| anyhow::anyhow!("DATABASE_URL is not a valid MySQL URL"))?;
+    Ok((opts.get_ip_or_hostname().to_string(), opts.get_tcp_port()))
 }
 
 /// AWS configuration for moto, with dummy credentials.

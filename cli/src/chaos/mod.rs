@@ -13,11 +13,12 @@
 //! - A backfill invocation killed mid-way; invoked again, it resumes from
 //!   its last checkpoint.
 //!
-//! A loader's connections are told apart by their client ports (the
-//! loaders connect over TCP in a rehearsal), matched with the sockets its
-//! process holds in Linux's /proc.
+//! A loader's faults strike at its next `COMMIT`, held by the loader's own
+//! proxy to the database ([`CommitTrap`]) while the fault is done.
 
-use std::collections::HashSet;
+mod commit_trap;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,11 +27,11 @@ use std::time::Duration;
 use anyhow::Context;
 use mysql::prelude::Queryable;
 
+pub use commit_trap::CommitTrap;
+use commit_trap::Release;
+
 use crate::local::lock;
 use crate::processes::FunctionProcesses;
-
-/// How often an armed fault looks for its loader's open transaction.
-const POLL: Duration = Duration::from_millis(5);
 
 /// A fault injected into one loader invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,8 +143,9 @@ pub struct Chaos {
     invocations: AtomicU64,
     injected: Mutex<(FaultCounts, u64)>,
     functions: Arc<Mutex<FunctionProcesses>>,
-    /// The rehearsal's own connection to the server, to find and kill the
-    /// loaders' connections (never itself).
+    /// Each loader function's proxy to the database, by function name.
+    traps: HashMap<String, CommitTrap>,
+    /// The rehearsal's own connection to the server, to kill the loaders'.
     db: mysql::Pool,
 }
 
@@ -152,6 +154,7 @@ impl Chaos {
         seed: u64,
         database_url: &shared::store::Secret,
         functions: Arc<Mutex<FunctionProcesses>>,
+        traps: HashMap<String, CommitTrap>,
     ) -> anyhow::Result<Chaos> {
         let plan = Plan::from_seed(seed);
         let opts = mysql::Opts::from_url(database_url.expose())
@@ -169,6 +172,7 @@ impl Chaos {
             invocations: AtomicU64::new(0),
             injected: Mutex::new((FaultCounts::default(), 0)),
             functions,
+            traps,
             db,
         })
     }
@@ -197,60 +201,56 @@ impl Chaos {
         injected.1 += messages as u64;
     }
 
-    /// Runs a loader's `invocation`, striking with `fault` once its batch's
-    /// transaction is open. A killed process fails the invocation at once,
-    /// as Lambda reports a crashed runtime. When the invocation ends first,
-    /// the fault waits for the next loader invocation.
+    /// Runs a loader's `invocation`, striking with `fault` at its next
+    /// commit, held meanwhile. A killed process fails the invocation at
+    /// once, as Lambda reports a crashed runtime. When the invocation ends
+    /// without a commit, the fault waits for the next loader invocation.
     pub async fn strike_during(
         &self,
         function: &str,
         fault: LoaderFault,
         invocation: impl Future<Output = anyhow::Result<serde_json::Value>>,
     ) -> anyhow::Result<serde_json::Value> {
+        let Some(trap) = self.traps.get(function) else {
+            anyhow::bail!("chaos: {function} has no database proxy to strike through");
+        };
+        let held = trap.arm();
         tokio::pin!(invocation);
-        let target = tokio::select! {
+        let held = tokio::select! {
             answer = &mut invocation => {
+                trap.disarm();
                 self.defer(fault);
                 return answer;
             }
-            target = self.open_transaction(function) => target,
+            held = held => held.context("the chaos proxy stopped")?,
         };
-        // Struck whatever the invocation does meanwhile: racing the kill
-        // itself could kill an idle runtime between invocations.
-        let pool = self.db.clone();
-        let functions = self.functions.clone();
-        let name = function.to_string();
-        let struck = match target {
-            Ok(thread) => tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                match fault {
-                    LoaderFault::KillProcess => lock(&functions).kill_and_restart(&name),
-                    _ => Ok(pool
-                        .get_conn()?
-                        .query_drop(format!("KILL CONNECTION {thread}"))?),
-                }
-            })
-            .await
-            .map_err(anyhow::Error::from)
-            .and_then(|struck| struck),
-            Err(error) => Err(error),
-        };
-        let killed = fault == LoaderFault::KillProcess && struck.is_ok();
-        match struck {
-            Ok(()) => {
-                tracing::info!(function, ?fault, "chaos: struck mid-batch");
-                let mut injected = self.injected.lock().expect("counts");
-                match fault {
-                    LoaderFault::KillProcess => injected.0.loader_killed += 1,
-                    _ => injected.0.connection_killed += 1,
-                }
+        let (pool, functions, name) = (self.db.clone(), self.functions.clone(), function.to_string());
+        let thread = held.server_thread;
+        let struck = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            match fault {
+                LoaderFault::KillProcess => lock(&functions).kill_and_restart(&name),
+                _ => Ok(pool.get_conn()?.query_drop(format!("KILL CONNECTION {thread}"))?),
             }
-            Err(error) => {
-                // An unknown thread: its transaction ended just before.
-                tracing::warn!(function, error = %format!("{error:#}"), "chaos: the fault missed; it waits for the next invocation");
-                self.defer(fault);
+        })
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|struck| struck);
+        // A dead process's commit never reaches the server; a killed
+        // connection's does, and fails there.
+        held.release(match fault {
+            LoaderFault::KillProcess => Release::Drop,
+            _ => Release::Forward,
+        });
+        struck.with_context(|| format!("chaos: the {fault:?} of {function} failed"))?;
+        tracing::info!(function, ?fault, thread, "chaos: struck at a held commit");
+        {
+            let mut injected = self.injected.lock().expect("counts");
+            match fault {
+                LoaderFault::KillProcess => injected.0.loader_killed += 1,
+                _ => injected.0.connection_killed += 1,
             }
         }
-        if killed {
+        if fault == LoaderFault::KillProcess {
             anyhow::bail!("{function}'s runtime was killed (chaos): the invocation failed");
         }
         invocation.await
@@ -258,27 +258,6 @@ impl Chaos {
 
     fn defer(&self, fault: LoaderFault) {
         self.pending.lock().expect("plan").insert(0, (0, fault));
-    }
-
-    /// Waits until one of `function`'s connections has an open transaction;
-    /// returns its server thread.
-    async fn open_transaction(&self, function: &str) -> anyhow::Result<u64> {
-        loop {
-            let pool = self.db.clone();
-            let functions = self.functions.clone();
-            let name = function.to_string();
-            let found = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<u64>> {
-                let Some(pid) = lock(&functions).pid(&name) else {
-                    return Ok(None);
-                };
-                open_transaction_of(&mut pool.get_conn()?, pid)
-            })
-            .await??;
-            if let Some(thread) = found {
-                return Ok(thread);
-            }
-            tokio::time::sleep(POLL).await;
-        }
     }
 
     /// Runs a backfill `invocation`; when it is the planned one, kills the
@@ -317,64 +296,6 @@ impl Chaos {
     }
 }
 
-/// The server thread of a connection of process `pid` that has an open
-/// transaction.
-fn open_transaction_of(conn: &mut mysql::PooledConn, pid: u32) -> anyhow::Result<Option<u64>> {
-    let open: Vec<(u64, String)> = conn.query(
-        "SELECT p.ID, p.HOST FROM information_schema.PROCESSLIST p \
-         JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
-         WHERE p.ID <> CONNECTION_ID()",
-    )?;
-    if open.is_empty() {
-        return Ok(None);
-    }
-    let ports = tcp_ports_of(pid);
-    Ok(open.into_iter().find_map(|(id, host)| {
-        let port: u16 = host.rsplit_once(':')?.1.parse().ok()?;
-        ports.contains(&port).then_some(id)
-    }))
-}
-
-/// The local ports of the TCP sockets process `pid` holds (Linux's /proc).
-fn tcp_ports_of(pid: u32) -> HashSet<u16> {
-    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .into_iter()
-        .flatten()
-        .filter_map(|entry| {
-            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
-            let target = target.to_str()?;
-            Some(
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .to_string(),
-            )
-        })
-        .collect();
-    let mut ports = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        // Columns: sl local_address rem_address st queues tr retrnsmt uid timeout inode …
-        for line in text.lines().skip(1) {
-            let columns: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(inode)) = (columns.get(1), columns.get(9)) else {
-                continue;
-            };
-            if inodes.contains(*inode) {
-                if let Some(port) = local
-                    .rsplit_once(':')
-                    .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
-                {
-                    ports.insert(port);
-                }
-            }
-        }
-    }
-    ports
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,13 +320,5 @@ mod tests {
             assert!((2..=5).contains(&plan.backfill_kill.0));
         }
         assert_ne!(Plan::from_seed(1), Plan::from_seed(2));
-    }
-
-    #[test]
-    fn a_process_holds_the_port_it_connected_from() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let port = client.local_addr().unwrap().port();
-        assert!(tcp_ports_of(std::process::id()).contains(&port));
     }
 }
