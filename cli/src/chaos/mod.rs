@@ -1,14 +1,13 @@
 //! The chaos rehearsal (`warehouse pipeline --chaos SEED`): faults injected
 //! into the local pipeline while it runs, to watch that nothing is lost or
 //! counted twice. A seed plans them (which, and at which loader invocation
-//! or backfill invocation); when each lands still depends on timing.
+//! or backfill invocation).
 //!
-//! - A loader process killed with SIGKILL while its batch's transaction is
-//!   open, and replaced (as Lambda replaces a dead container); the
-//!   invocation fails, so the whole batch comes back after the visibility
-//!   timeout.
+//! - A loader process killed with SIGKILL at its batch's commit (held),
+//!   and replaced (as Lambda replaces a dead container); the invocation
+//!   fails, so the whole batch comes back after the visibility timeout.
 //! - A loader's database connection killed on the server (`KILL
-//!   CONNECTION`) while its batch's transaction is open.
+//!   CONNECTION`) at its batch's commit (held).
 //! - A batch delivered twice to its loader, as SQS's at-least-once delivery may.
 //! - A backfill invocation killed mid-way; invoked again, it resumes from
 //!   its last checkpoint.
