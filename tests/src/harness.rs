@@ -218,15 +218,6 @@ pub fn all_presentations(
     rows
 }
 
-/// What the backfill function and `warehouse backfill` do after a direct
-/// run, and the reconcile function after a run (`shared::handlers`): refresh
-/// every stale presentation summary. Tests that call the jobs themselves do
-/// it before reading the presentation list.
-pub fn sweep_summaries(conn: &mut impl mysql::prelude::Queryable) {
-    let swept = shared::read::refresh_stale_summaries(conn, None).expect("the summaries' sweep");
-    assert_eq!(swept.left, 0, "{swept:?}");
-}
-
 /// The fields added by ANALYTICS.md §5-§6 (`dataThrough`, a viewer row's
 /// `upvotesGiven` and `engagementScore`), which the expectation files
 /// written before them do not hold: compared only where `expected` has them

@@ -155,14 +155,6 @@ pub fn run(args: BackfillArgs) -> anyhow::Result<()> {
             args.batch_bytes,
         );
         let summary = backfill::run(&ctx, &options, args.run_id, None).await?;
-        // A direct run writes without the loaders' refresh of the summaries.
-        if options.mode == Mode::Direct && !options.dry_run {
-            let refreshed = shared::read::refresh_stale_summaries(&mut ctx.db.conn()?, None)?;
-            eprintln!(
-                "backfill: {} presentation summaries refreshed",
-                refreshed.written
-            );
-        }
         Ok::<_, anyhow::Error>(summary)
     })?;
     eprintln!();

@@ -136,7 +136,6 @@ fn calm_comparison(
             shared::jobs::backfill::DEFAULT_BATCH_BYTES,
         );
         shared::jobs::backfill::run(&ctx, &options, None, None).await?;
-        shared::read::refresh_stale_summaries(&mut ctx.db.conn()?, None)?;
         Ok::<_, anyhow::Error>(ctx.db)
     })?;
     let (ours, theirs) = (answers(rehearsal)?, answers(&calm)?);

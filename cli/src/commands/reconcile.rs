@@ -70,9 +70,6 @@ pub fn run(args: ReconcileArgs) -> anyhow::Result<()> {
         let (summary, _) =
             shared::jobs::reconcile::run_to_end(&ctx.db, ctx.s3.as_ref(), Some(&ctx), &options)
                 .await?;
-        // As the reconcile function: the summaries a direct repair (or a
-        // failed refresh) left stale are refreshed.
-        shared::read::refresh_stale_summaries(&mut ctx.db.conn()?, None)?;
         Ok::<_, anyhow::Error>(summary)
     })?;
     print_json(&summary, true)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::contract::DataPoint;
 use crate::handlers::config::JobsConfig;
-use crate::handlers::{job_context, stop_before, sweep_summaries, SWEEP_MARGIN};
+use crate::handlers::{job_context, stop_before};
 use crate::jobs::backfill::{self, BackfillOptions, Mode, Summary};
 use crate::jobs::JobContext;
 
@@ -64,14 +64,6 @@ impl BackfillFunction {
             Some(stop_at),
         )
         .await?;
-        // A direct run writes the warehouse without the loaders' refresh.
-        if request.options.mode == Mode::Direct && !request.options.dry_run {
-            sweep_summaries(
-                self.context.db.clone(),
-                stop_before(event.context.deadline, SWEEP_MARGIN),
-            )
-            .await;
-        }
         tracing::info!(
             run_id = %summary.run_id,
             done = summary.done,

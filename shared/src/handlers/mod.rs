@@ -35,38 +35,6 @@ async fn connect(
     crate::store::Database::connect_with(database, max_connections, session).await
 }
 
-/// Time kept back from the deadline when a job function sweeps stale
-/// presentation summaries after its run's invocation.
-const SWEEP_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Refreshes every stale presentation summary until `deadline` (see
-/// `read::presentations`): what a backfill invocation of a direct run and
-/// a finished reconciliation do, as the loaders' refresh does not see their
-/// writes (and as the safety net for a refresh that failed). Logs what it
-/// did; never fails the invocation.
-async fn sweep_summaries(db: std::sync::Arc<crate::store::Database>, deadline: std::time::Instant) {
-    let swept = tokio::task::spawn_blocking(move || {
-        let mut conn = db
-            .conn()
-            .map_err(|e| crate::read::AnalyticsError::Database(e.to_string()))?;
-        crate::read::refresh_stale_summaries(&mut conn, Some(deadline))
-    })
-    .await;
-    match swept {
-        Ok(Ok(refreshed)) => tracing::info!(
-            written = refreshed.written,
-            left = refreshed.left,
-            "stale presentation summaries refreshed"
-        ),
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "refreshing the stale presentation summaries failed")
-        }
-        Err(error) => {
-            tracing::warn!(%error, "refreshing the stale presentation summaries panicked")
-        }
-    }
-}
-
 /// When a resumable invocation stops working: `margin` before its deadline
 /// (milliseconds since the epoch), or now if that has passed.
 fn stop_before(deadline_ms: u64, margin: std::time::Duration) -> std::time::Instant {

@@ -3,7 +3,7 @@
 //! `runId`, to be invoked again with `{"runId": ...}` until `done` is true.
 
 use crate::handlers::config::{ReconcileConfig, DEFAULT_ERROR_RETENTION_DAYS};
-use crate::handlers::{job_context, stop_before, sweep_summaries, SWEEP_MARGIN};
+use crate::handlers::{job_context, stop_before};
 use crate::jobs::reconcile::{self, ReconcileOptions, ReconcileSummary, Repair, Start};
 use crate::jobs::JobContext;
 use crate::store::{system_clock, Clock, Database, DbError};
@@ -125,13 +125,6 @@ impl ReconcileFunction {
         .await?;
         if summary.done {
             reconcile::log_summary(&summary);
-            // The nightly safety net of the presentation list (direct
-            // repairs included): every summary left stale is refreshed.
-            sweep_summaries(
-                self.context.db.clone(),
-                stop_before(event.context.deadline, SWEEP_MARGIN),
-            )
-            .await;
         }
         Ok(summary)
     }

@@ -4,6 +4,7 @@
 
 mod context;
 mod error;
+mod summaries;
 
 pub mod backfill;
 pub mod generate;

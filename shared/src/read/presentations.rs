@@ -16,10 +16,10 @@
 //!   summary lags its load by the refresh's own time; a redelivered batch
 //!   refreshes again (a refresh that failed, or a loader that died between
 //!   its commit and its refresh, leaves the summary stale until then);
-//! - the backfill function, after each invocation of a direct run, and the
-//!   reconcile function, after each invocation, refresh every stale summary
-//!   ([`refresh_stale_summaries`], until shortly before their deadline), so a
-//!   summary left stale by a failure is fresh again by the next night;
+//! - a direct backfill, after each invocation, and a reconciliation, once
+//!   done, refresh every stale summary ([`refresh_stale_summaries`], until
+//!   their invocation's stop time; `jobs::summaries`), so a summary left
+//!   stale by a failure is fresh again by the next night;
 //! - `warehouse refresh-summaries` does the same by hand (after a release
 //!   that changes `FORMAT_VERSION`, every summary is stale until then).
 

@@ -24,7 +24,7 @@ use shared::store::Database;
 
 use crate::helpers::{self, TempExport, TestDb};
 use crate::loaders::{columns_holding, sample_lines, Loaders};
-use integration_tests::harness::{assert_answers_of, lambda_event, sweep_summaries};
+use integration_tests::harness::{assert_answers_of, lambda_event};
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -455,7 +455,6 @@ async fn the_sample_forgotten_half_way_then_reloaded_and_repaired_gives_the_eras
     .unwrap();
     assert!(repair.repaired > 500, "{repair:?}");
 
-    sweep_summaries(&mut test.conn());
     assert_answers_of(&mut test.conn(), &expected);
     // The release check replays the export forgetting what the warehouse forgot.
     let verified = shared::jobs::verify::verify(&ctx.db, None, &export.source(), 10, 1)

@@ -376,6 +376,14 @@ pub async fn run(
                 .map_err(|e| DbError::caused("backfill checkpoint failed", e))??;
         }
     }
+    // A direct run writes the warehouse without the loaders' refresh of the
+    // presentation summaries: each invocation sweeps what it left stale.
+    if options.mode == Mode::Direct && !options.dry_run {
+        let db = ctx.db.clone();
+        tokio::task::spawn_blocking(move || super::summaries::sweep_summaries(&db, stop_at))
+            .await
+            .map_err(|e| DbError::caused("the summaries' sweep failed", e))?;
+    }
     let elapsed_seconds = total.elapsed_ms as f64 / 1000.0;
     Ok(Summary {
         run_id,

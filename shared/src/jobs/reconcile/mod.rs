@@ -180,8 +180,25 @@ struct Sighting {
 /// not done (`done: false`) continues with `Start::Continue(run_id)`. Only
 /// one invocation may work on a run at a time. Missing events are
 /// re-driven through `ctx` when the run's options ask for a repair; `ctx`
-/// also bounds which exports the run may read (without one, any).
+/// also bounds which exports the run may read (without one, any). A run
+/// that is done ends with the sweep of the presentation summaries left
+/// stale (by direct repairs, or by a loader's refresh that failed): the
+/// nightly safety net of the presentation list.
 pub async fn run(
+    db: &Database,
+    s3: Option<&aws_sdk_s3::Client>,
+    ctx: Option<&JobContext>,
+    start: Start<'_>,
+    stop_at: Option<Instant>,
+) -> Result<ReconcileSummary, JobError> {
+    let summary = work_on(db, s3, ctx, start, stop_at).await?;
+    if summary.done {
+        tokio::task::block_in_place(|| super::summaries::sweep_summaries(db, stop_at));
+    }
+    Ok(summary)
+}
+
+async fn work_on(
     db: &Database,
     s3: Option<&aws_sdk_s3::Client>,
     ctx: Option<&JobContext>,
