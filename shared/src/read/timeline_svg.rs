@@ -2,12 +2,13 @@
 //! drawn with plotters' SVG backend from a [`Timeline`] and what the
 //! presentation adds to it (its title and `endedAt`), never from SQL.
 //!
-//! What it shows: viewers per bucket as an area (one vertex per bucket, at
-//! the bucket's middle); joined as bars up and left as bars down from zero,
-//! in the same bucket; a dashed marker at `endedAt`, or, while the
-//! presentation runs (no `endedAt`), a "LIVE" badge and a marker at
-//! `dataThrough`; a UTC time axis; the title, the presentation id and the
-//! tenant above.
+//! What it shows, on two panels sharing one UTC time axis: above, viewers
+//! per bucket as an area (one vertex per bucket, at the bucket's middle);
+//! below, on a scale of its own, joined as bars up and left as bars down
+//! from zero in the same bucket; a dashed marker across both at `endedAt`,
+//! or, while the presentation runs (no `endedAt`), a "LIVE" badge and a
+//! marker at `dataThrough`; the title, the presentation id and the tenant
+//! above.
 //!
 //! Text: plotters' SVG backend escapes `<&"'>` in every text and attribute
 //! it writes (plotters-svg 0.3.7, `escape_and_push`), so the texts are
@@ -27,8 +28,11 @@
 //!   minutes, hours, days, weeks) in UTC, as many as fit: `HH:MM` within one
 //!   day, with the date in the axis title; `MM-DD HH:MM` when the span
 //!   crosses days; the date alone for steps of a day or more.
-//! - The vertical axis counts viewers; left bars are drawn below zero and
-//!   labelled with their count (no minus sign).
+//! - The bars have their own panel and scale: on the viewers' scale, a
+//!   handful of joins among hundreds of viewers was a pixel high. Left bars
+//!   are drawn below zero and labelled with their count (no minus sign).
+//! - The bars fill the middle 70% of their bucket, so neighbours stay apart
+//!   down to 500 buckets (then about a pixel each).
 //! - A presentation without counted sessions gets its heading and a note
 //!   instead of empty axes.
 //! - An untitled presentation is captioned "Untitled presentation".
@@ -73,7 +77,7 @@ const MARGIN_LEFT: i32 = 14;
 const MARGIN_RIGHT: i32 = 34;
 const Y_LABELS: i32 = 62;
 
-/// The timeline of `timeline` as an SVG document.
+/// `timeline` drawn as an SVG document (see the module for what it shows).
 pub fn timeline_svg(timeline: &Timeline, heading: &TimelineHeading) -> String {
     let mut svg = String::new();
     // The backend writes into a String: nothing here can fail but a bug.
