@@ -39,8 +39,9 @@ enum Command {
     Report(analytics::ReportArgs),
     /// The viewers of one presentation, filtered, sorted and paged (ANALYTICS.md §2).
     Viewers(analytics::ViewersArgs),
-    /// One presentation's attendance timeline, the audience curve (ANALYTICS.md §4).
-    Timeline(analytics::ReportArgs),
+    /// One presentation's attendance timeline, the audience curve
+    /// (ANALYTICS.md §4), as JSON or drawn as an SVG chart.
+    Timeline(analytics::TimelineArgs),
     /// A tenant's presentations, filtered, sorted and paged (ANALYTICS.md §3).
     Presentations(analytics::PresentationsArgs),
     /// Recompute the stale presentation summaries the list reads (the

@@ -1,5 +1,6 @@
 //! `warehouse report | viewers | presentations | timeline`: the analytics answers of
-//! ANALYTICS.md as JSON on stdout (compact; `--pretty` for people). The
+//! ANALYTICS.md as JSON on stdout (compact; `--pretty` for people), the
+//! viewers also as CSV and the timeline also as an SVG chart (`--format`). The
 //! parameters are checked by the same code as the HTTP API's
 //! (`shared::read::{ViewerParams, PresentationParams}`), before any
 //! connection is made, so both accept exactly the same inputs. The CLI
@@ -16,6 +17,20 @@ pub struct ReportArgs {
     tenant: String,
     #[arg(long)]
     presentation: String,
+    /// Indented JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TimelineArgs {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    presentation: String,
+    /// json (ANALYTICS.md §4, the default) or svg (the curve drawn as a chart).
+    #[arg(long, default_value = "json")]
+    format: String,
     /// Indented JSON.
     #[arg(long)]
     pretty: bool,
@@ -117,11 +132,30 @@ pub fn report(args: ReportArgs) -> anyhow::Result<()> {
     print_json(&report, args.pretty)
 }
 
-/// `warehouse timeline`.
-pub fn timeline(args: ReportArgs) -> anyhow::Result<()> {
+/// `warehouse timeline`: the JSON, or with `--format svg` the SVG chart on
+/// stdout (redirect it to a file to look at it).
+pub fn timeline(args: TimelineArgs) -> anyhow::Result<()> {
+    let format = read::parse_timeline_format(Some(&args.format))?;
     let db = database(1)?;
-    let timeline = read::timeline(&mut db.conn()?, &args.tenant, &args.presentation)?;
-    print_json(&timeline, args.pretty)
+    let mut conn = db.conn()?;
+    match format {
+        read::TimelineFormat::Json => {
+            let timeline = read::timeline(&mut conn, &args.tenant, &args.presentation)?;
+            print_json(&timeline, args.pretty)
+        }
+        read::TimelineFormat::Svg => {
+            if args.pretty {
+                anyhow::bail!("--pretty indents JSON; it does not apply to --format svg");
+            }
+            let (timeline, heading) =
+                read::timeline_with_heading(&mut conn, &args.tenant, &args.presentation)?;
+            let svg = read::timeline_svg(&timeline, &heading);
+            let mut out = std::io::stdout().lock();
+            std::io::Write::write_all(&mut out, svg.as_bytes())?;
+            std::io::Write::flush(&mut out)?;
+            Ok(())
+        }
+    }
 }
 
 /// `warehouse viewers`.
@@ -284,10 +318,27 @@ mod tests {
         );
         assert_eq!(args.params().query().unwrap().sort, read::ViewerSort::Score);
         assert!(read::parse_viewer_format(Some("xml")).is_err());
-        assert!(matches!(
-            parse(&["timeline", "--tenant", "a", "--presentation", "p"]),
-            Command::Timeline(ReportArgs { pretty: false, .. })
-        ));
+        let Command::Timeline(args) = parse(&["timeline", "--tenant", "a", "--presentation", "p"])
+        else {
+            panic!("timeline")
+        };
+        assert_eq!((args.format.as_str(), args.pretty), ("json", false));
+        let Command::Timeline(args) = parse(&[
+            "timeline",
+            "--tenant",
+            "a",
+            "--presentation",
+            "p",
+            "--format",
+            "svg",
+        ]) else {
+            panic!("timeline")
+        };
+        assert_eq!(
+            read::parse_timeline_format(Some(&args.format)).unwrap(),
+            read::TimelineFormat::Svg
+        );
+        assert!(read::parse_timeline_format(Some("csv")).is_err());
     }
 
     #[test]

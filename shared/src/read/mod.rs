@@ -21,7 +21,8 @@
 //! - `engagement`: the tenants' weights and the engagement score (§5) as a
 //!   SQL expression of a viewer row, exact in `DECIMAL` integers.
 //! - `timeline`: the attendance timeline (§4), folded in Rust from the
-//!   same range read of the sessions as the report's attendance.
+//!   same range read of the sessions as the report's attendance;
+//!   `timeline_svg`: that timeline drawn as an SVG chart.
 //! - `replay/`: the in-memory reference.
 //!
 //! MariaDB materialises a CTE once per reference, so each CTE that does real
@@ -49,19 +50,23 @@ mod replay;
 mod report;
 mod sql;
 mod timeline;
+mod timeline_svg;
 mod viewers;
 
 pub use engagement::{engagement_weights, set_engagement_weights};
 pub use error::AnalyticsError;
 pub use params::{
-    parse_date, parse_date_to, parse_limit, parse_offset, parse_viewer_format, PresentationParams,
-    PresentationQuery, PresentationSort, ViewerFormat, ViewerParams, ViewerQuery, ViewerSort,
-    MAX_LIMIT,
+    parse_date, parse_date_to, parse_limit, parse_offset, parse_timeline_format,
+    parse_viewer_format, PresentationParams, PresentationQuery, PresentationSort, TimelineFormat,
+    ViewerFormat, ViewerParams, ViewerQuery, ViewerSort, MAX_LIMIT,
 };
 pub use presentations::{
     presentation_list, refresh_stale_summaries, refresh_summaries, refresh_summaries_of, Refreshed,
 };
 pub use replay::Replay;
 pub use report::{presentation_report, presentation_report_read_only};
-pub use timeline::timeline;
+pub use timeline::{timeline, timeline_with_heading};
+pub use timeline_svg::{
+    timeline_svg, TimelineHeading, TIMELINE_SVG_SIZE, TIMELINE_SVG_VIEWERS_STROKE,
+};
 pub use viewers::{viewer_csv, viewer_list, CsvOutcome};

@@ -130,6 +130,26 @@ pub fn parse_viewer_format(text: Option<&str>) -> Result<ViewerFormat, Analytics
     }
 }
 
+/// How a timeline is written: the JSON of §4, or drawn as an SVG chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum TimelineFormat {
+    #[default]
+    Json,
+    Svg,
+}
+
+/// `json` (also missing or blank) or `svg`, in any letter case.
+pub fn parse_timeline_format(text: Option<&str>) -> Result<TimelineFormat, AnalyticsError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Ok(TimelineFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("json") => Ok(TimelineFormat::Json),
+        Some(t) if t.eq_ignore_ascii_case("svg") => Ok(TimelineFormat::Svg),
+        Some(t) => Err(bad_request(format!(
+            "format: unknown format {t:?}: use json (the default) or svg"
+        ))),
+    }
+}
+
 /// Filters, sort and page of a viewer list (ANALYTICS.md §2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewerQuery {

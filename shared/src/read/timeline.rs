@@ -16,6 +16,7 @@ use mysql::prelude::Queryable;
 use super::error::AnalyticsError;
 use super::report::{find_presentation, for_each_attendance};
 use super::sql::Scope;
+use super::timeline_svg::TimelineHeading;
 use crate::contract::{
     format_time, format_time_opt, timeline_buckets, Timeline, TimelineBucket,
     DEFAULT_BUCKET_SECONDS, LIVE_CUT_OFF_MS,
@@ -27,13 +28,23 @@ pub fn timeline(
     tenant_id: &str,
     presentation_id: &str,
 ) -> Result<Timeline, AnalyticsError> {
+    timeline_with_heading(conn, tenant_id, presentation_id).map(|(timeline, _)| timeline)
+}
+
+/// The timeline of one presentation, and what its picture shows beyond it
+/// (the title and `endedAt`), from the same read of the presentation.
+pub fn timeline_with_heading(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+) -> Result<(Timeline, TimelineHeading), AnalyticsError> {
     let dim = find_presentation(conn, tenant_id, presentation_id, false)?;
     let scope = Scope::one(tenant_id, dim.key);
     let mut curve = Curve::empty();
     for_each_attendance(conn, &scope, false, |_, _, fold| {
         curve = Curve::of(fold.intervals(), fold.unique_viewers(), dim.ended_at_ms);
     })?;
-    Ok(Timeline {
+    let timeline = Timeline {
         presentation_id: presentation_id.to_string(),
         tenant_id: tenant_id.to_string(),
         bucket_seconds: curve.width_ms / 1000,
@@ -42,7 +53,12 @@ pub fn timeline(
         at_end: curve.at_end,
         data_through: format_time_opt(dim.data_through_ms),
         buckets: curve.buckets,
-    })
+    };
+    let heading = TimelineHeading {
+        title: dim.title,
+        ended_at_ms: dim.ended_at_ms,
+    };
+    Ok((timeline, heading))
 }
 
 /// The figures of a timeline.

@@ -16,3 +16,4 @@ mod privileges;
 mod reconcile;
 mod sql;
 mod template;
+mod timeline_svg;

@@ -11,7 +11,9 @@
 //!   every matching row as `text/csv`, §7; 413 naming the export route when
 //!   more than 10,000 match).
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}/timeline` — the
-//!   attendance timeline (§4), governed by the attendance flag.
+//!   attendance timeline (§4), governed by the attendance flag; parameter
+//!   `format` (`json`, or `svg`: the curve drawn as a chart,
+//!   `image/svg+xml`, a 400 when the flags leave attendance out).
 //! - `DELETE /tenants/{tenantId}/viewers/{viewerId}` — erases the viewer
 //!   (§8) and answers the receipt; only for the tenant's admins (the JWT
 //!   claim `role` = `admin`).
@@ -38,8 +40,8 @@
 //! user may; each deployed function answers only its own routes
 //! ([`ApiRoutes`]), so a read function never attempts a write, nor the
 //! erasure function a read.
-//! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
-//! stack trace.
+//! Every body is JSON (`{"error": "…"}` for errors; the CSV and SVG
+//! answers aside) and never holds SQL or a stack trace.
 //!
 //! The parsing of the user's parameters ([`crate::read::ViewerParams`],
 //! [`crate::read::PresentationParams`]) is shared with the `warehouse` CLI,
@@ -70,7 +72,8 @@ use crate::read::AnalyticsError;
 use crate::store::{system_clock, Clock, Database};
 use request::{execute, parse_request, request_path, Answer, ApiQuery};
 use response::{
-    csv_response, error_response, json_response, ApiError, INTERNAL, TIMED_OUT, UNAVAILABLE,
+    csv_response, error_response, json_response, svg_response, ApiError, INTERNAL, TIMED_OUT,
+    UNAVAILABLE,
 };
 use routes::clip;
 
@@ -172,6 +175,7 @@ impl AnalyticsApi {
         let response = match self.answer(request, &request_id).await {
             Ok(Answer::Json(body)) => json_response(200, &body),
             Ok(Answer::Csv(body)) => csv_response(body),
+            Ok(Answer::Svg(body)) => svg_response(body),
             Err(error) => error_response(&error),
         };
         tracing::info!(

@@ -30,11 +30,11 @@ use serde_json::Value;
 
 use super::response::ApiError;
 use super::routes::{clip, percent_decode, Route, ROUTES};
-use crate::contract::is_id;
+use crate::contract::{is_id, DataPoint};
 use crate::read::flags::{self, parse_shadow};
 use crate::read::{
-    self as read, AnalyticsError, PresentationParams, PresentationQuery, ViewerFormat,
-    ViewerParams, ViewerQuery, ViewerSort,
+    self as read, AnalyticsError, PresentationParams, PresentationQuery, TimelineFormat,
+    ViewerFormat, ViewerParams, ViewerQuery, ViewerSort,
 };
 use crate::store::Database;
 use crate::write::ForgetError;
@@ -144,6 +144,7 @@ pub enum ApiQuery {
     Timeline {
         tenant_id: String,
         presentation_id: String,
+        format: TimelineFormat,
         shadow: bool,
     },
     /// Erase a viewer (ANALYTICS.md §8): checked for an admin of the tenant.
@@ -263,6 +264,7 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
         } => ApiQuery::Timeline {
             tenant_id,
             presentation_id,
+            format: read::parse_timeline_format(seen.get("format").map(String::as_str))?,
             shadow,
         },
         Route::ForgetViewer {
@@ -319,6 +321,15 @@ pub fn execute(db: &Database, query: &ApiQuery, now_ms: i64) -> Result<Answer, A
     {
         return viewers_csv(&mut conn, tenant_id, presentation_id, query, *shadow).map(Answer::Csv);
     }
+    if let ApiQuery::Timeline {
+        tenant_id,
+        presentation_id,
+        format: TimelineFormat::Svg,
+        shadow,
+    } = query
+    {
+        return timeline_svg(&mut conn, tenant_id, presentation_id, *shadow).map(Answer::Svg);
+    }
     read(&mut conn, query).map(Answer::Json)
 }
 
@@ -327,6 +338,27 @@ pub enum Answer {
     Json(Value),
     /// The viewer list as CSV (ANALYTICS.md §7).
     Csv(String),
+    /// The timeline drawn as an SVG chart.
+    Svg(String),
+}
+
+/// The timeline as an SVG chart: a picture of the attendance alone, so it is
+/// drawn only when the flags serve attendance; otherwise a 400, as the CSV
+/// answers (an empty chart would read as "nobody came").
+fn timeline_svg(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    presentation_id: &str,
+    shadow: bool,
+) -> Result<String, AnalyticsError> {
+    let flags = flags::tenant_flags(conn, tenant_id)?;
+    if !flags.serves(DataPoint::Attendance, shadow) {
+        return Err(AnalyticsError::BadRequest(
+            "format: svg draws the attendance, and the tenant's rollout flags leave it out (try shadow=true, or format=json)".to_string(),
+        ));
+    }
+    let (timeline, heading) = read::timeline_with_heading(conn, tenant_id, presentation_id)?;
+    Ok(read::timeline_svg(&timeline, &heading))
 }
 
 /// Most rows a CSV answered inline holds; more is a 413 naming the export.
@@ -404,6 +436,7 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
             tenant_id,
             presentation_id,
             shadow,
+            ..
         } => {
             let timeline = read::timeline(conn, tenant_id, presentation_id)?;
             let flags = flags::tenant_flags(conn, tenant_id)?;
@@ -579,6 +612,24 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.message.starts_with("limit "), "{err}");
+    }
+
+    #[test]
+    fn the_timeline_takes_a_format() {
+        let path = "/tenants/acme/presentations/p-1/timeline";
+        let format = |query: &str| match parse("GET", path, query, Some("acme")) {
+            Ok(ApiQuery::Timeline { format, .. }) => Ok(format),
+            Ok(other) => panic!("{other:?}"),
+            Err(err) => Err(err),
+        };
+        assert_eq!(format(""), Ok(TimelineFormat::Json));
+        assert_eq!(format("format=json"), Ok(TimelineFormat::Json));
+        assert_eq!(format("format=SVG&shadow=true"), Ok(TimelineFormat::Svg));
+        let err = format("format=png").unwrap_err();
+        assert_eq!(err.status, 400);
+        assert!(err.message.contains("json (the default) or svg"), "{err}");
+        // The viewer list's csv is not the timeline's.
+        assert_eq!(format("format=csv").unwrap_err().status, 400);
     }
 
     fn parse_as(

@@ -1,8 +1,9 @@
 //! The API's answers: [`ApiError`] (a status and a message) from an
-//! [`AnalyticsError`], and the JSON responses.
+//! [`AnalyticsError`], and the responses (JSON, CSV, SVG).
 //!
-//! Every body is JSON (`{"error": "…"}` for errors) and never holds SQL or a
-//! stack trace: a database failure is a 503 with a generic body, its details
+//! Every body is JSON (`{"error": "…"}` for errors), but for the viewer
+//! list's CSV and the timeline's SVG, and never holds SQL or a stack
+//! trace: a database failure is a 503 with a generic body, its details
 //! only in the log. Responses carry `Cache-Control: no-store` (per-tenant
 //! data behind authorization); 405 carries `Allow` with the route's method.
 
@@ -98,6 +99,17 @@ pub fn csv_response(body: String) -> ApiGatewayV2httpResponse {
     response.headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    response.body = Some(Body::Text(body));
+    response
+}
+
+/// A 200 with the timeline drawn as an SVG chart.
+pub fn svg_response(body: String) -> ApiGatewayV2httpResponse {
+    let mut response = json_response(200, &Value::Null);
+    response.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("image/svg+xml"),
     );
     response.body = Some(Body::Text(body));
     response

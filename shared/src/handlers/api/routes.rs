@@ -127,7 +127,8 @@ impl Route {
     pub fn parameters(&self) -> Vec<&'static str> {
         let mut names = match self {
             Route::Presentations { .. } => PresentationParams::NAMES.to_vec(),
-            Route::Report { .. } | Route::Timeline { .. } => Vec::new(),
+            Route::Report { .. } => Vec::new(),
+            Route::Timeline { .. } => vec!["format"],
             Route::Viewers { .. } => {
                 let mut names = ViewerParams::NAMES.to_vec();
                 names.push("format");

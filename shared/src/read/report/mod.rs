@@ -47,7 +47,7 @@ use surveys::surveys;
 pub(super) struct PresentationDim {
     pub(super) key: u64,
     revision: u64,
-    title: Option<String>,
+    pub(super) title: Option<String>,
     presenter: Option<Presenter>,
     scheduled_start_ms: Option<i64>,
     pub(super) started_at_ms: Option<i64>,
