@@ -147,9 +147,10 @@ impl ObjectWriter {
             }
         };
         let number = i32::try_from(self.parts.len() + 1).unwrap_or(i32::MAX);
-        // The part's bytes move to the request; the buffer starts again at
-        // its full capacity, so memory holds one part and the one in flight.
-        let body = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.part_bytes));
+        // The part's bytes move to the request; the next part's buffer is
+        // reserved by the next write, once this one is sent and freed, so
+        // memory holds one part at a time.
+        let body = std::mem::take(&mut self.buffer);
         let sent = self.runtime.block_on(
             self.s3
                 .upload_part()
@@ -273,8 +274,10 @@ impl io::Write for ObjectWriter {
         if let Some(error) = &self.failure {
             return Err(io::Error::other(error.clone()));
         }
-        // Fill the part up to its size, never beyond: the buffer keeps the
-        // capacity it was given.
+        // Fill the part up to its size, never beyond: one allocation a part.
+        if self.buffer.capacity() == 0 {
+            self.buffer.reserve_exact(self.part_bytes);
+        }
         let room = self.part_bytes - self.buffer.len();
         let taken = bytes.len().min(room);
         self.buffer.extend_from_slice(&bytes[..taken]);
