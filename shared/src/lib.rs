@@ -24,7 +24,8 @@
 //!   and presentation list, the timeline, the engagement weights and score,
 //!   the rollout flags, and the in-memory reference computation (`Replay`).
 //! - `store`: configuration, connections and retries, SQL building,
-//!   migrations, AWS clients and the clock. It knows no event type.
+//!   migrations, AWS clients, S3 objects written a part at a time
+//!   (`ObjectWriter`) and the clock. It knows no event type.
 //! - `contract`: pure code: Extended JSON, the event types, the answer
 //!   shapes (the timeline's and the engagement weights' included),
 //!   normalisation, figures, time, the timeline's bucket width and the

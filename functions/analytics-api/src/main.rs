@@ -1,7 +1,9 @@
 //! The analytics HTTP API, behind an API Gateway HTTP API (payload format
 //! 2.0) with a JWT authorizer: the presentation list, the report and the
 //! viewer list of the caller's tenant, read as a `SELECT`-only database user
-//! (the erasure route is `functions/erase-viewer`). Wiring only: the routing and the
+//! (the erasure route is `functions/erase-viewer`), and the viewer list's
+//! exports, written to `VIEWER_EXPORT_BUCKET` with the S3 client built here,
+//! once. Wiring only: the routing and the
 //! answers are `shared::handlers::AnalyticsApi`; example events are in `events/`
 //! (`cargo lambda invoke --data-file events/report.json`).
 

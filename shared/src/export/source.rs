@@ -53,17 +53,7 @@ impl ExportScope {
     /// path in the bucket: `exports/` (or `/exports/`, or `exports`, the
     /// same folder), `/` for the whole bucket.
     pub fn s3_folder(bucket: &str, prefix: &str) -> Result<ExportScope, String> {
-        let valid_bucket = (3..=63).contains(&bucket.len())
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
-        if !valid_bucket {
-            return Err(format!(
-                "{bucket:?} is not an S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)"
-            ));
-        }
+        crate::store::check_bucket_name(bucket)?;
         let mut prefix = prefix.trim_start_matches('/').to_string();
         if !prefix.is_empty() && !prefix.ends_with('/') {
             prefix.push('/');

@@ -60,7 +60,15 @@ pub struct ApiConfig {
     /// (`API_STATEMENT_TIME_LIMIT_MS`, default 5,000): every statement the
     /// API runs is cut off by the server after it.
     pub session: SessionOptions,
+    /// `VIEWER_EXPORT_BUCKET`: where the viewer list's export route writes
+    /// its files (ANALYTICS.md §7). Unset, that route answers 503 saying so
+    /// and the other routes work; set to something that is no bucket name,
+    /// the function does not start.
+    pub viewer_export_bucket: Option<String>,
 }
+
+/// The variable naming the export bucket of the viewer list.
+pub const VIEWER_EXPORT_BUCKET: &str = "VIEWER_EXPORT_BUCKET";
 
 impl ApiConfig {
     pub fn from_env() -> Result<ApiConfig, ConfigError> {
@@ -81,12 +89,21 @@ impl ApiConfig {
                     ))
                 })?,
         };
+        let viewer_export_bucket = lookup(VIEWER_EXPORT_BUCKET);
+        if let Some(bucket) = &viewer_export_bucket {
+            crate::store::check_bucket_name(bucket).map_err(|e| {
+                ConfigError(format!(
+                    "{VIEWER_EXPORT_BUCKET}: {e}: set it to the name of the viewer exports' bucket, or leave it unset to turn the export route off"
+                ))
+            })?;
+        }
         Ok(ApiConfig {
             database: DatabaseSettings::from_lookup(lookup)?,
             session: SessionOptions {
                 statement_time_limit: Some(limit),
                 ..session_options(lookup)?
             },
+            viewer_export_bucket,
         })
     }
 }
@@ -314,6 +331,28 @@ mod tests {
         // Only the API is limited.
         let jobs = JobsConfig::from_lookup(&lookup(&[DB, BUCKET, PREFIX])).unwrap();
         assert_eq!(jobs.session.statement_time_limit, None);
+    }
+
+    #[test]
+    fn the_api_s_export_bucket_is_optional_but_must_be_a_bucket_name() {
+        let config = ApiConfig::from_lookup(&lookup(&[DB])).unwrap();
+        assert_eq!(config.viewer_export_bucket, None);
+        let config =
+            ApiConfig::from_lookup(&lookup(&[DB, (VIEWER_EXPORT_BUCKET, "viewer-exports")]))
+                .unwrap();
+        assert_eq!(
+            config.viewer_export_bucket.as_deref(),
+            Some("viewer-exports")
+        );
+        for bad in ["Viewer_Exports", "s3://viewer-exports", "ab"] {
+            let err =
+                ApiConfig::from_lookup(&lookup(&[DB, (VIEWER_EXPORT_BUCKET, bad)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("VIEWER_EXPORT_BUCKET: \"")
+                    && err.to_string().contains("is not an S3 bucket name"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

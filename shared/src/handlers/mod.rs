@@ -14,9 +14,11 @@ use crate::jobs::backfill::MAX_LANES;
 use crate::jobs::JobContext;
 use config::JobsConfig;
 
-pub use api::{percent_decode, AnalyticsApi, ApiRoutes};
+pub use api::{
+    percent_decode, AnalyticsApi, ApiRoutes, ViewerExports, EXPORT_FOLDER, EXPORT_URL_LIFETIME,
+};
 pub use backfill::{BackfillFunction, BackfillRequest};
-pub use config::{ApiConfig, DEFAULT_API_STATEMENT_TIME_LIMIT};
+pub use config::{ApiConfig, DEFAULT_API_STATEMENT_TIME_LIMIT, VIEWER_EXPORT_BUCKET};
 pub use reconcile::{ErrorRetention, ReconcileFunction};
 pub use sqs_loader::SqsLoader;
 

@@ -50,7 +50,13 @@ fn viewer_sql(
     let polls = poll_dims(conn, &scope)?;
     let inputs = score_inputs(conn, tenant_id, &dim, &scope, polls.len())?;
     let polls_answered = if polls.is_empty() {
-        "pa AS (SELECT viewer_key, 0 AS n FROM fact_session WHERE FALSE)".to_string()
+        // Empty without naming a table: MariaDB merged the former `FROM
+        // fact_session WHERE FALSE` into the outer join and scanned the
+        // sessions once per viewer (77 s instead of 0.9 s for the CSV of
+        // 16,000 viewers of a presentation without polls); a table-less
+        // empty row set it reads as a constant, once.
+        "pa AS (SELECT CAST(NULL AS UNSIGNED) AS viewer_key, 0 AS n FROM DUAL WHERE FALSE)"
+            .to_string()
     } else {
         polls_answered_ctes(&polls, dim.key)
     };

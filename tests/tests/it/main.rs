@@ -6,6 +6,7 @@ mod analytics;
 mod api;
 mod backfill;
 mod erasure;
+mod export;
 mod limits;
 mod live;
 mod loaders;

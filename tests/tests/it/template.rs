@@ -839,3 +839,145 @@ fn the_dashboard_shows_what_on_call_watches() {
         );
     }
 }
+
+/// The S3 statements of a role's inline policies that name `bucket` (the
+/// viewer export bucket's logical id).
+fn statements_on_bucket(role: &str, bucket: &str) -> Vec<&'static Value> {
+    resources()[role]["Properties"]["Policies"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|p| p["PolicyDocument"]["Statement"].as_array().unwrap().iter())
+        .filter(|s| s["Resource"].to_string().contains(bucket))
+        .collect()
+}
+
+#[test]
+fn the_viewer_export_bucket_is_encrypted_private_and_empties_itself_daily() {
+    let bucket = "ViewerExportBucket";
+    assert_eq!(resources()[bucket]["Type"], "AWS::S3::Bucket");
+    let p = &resources()[bucket]["Properties"];
+    // Encrypted at rest.
+    let rules = p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        .as_array()
+        .expect("BucketEncryption");
+    assert!(
+        rules.iter().all(|r| {
+            let algorithm = &r["ServerSideEncryptionByDefault"]["SSEAlgorithm"];
+            algorithm == "AES256" || algorithm == "aws:kms" || algorithm == "aws:kms:dsse"
+        }) && !rules.is_empty(),
+        "{rules:?}"
+    );
+    // Never public, by ACL or by policy.
+    let block = &p["PublicAccessBlockConfiguration"];
+    for setting in [
+        "BlockPublicAcls",
+        "BlockPublicPolicy",
+        "IgnorePublicAcls",
+        "RestrictPublicBuckets",
+    ] {
+        assert_eq!(block[setting], json!(true), "{setting}");
+    }
+    // Every file is deleted a day after it was written: an enabled rule
+    // without a filter (it applies to the whole bucket).
+    let lifecycle = p["LifecycleConfiguration"]["Rules"].as_array().unwrap();
+    assert!(
+        lifecycle.iter().any(|r| r["Status"] == "Enabled"
+            && r["ExpirationInDays"] == json!(1)
+            && r.get("Prefix").is_none()
+            && r.get("TagFilters").is_none()),
+        "{lifecycle:?}"
+    );
+    // Reached over TLS only.
+    let policies: Vec<&str> = of_type("AWS::S3::BucketPolicy")
+        .into_iter()
+        .filter(|id| resources()[*id]["Properties"]["Bucket"] == json!({"Ref": bucket}))
+        .collect();
+    assert_eq!(policies.len(), 1, "{policies:?}");
+    let statements = &resources()[policies[0]]["Properties"]["PolicyDocument"]["Statement"];
+    assert!(
+        statements
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["Effect"] == "Deny"
+                && s["Condition"]["Bool"]["aws:SecureTransport"] == "false"),
+        "{statements}"
+    );
+
+    // The read function is told the bucket, and its role may write files
+    // under the exports' folder and read them (the URLs it signs), nothing
+    // else; no other role touches the bucket.
+    let api = &resources()["AnalyticsApiFunction"]["Properties"];
+    assert_eq!(
+        api["Environment"]["Variables"][shared::handlers::VIEWER_EXPORT_BUCKET],
+        json!({"Ref": bucket})
+    );
+    let statements = statements_on_bucket("AnalyticsApiRole", bucket);
+    assert_eq!(statements.len(), 1, "{statements:?}");
+    let statement = statements[0];
+    assert_eq!(statement["Effect"], "Allow");
+    let actions: BTreeSet<&str> = statement["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        BTreeSet::from([
+            "s3:PutObject",
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+            "s3:GetObject"
+        ])
+    );
+    assert_eq!(
+        statement["Resource"],
+        json!({"Fn::Sub": format!("${{{bucket}.Arn}}/{}*", shared::handlers::EXPORT_FOLDER)})
+    );
+    for role in of_type("AWS::IAM::Role") {
+        if role != "AnalyticsApiRole" {
+            assert!(
+                !resources()[role].to_string().contains(bucket),
+                "{role} reaches the viewer export bucket"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_export_route_goes_to_the_read_function_behind_the_jwt_authorizer() {
+    let events = resources()["AnalyticsApiFunction"]["Properties"]["Events"]
+        .as_object()
+        .unwrap();
+    let path = "/tenants/{tenantId}/presentations/{presentationId}/viewers/export";
+    let routes: Vec<&Value> = events
+        .values()
+        .filter(|e| e["Properties"]["Path"] == path)
+        .collect();
+    assert_eq!(routes.len(), 1, "{events:?}");
+    let route = routes[0];
+    let timeline = events
+        .values()
+        .find(|e| {
+            e["Properties"]["Path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("/timeline"))
+        })
+        .expect("the timeline route");
+    // As the timeline: the HTTP API with its default (JWT) authorizer,
+    // payload 2.0; no authorizer of its own that could open it.
+    assert_eq!(route["Type"], "HttpApi");
+    assert_eq!(route["Properties"]["Method"], "GET");
+    for same in ["ApiId", "PayloadFormatVersion"] {
+        assert_eq!(
+            route["Properties"][same], timeline["Properties"][same],
+            "{same}"
+        );
+    }
+    assert!(route["Properties"].get("Auth").is_none(), "{route}");
+    let api = &resources()["AnalyticsHttpApi"]["Properties"];
+    assert_eq!(api["Auth"]["DefaultAuthorizer"], "WarehouseJwt");
+}

@@ -10,6 +10,10 @@
 //!   `search`, `sort`, `limit`, `offset`, and `format` (`json`, or `csv`:
 //!   every matching row as `text/csv`, §7; 413 naming the export route when
 //!   more than 10,000 match).
+//! - `GET /tenants/{tenantId}/presentations/{presentationId}/viewers/export`
+//!   — the same rows as the CSV, every one, written to the export bucket
+//!   (`VIEWER_EXPORT_BUCKET`); answers `{"rows", "url", "expiresAt"}`, a
+//!   pre-signed URL valid 15 minutes (§7; see `export`).
 //! - `GET /tenants/{tenantId}/presentations/{presentationId}/timeline` — the
 //!   attendance timeline (§4), governed by the attendance flag; parameter
 //!   `format` (`json`, or `svg`: the curve drawn as a chart,
@@ -25,7 +29,7 @@
 //! an erasure without the admin role; 404 for an unknown route or
 //! presentation (another tenant's presentation is unknown too); 405 for a
 //! method the route does not answer; 400 for a bad parameter; 503 when the
-//! database fails (a generic body, the details only in the log); 504 when a
+//! database fails (or the export bucket: unset, or failing) (a generic body, the details only in the log); 504 when a
 //! statement runs past the API's time limit (`API_STATEMENT_TIME_LIMIT_MS`,
 //! default 5 s: the server cuts it off, so no query outlives its request by
 //! more than that).
@@ -53,14 +57,16 @@
 //! learns nothing, not even which routes exist. A panic while answering (a
 //! bug, never bad input) is a 500 with a generic body.
 //!
-//! This file wires the function (its database pool, the Lambda handler);
-//! `routes` matches paths, `request` checks a request and answers it,
-//! `response` shapes the answers.
+//! This file wires the function (its database pool, its S3 client, the
+//! Lambda handler); `routes` matches paths, `request` checks a request and
+//! answers it, `export` writes the exports, `response` shapes the answers.
 
+mod export;
 mod request;
 mod response;
 mod routes;
 
+pub use export::{ViewerExports, EXPORT_FOLDER, EXPORT_URL_LIFETIME};
 pub use routes::percent_decode;
 
 use std::sync::Arc;
@@ -104,7 +110,10 @@ impl ApiRoutes {
 /// The analytics API function: one database pool per container.
 pub struct AnalyticsApi {
     db: Arc<Database>,
-    /// The time of an erasure.
+    /// Where exports go; `None` when the function has no export bucket (the
+    /// export route answers 503 then).
+    exports: Option<ViewerExports>,
+    /// The time of an erasure, and of an export's URL.
     clock: Clock,
     routes: ApiRoutes,
 }
@@ -113,8 +122,17 @@ impl AnalyticsApi {
     pub fn new(db: Arc<Database>) -> AnalyticsApi {
         AnalyticsApi {
             db,
+            exports: None,
             clock: system_clock(),
             routes: ApiRoutes::All,
+        }
+    }
+
+    /// The same API writing exports as `exports` says.
+    pub fn with_exports(self, exports: ViewerExports) -> AnalyticsApi {
+        AnalyticsApi {
+            exports: Some(exports),
+            ..self
         }
     }
 
@@ -129,15 +147,17 @@ impl AnalyticsApi {
         AnalyticsApi { clock, ..self }
     }
 
-    /// From the environment (`DATABASE_URL` or the `DB_*` settings, and
-    /// `API_STATEMENT_TIME_LIMIT_MS`), see [`AnalyticsApi::connect`].
+    /// From the environment (`DATABASE_URL` or the `DB_*` settings,
+    /// `API_STATEMENT_TIME_LIMIT_MS` and `VIEWER_EXPORT_BUCKET`), see
+    /// [`AnalyticsApi::connect`].
     pub async fn from_env() -> Result<AnalyticsApi, lambda_runtime::Error> {
         let config = crate::handlers::config::ApiConfig::from_env()?;
         Ok(AnalyticsApi::connect(config).await?)
     }
 
     /// With one connection (a Lambda container answers one request at a
-    /// time) whose every statement runs under the configured time limit.
+    /// time) whose every statement runs under the configured time limit, and
+    /// the S3 client of the export bucket when there is one.
     pub async fn connect(
         config: crate::handlers::config::ApiConfig,
     ) -> Result<AnalyticsApi, crate::store::DbError> {
@@ -147,8 +167,22 @@ impl AnalyticsApi {
             config.session,
         )
         .await?;
-        tracing::info!(database = %db.describe(), "analytics API ready");
-        Ok(AnalyticsApi::new(Arc::new(db)))
+        let exports = match config.viewer_export_bucket {
+            Some(bucket) => {
+                let aws = crate::store::sdk_config().await;
+                Some(ViewerExports::new(crate::store::s3_client(&aws), bucket))
+            }
+            None => None,
+        };
+        tracing::info!(
+            database = %db.describe(),
+            export_bucket = exports.as_ref().map(ViewerExports::bucket),
+            "analytics API ready"
+        );
+        Ok(AnalyticsApi {
+            exports,
+            ..AnalyticsApi::new(Arc::new(db))
+        })
     }
 
     /// The database it answers from (its user, its statement time limit).
@@ -211,17 +245,32 @@ impl AnalyticsApi {
                 ),
             ));
         }
+        if matches!(query, ApiQuery::ViewerExport { .. }) {
+            return self.export(query, request_id).await;
+        }
         let db = self.db.clone();
         let now_ms = (self.clock)();
-        let limit = db.statement_time_limit();
         let outcome = tokio::task::spawn_blocking(move || execute(&db, &query, now_ms)).await;
         match outcome {
             Ok(Ok(body)) => Ok(body),
-            Ok(Err(AnalyticsError::Database(details))) => {
-                tracing::error!(request_id, error = %details, "database failure");
-                Err(ApiError::new(503, UNAVAILABLE))
+            Ok(Err(error)) => Err(self.failed(error, request_id)),
+            Err(join) => {
+                tracing::error!(request_id, error = %join, "answering panicked");
+                Err(ApiError::new(500, INTERNAL))
             }
-            Ok(Err(AnalyticsError::TimedOut(details))) => {
+        }
+    }
+
+    /// The answer to a query that failed: database failures and time-outs
+    /// logged with their details, answered without them.
+    fn failed(&self, error: AnalyticsError, request_id: &str) -> ApiError {
+        let limit = self.db.statement_time_limit();
+        match error {
+            AnalyticsError::Database(details) => {
+                tracing::error!(request_id, error = %details, "database failure");
+                ApiError::new(503, UNAVAILABLE)
+            }
+            AnalyticsError::TimedOut(details) => {
                 tracing::error!(request_id, error = %details, limit_ms = limit.map(|l| l.as_millis() as u64), "statement cut off at the time limit");
                 let message = match limit {
                     Some(limit) => {
@@ -229,13 +278,53 @@ impl AnalyticsApi {
                     }
                     None => TIMED_OUT.to_string(),
                 };
-                Err(ApiError::new(504, message))
+                ApiError::new(504, message)
             }
-            Ok(Err(error)) => Err(error.into()),
-            Err(join) => {
-                tracing::error!(request_id, error = %join, "answering panicked");
-                Err(ApiError::new(500, INTERNAL))
-            }
+            error => error.into(),
         }
+    }
+
+    /// Writes a checked export to the bucket (in a blocking thread: the rows
+    /// are read there and each part is sent from there) and answers its URL.
+    async fn export(&self, query: ApiQuery, request_id: &str) -> Result<Answer, ApiError> {
+        let Some(exports) = self.exports.clone() else {
+            return Err(ApiError::new(503, export::NOT_CONFIGURED));
+        };
+        let db = self.db.clone();
+        let writing = exports.clone();
+        let started = Instant::now();
+        let written =
+            tokio::task::spawn_blocking(move || export::write(&db, &writing, &query)).await;
+        let written = match written {
+            Ok(Ok(written)) => written,
+            Ok(Err(export::ExportError::Analytics(error))) => {
+                return Err(self.failed(error, request_id))
+            }
+            Ok(Err(export::ExportError::Storage(error))) => {
+                tracing::error!(request_id, %error, "writing an export failed");
+                return Err(ApiError::new(503, export::BUCKET_UNAVAILABLE));
+            }
+            Err(join) => {
+                tracing::error!(request_id, error = %join, "exporting panicked");
+                return Err(ApiError::new(500, INTERNAL));
+            }
+        };
+        tracing::info!(
+            request_id,
+            bucket = exports.bucket(),
+            key = written.key,
+            rows = written.rows,
+            bytes = written.bytes,
+            parts = written.parts,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "viewer export written"
+        );
+        export::answer(&exports, &written, (self.clock)())
+            .await
+            .map(Answer::Json)
+            .map_err(|error| {
+                tracing::error!(request_id, %error, "signing an export's URL failed");
+                ApiError::new(503, export::BUCKET_UNAVAILABLE)
+            })
     }
 }

@@ -20,6 +20,10 @@
 //!   then the role (403 unless the claim `role` is exactly `admin`), then
 //!   the viewer id (400 unless it is an id of EVENTS.md). It takes no query
 //!   parameter and answers the receipt.
+//! - `GET …/viewers/export` takes the inline CSV's parameters (so the URL of
+//!   a 413 answers with `/export` added to its path): `format` may only be
+//!   `csv` there, and `limit` and `offset` are checked but, as for the
+//!   inline CSV, every matching row is written.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -141,6 +145,13 @@ pub enum ApiQuery {
         format: ViewerFormat,
         shadow: bool,
     },
+    /// The viewer list as a CSV file in the export bucket (ANALYTICS.md §7).
+    ViewerExport {
+        tenant_id: String,
+        presentation_id: String,
+        query: ViewerQuery,
+        shadow: bool,
+    },
     Timeline {
         tenant_id: String,
         presentation_id: String,
@@ -258,6 +269,28 @@ pub fn parse_request(request: &ApiGatewayV2httpRequest) -> Result<ApiQuery, ApiE
                 shadow,
             }
         }
+        Route::ViewerExport {
+            tenant_id,
+            presentation_id,
+        } => {
+            let format = seen.get("format").map(|f| f.trim()).unwrap_or("");
+            if !format.is_empty() && !format.eq_ignore_ascii_case("csv") {
+                return Err(ApiError::bad_request(format!(
+                    "format: the export is always csv, got {:?}: leave format out (or ask GET …/viewers?format=json for JSON pages)",
+                    clip(format)
+                )));
+            }
+            let mut params = ViewerParams::default();
+            for (name, value) in seen {
+                params.set(&name, value);
+            }
+            ApiQuery::ViewerExport {
+                tenant_id,
+                presentation_id,
+                query: params.query()?,
+                shadow,
+            }
+        }
         Route::Timeline {
             tenant_id,
             presentation_id,
@@ -364,8 +397,25 @@ fn timeline_svg(
 /// Most rows a CSV answered inline holds; more is a 413 naming the export.
 pub const MAX_INLINE_CSV_ROWS: u64 = 10_000;
 
-/// The viewer list as CSV, inline: its columns are every data point's, so
-/// it is served only when the flags serve all four (decided here).
+/// Whether the tenant's flags serve the viewer CSV: its columns are every
+/// data point's, so only when they serve all four (decided here, for the
+/// inline CSV and the export alike). `instead` says what to ask otherwise.
+pub(super) fn check_csv_served(
+    conn: &mut impl Queryable,
+    tenant_id: &str,
+    shadow: bool,
+    instead: &str,
+) -> Result<(), AnalyticsError> {
+    let flags = flags::tenant_flags(conn, tenant_id)?;
+    if !flags.hidden(shadow).is_empty() {
+        return Err(AnalyticsError::BadRequest(format!(
+            "format: csv holds attendance, polls, surveys and qna, and the tenant's rollout flags leave some out (try shadow=true, or {instead})"
+        )));
+    }
+    Ok(())
+}
+
+/// The viewer list as CSV, inline.
 fn viewers_csv(
     conn: &mut impl Queryable,
     tenant_id: &str,
@@ -373,12 +423,7 @@ fn viewers_csv(
     query: &ViewerQuery,
     shadow: bool,
 ) -> Result<String, AnalyticsError> {
-    let flags = flags::tenant_flags(conn, tenant_id)?;
-    if !flags.hidden(shadow).is_empty() {
-        return Err(AnalyticsError::BadRequest(
-            "format: csv holds attendance, polls, surveys and qna, and the tenant's rollout flags leave some out (try shadow=true, or format=json)".to_string(),
-        ));
-    }
+    check_csv_served(conn, tenant_id, shadow, "format=json")?;
     let mut body = Vec::new();
     match read::viewer_csv(
         conn,
@@ -444,6 +489,9 @@ fn read(conn: &mut impl Queryable, query: &ApiQuery) -> Result<Value, AnalyticsE
         }
         ApiQuery::Forget { .. } => Err(AnalyticsError::BadRequest(
             "an erasure is not a read".to_string(),
+        )),
+        ApiQuery::ViewerExport { .. } => Err(AnalyticsError::BadRequest(
+            "an export is written to the export bucket, not answered inline".to_string(),
         )),
     }
 }
@@ -700,6 +748,43 @@ mod tests {
             ),
             400
         );
+    }
+
+    #[test]
+    fn the_export_takes_the_inline_csv_s_parameters() {
+        let path = "/tenants/acme/presentations/p-1/viewers/export";
+        let q = parse(
+            "GET",
+            path,
+            "format=csv&sort=score&device=tv&limit=10",
+            Some("acme"),
+        )
+        .unwrap();
+        let ApiQuery::ViewerExport { query, shadow, .. } = q else {
+            panic!("{q:?}")
+        };
+        assert_eq!(
+            (query.sort, query.device.as_deref(), shadow),
+            (ViewerSort::Score, Some("tv"), false)
+        );
+        assert!(matches!(
+            parse("GET", path, "format=", Some("acme")),
+            Ok(ApiQuery::ViewerExport { .. })
+        ));
+        for bad in [
+            "format=json",
+            "format=xml",
+            "sort=views",
+            "limit=1001",
+            "page=2",
+        ] {
+            let err = parse("GET", path, bad, Some("acme")).unwrap_err();
+            assert_eq!(err.status, 400, "{bad}: {err}");
+        }
+        let status = |m: &str, t: Option<&str>| parse(m, path, "", t).unwrap_err().status;
+        assert_eq!(status("GET", None), 401);
+        assert_eq!(status("POST", Some("acme")), 405);
+        assert_eq!(status("GET", Some("globex")), 403);
     }
 
     #[test]

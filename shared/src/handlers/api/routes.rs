@@ -13,6 +13,7 @@ use crate::read::{PresentationParams, ViewerParams};
 pub const ROUTES: &str = "GET /tenants/{tenantId}/presentations, \
      GET /tenants/{tenantId}/presentations/{presentationId}, \
      GET /tenants/{tenantId}/presentations/{presentationId}/viewers, \
+     GET /tenants/{tenantId}/presentations/{presentationId}/viewers/export, \
      GET /tenants/{tenantId}/presentations/{presentationId}/timeline and \
      DELETE /tenants/{tenantId}/viewers/{viewerId}";
 
@@ -27,6 +28,11 @@ pub enum Route {
         presentation_id: String,
     },
     Viewers {
+        tenant_id: String,
+        presentation_id: String,
+    },
+    /// The viewer list as a CSV file in the export bucket (ANALYTICS.md §7).
+    ViewerExport {
         tenant_id: String,
         presentation_id: String,
     },
@@ -51,7 +57,7 @@ impl Route {
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         let raw: Vec<&str> = rest.split('/').collect();
-        if !(3..=5).contains(&raw.len()) || raw.iter().any(|s| s.is_empty()) {
+        if !(3..=6).contains(&raw.len()) || raw.iter().any(|s| s.is_empty()) {
             return Ok(None);
         }
         let mut segments = Vec::with_capacity(raw.len());
@@ -76,6 +82,12 @@ impl Route {
                 tenant_id: tenant.to_string(),
                 presentation_id: presentation.to_string(),
             }),
+            ["tenants", tenant, "presentations", presentation, "viewers", "export"] => {
+                Some(Route::ViewerExport {
+                    tenant_id: tenant.to_string(),
+                    presentation_id: presentation.to_string(),
+                })
+            }
             ["tenants", tenant, "presentations", presentation, "timeline"] => {
                 Some(Route::Timeline {
                     tenant_id: tenant.to_string(),
@@ -95,6 +107,7 @@ impl Route {
             Route::Presentations { tenant_id }
             | Route::Report { tenant_id, .. }
             | Route::Viewers { tenant_id, .. }
+            | Route::ViewerExport { tenant_id, .. }
             | Route::Timeline { tenant_id, .. }
             | Route::ForgetViewer { tenant_id, .. } => tenant_id,
         }
@@ -116,6 +129,9 @@ impl Route {
             Route::Viewers { .. } => {
                 "GET /tenants/{tenantId}/presentations/{presentationId}/viewers"
             }
+            Route::ViewerExport { .. } => {
+                "GET /tenants/{tenantId}/presentations/{presentationId}/viewers/export"
+            }
             Route::Timeline { .. } => {
                 "GET /tenants/{tenantId}/presentations/{presentationId}/timeline"
             }
@@ -129,7 +145,9 @@ impl Route {
             Route::Presentations { .. } => PresentationParams::NAMES.to_vec(),
             Route::Report { .. } => Vec::new(),
             Route::Timeline { .. } => vec!["format"],
-            Route::Viewers { .. } => {
+            // The export takes the inline CSV's parameters, so that the URL
+            // of a 413 answers with `/export` added to its path.
+            Route::Viewers { .. } | Route::ViewerExport { .. } => {
                 let mut names = ViewerParams::NAMES.to_vec();
                 names.push("format");
                 names
@@ -231,6 +249,13 @@ mod tests {
             })
         );
         assert_eq!(
+            p("/tenants/acme/presentations/p-1/viewers/export/"),
+            Some(Route::ViewerExport {
+                tenant_id: "acme".into(),
+                presentation_id: "p-1".into()
+            })
+        );
+        assert_eq!(
             p("/tenants/acme/presentations/p-1/timeline"),
             Some(Route::Timeline {
                 tenant_id: "acme".into(),
@@ -246,6 +271,9 @@ mod tests {
             "/tenants/acme/presentations//viewers",
             "/tenants/acme/presentations/p-1/polls",
             "/tenants/acme/presentations/p-1/viewers/x",
+            "/tenants/acme/presentations/p-1/viewers/export/x",
+            "/tenants/acme/presentations/p-1/timeline/export",
+            "/tenants/acme/presentations/p-1/export",
             "/tenants/acme/presentations/p-1/timeline/x",
             "/tenants/acme/viewers",
             "/tenants/acme/viewers/u-1/x",
