@@ -8,7 +8,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-MOTO_VERSION="5.2.1"
+MOTO_VERSION="5.2.5"
 CARGO_LAMBDA_VERSION="1.9.2"
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-mysql://root@127.0.0.1:3306/}"
 export WAREHOUSE_VENV="$ROOT/.venv"

@@ -24,66 +24,9 @@ use crate::helpers::{sample_expected_live, TestDb};
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// An S3 client of the moto server, as the functions build theirs, with
-/// [`MotoCompletedUpload`].
+/// An S3 client of the moto server, as the functions build theirs.
 async fn moto_s3() -> aws_sdk_s3::Client {
-    let s3 = shared::store::s3_client(&crate::helpers::aws_config().await);
-    let config = s3
-        .config()
-        .to_builder()
-        .interceptor(MotoCompletedUpload)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-/// moto 5.2.1 answers `CompleteMultipartUpload` under the root element
-/// `CompleteMultipartUploadResponse`, where S3 writes
-/// `CompleteMultipartUploadResult`, so the SDK cannot read it although the
-/// upload completed (getmoto/moto#10055, fixed by getmoto/moto#10056 after
-/// that release). The tests' client reads that answer as S3's instead;
-/// remove this once `.venv` has a moto with the fix.
-#[derive(Debug)]
-struct MotoCompletedUpload;
-
-impl aws_sdk_s3::config::Intercept for MotoCompletedUpload {
-    fn name(&self) -> &'static str {
-        "MotoCompletedUpload"
-    }
-
-    fn modify_before_attempt_completion(
-        &self,
-        context: &mut aws_sdk_s3::config::interceptors::FinalizerInterceptorContextMut<'_>,
-        _components: &aws_sdk_s3::config::RuntimeComponents,
-        _config: &mut aws_sdk_s3::config::ConfigBag,
-    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
-        let Some(text) = context
-            .response()
-            .filter(|r| r.status().as_u16() == 200)
-            .and_then(|r| r.body().bytes())
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-        else {
-            return Ok(());
-        };
-        if !text.contains("<CompleteMultipartUploadResponse") {
-            return Ok(());
-        }
-        let element = |name: &str| {
-            let rest = text.split(&format!("<{name}>")).nth(1)?;
-            Some(rest.split(&format!("</{name}>")).next()?.to_string())
-        };
-        let output =
-            aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput::builder()
-                .set_location(element("Location"))
-                .set_bucket(element("Bucket"))
-                .set_key(element("Key"))
-                .set_e_tag(element("ETag"))
-                .build();
-        if let Some(result) = context.output_or_error_mut() {
-            *result =
-                Ok(aws_smithy_runtime_api::client::interceptors::context::Output::erase(output));
-        }
-        Ok(())
-    }
+    shared::store::s3_client(&crate::helpers::aws_config().await)
 }
 
 /// A new, empty bucket on moto.

@@ -544,7 +544,7 @@ async fn dlq_redrive_moves_every_message_exactly_once() {
     let messages = redrive_messages("p-r");
     send_all(&sqs, &dlq, &messages).await;
 
-    // moto 5.2.1 has no message move task: asked for it alone, the redrive
+    // moto (5.2.5, pinned) has no message move task: asked for it alone, the redrive
     // says so; `auto` falls back to the loop.
     let only_task = RedriveOptions {
         method: RedriveMethod::MoveTask,

@@ -705,7 +705,9 @@ async fn a_finished_reconciliation_refreshes_every_stale_summary() {
     // The direct backfill swept its own; summaries lost as a loader's failed
     // refresh would leave them.
     assert_eq!(test.count(stale), 0);
-    test.conn().query_drop("DELETE FROM agg_presentation").unwrap();
+    test.conn()
+        .query_drop("DELETE FROM agg_presentation")
+        .unwrap();
     assert!(test.count(stale) > 0);
     let (from, to, window) = all_time();
     let function = shared::handlers::ReconcileFunction {
