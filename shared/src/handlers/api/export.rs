@@ -139,8 +139,14 @@ pub(super) fn write(
     );
     let rows = match outcome {
         Ok(CsvOutcome::Complete(rows)) => rows,
-        // Without a maximum, every row is written.
-        Ok(CsvOutcome::TooMany) => unreachable!("an export has no maximum of rows"),
+        // Without a maximum every row is written, so this cannot come; were
+        // it to, the file is incomplete and no URL is given.
+        Ok(CsvOutcome::TooMany) => {
+            writer.abort();
+            return Err(ExportError::Analytics(AnalyticsError::Database(
+                "the export stopped before its last row".to_string(),
+            )));
+        }
         Err(error) => {
             // A write the bucket refused reaches here as the CSV's error:
             // the writer knows it was the bucket's.
