@@ -237,7 +237,9 @@ mod tests {
     async fn an_armed_trap_holds_the_commit_until_released_and_passes_the_rest() {
         let (upstream, mut received) = fake_server().await;
         let trap = CommitTrap::start(upstream).await.unwrap();
-        let mut client = TcpStream::connect(("127.0.0.1", trap.port())).await.unwrap();
+        let mut client = TcpStream::connect(("127.0.0.1", trap.port()))
+            .await
+            .unwrap();
         let mut handshake = [0u8; 4 + 1 + 16 + 4 + 8];
         client.read_exact(&mut handshake).await.unwrap();
 

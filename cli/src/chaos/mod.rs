@@ -224,12 +224,18 @@ impl Chaos {
             }
             held = held => held.context("the chaos proxy stopped")?,
         };
-        let (pool, functions, name) = (self.db.clone(), self.functions.clone(), function.to_string());
+        let (pool, functions, name) = (
+            self.db.clone(),
+            self.functions.clone(),
+            function.to_string(),
+        );
         let thread = held.server_thread;
         let struck = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
             match fault {
                 LoaderFault::KillProcess => lock(&functions).kill_and_restart(&name),
-                _ => Ok(pool.get_conn()?.query_drop(format!("KILL CONNECTION {thread}"))?),
+                _ => Ok(pool
+                    .get_conn()?
+                    .query_drop(format!("KILL CONNECTION {thread}"))?),
             }
         })
         .await
