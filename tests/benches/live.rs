@@ -25,7 +25,8 @@
 //! (the path that writes the cache, as `warehouse report` does) every
 //! second, so that the cache is written during ingest and the API can be
 //! served from it. Every served report is checked against what was
-//! committed before its read started: in this bench `dataThrough`, the
+//! committed before its read started (`integration_tests::freshness`): in
+//! this bench `dataThrough`, the
 //! sessions and the total watch time only grow, so a report showing less of
 //! any of them is older than the last committed load ("stale").
 //!
@@ -37,10 +38,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use integration_tests::freshness::Committed;
 use integration_tests::harness::sqs_event;
 use integration_tests::helpers::TestDb;
-use mysql::prelude::Queryable;
-use shared::contract::{format_time, parse_event, DataPoint, PresentationReport};
+use shared::contract::{parse_event, DataPoint};
 use shared::handlers::SqsLoader;
 use shared::jobs::generate::{generate, GenerateOptions};
 use shared::read::{presentation_report, presentation_report_read_only, timeline};
@@ -416,44 +417,6 @@ impl Reads {
     }
 }
 
-/// The state of a presentation committed at one instant (one statement, so
-/// one snapshot).
-struct Committed {
-    revision: u64,
-    data_through_ms: Option<i64>,
-    sessions: i64,
-    watch_ms: i64,
-    cached_revision: Option<u64>,
-}
-
-/// Without `endedAt` (only attendance is loaded here) a session's duration
-/// is its last heartbeat or leave minus its join: what the report sums.
-fn committed(conn: &mut mysql::PooledConn, p: &Presentation) -> Option<Committed> {
-    let row: Option<(u64, Option<i64>, i64, i64, Option<u64>)> = conn
-        .exec_first(
-            "SELECT p.revision, p.data_through_ms, \
-               (SELECT COUNT(*) FROM fact_session s \
-                 WHERE s.presentation_key = p.presentation_key AND s.join_version IS NOT NULL), \
-               (SELECT CAST(COALESCE(SUM(GREATEST(0, COALESCE(s.end_ms, s.start_ms) - s.start_ms)), 0) AS SIGNED) \
-                  FROM fact_session s \
-                 WHERE s.presentation_key = p.presentation_key AND s.join_version IS NOT NULL), \
-               (SELECT r.source_revision FROM agg_presentation_report r \
-                 WHERE r.presentation_key = p.presentation_key) \
-             FROM dim_presentation p WHERE p.tenant_id = ? AND p.presentation_id = ?",
-            (&p.tenant, &p.id),
-        )
-        .unwrap();
-    row.map(
-        |(revision, data_through_ms, sessions, watch_ms, cached_revision)| Committed {
-            revision,
-            data_through_ms,
-            sessions,
-            watch_ms,
-            cached_revision,
-        },
-    )
-}
-
 /// Until `done`: the API's report and timeline (`api`) every
 /// [`API_PERIOD`], or the CLI's caching report every [`CLI_PERIOD`], of
 /// each presentation in turn; each report checked against the state
@@ -470,10 +433,10 @@ fn read(
     while !done.load(Ordering::Acquire) {
         for p in presentations {
             // Not loaded yet: nothing to ask.
-            let Some(before) = committed(conn, p) else {
+            let Some(before) = Committed::read(conn, &p.tenant, &p.id) else {
                 continue;
             };
-            if api && before.cached_revision == Some(before.revision) {
+            if api && before.cache_is_fresh() {
                 reads.fresh_cache += 1;
             }
             let started = Instant::now();
@@ -485,22 +448,18 @@ fn read(
             .unwrap();
             let took = ms(started.elapsed());
             reads.report_ms.push(took);
-            check(
-                &mut reads,
-                &before,
-                &report,
-                if api { "API" } else { "CLI" },
-            );
+            reads.checked += 1;
+            if let Some(why) = before.staleness(&report) {
+                reads
+                    .stale
+                    .push(format!("{}: {why}", if api { "API" } else { "CLI" }));
+            }
             if api {
                 let started = Instant::now();
                 let curve = timeline(conn, &p.tenant, &p.id).unwrap();
                 reads.timeline_ms.push(ms(started.elapsed()));
-                let through = before.data_through_ms.map(format_time);
-                if curve.data_through < through {
-                    reads.stale.push(format!(
-                        "timeline of {} (revision {}): dataThrough {:?} < {through:?}",
-                        p.id, before.revision, curve.data_through
-                    ));
+                if let Some(why) = before.timeline_staleness(&curve.data_through) {
+                    reads.stale.push(format!("API: {why}"));
                 }
             }
         }
@@ -512,32 +471,6 @@ fn read(
         next = next.max(Instant::now());
     }
     reads
-}
-
-/// A served report must show at least what was committed before its read:
-/// `dataThrough`, the sessions and the watch time only grow in this bench.
-/// (`dataThrough` alone could not show a stale cached body: the reader sets
-/// it from the presentation's row, so the figures are compared too.)
-fn check(reads: &mut Reads, before: &Committed, report: &PresentationReport, who: &str) {
-    reads.checked += 1;
-    let through = before.data_through_ms.map(format_time);
-    let a = &report.attendance;
-    // RFC 3339 with milliseconds, all in UTC: text order is time order.
-    if report.data_through < through
-        || a.sessions < before.sessions
-        || a.total_watch_seconds < before.watch_ms.div_euclid(1000)
-    {
-        reads.stale.push(format!(
-            "{who} report of {} after revision {}: dataThrough {:?} < {through:?}, or sessions {} < {}, or watch {} s < {} ms",
-            report.presentation_id,
-            before.revision,
-            report.data_through,
-            a.sessions,
-            before.sessions,
-            a.total_watch_seconds,
-            before.watch_ms
-        ));
-    }
 }
 
 fn ms(d: Duration) -> f64 {

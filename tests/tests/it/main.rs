@@ -14,5 +14,6 @@ mod ops;
 mod pipeline;
 mod privileges;
 mod reconcile;
+mod report_cache;
 mod sql;
 mod template;
