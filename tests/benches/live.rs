@@ -31,7 +31,8 @@
 //! any of them is older than the last committed load ("stale").
 //!
 //! Run: `cargo bench -p integration-tests --bench live` (`-- quick`: 2,000
-//! viewers and one round; `rounds=N`, default 3; `batch=N`).
+//! viewers and one round; `rounds=N`, default 3; `batch=N`; `pair`: only 4
+//! loaders on one presentation and the control).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,6 +63,7 @@ fn main() {
     };
     let rounds = arg("rounds=").unwrap_or(if quick { 1 } else { 3 }).max(1);
     let batch = arg("batch=").unwrap_or(DEFAULT_BATCH).max(1);
+    let pair = std::env::args().any(|a| a == "pair");
     let viewers: u32 = if quick { 2_000 } else { 20_000 };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -106,7 +108,7 @@ fn main() {
         CLI_PERIOD.as_millis()
     );
     println!(
-        "{:<5} {:<7} {:>7} {:>10} {:>9} {:>22} {:>22} {:>9} {:>7} {:>9}",
+        "{:<5} {:<7} {:>7} {:>10} {:>9} {:>22} {:>22} {:>9} {:>7} {:>9} {:>9} {:>12}",
         "round",
         "loaders",
         "prs",
@@ -116,14 +118,20 @@ fn main() {
         "timeline p50/p95 (n)",
         "stale",
         "cached",
-        "redeliv."
+        "redeliv.",
+        "refresh",
+        "lock waits"
     );
     // (loaders, control) → runs.
     let mut runs: BTreeMap<(usize, bool), Vec<Run>> = BTreeMap::new();
     for round in 1..=rounds {
         // Alternated by round, so that neither side of the 4-on-one / control
         // pair always runs first on a machine whose speed drifts.
-        let mut order = vec![(1, false), (2, false), (4, false), (4, true)];
+        let mut order = if pair {
+            vec![(4, false), (4, true)]
+        } else {
+            vec![(1, false), (2, false), (4, false), (4, true)]
+        };
         if round % 2 == 0 {
             order.reverse();
         }
@@ -138,9 +146,11 @@ fn main() {
         "\n== summary over {rounds} round(s) (medians of the rounds' rates; latencies pooled) =="
     );
     let median_rate = |key: (usize, bool)| median(runs[&key].iter().map(|r| r.rate).collect());
-    let one_loader = median_rate((1, false));
+    let one_loader = runs
+        .contains_key(&(1, false))
+        .then(|| median_rate((1, false)));
     let mut report_p95_met = true;
-    for key in [(1, false), (2, false), (4, false), (4, true)] {
+    for &key in runs.keys() {
         let pooled = Reads::pooled(runs[&key].iter().map(|r| &r.api));
         let (r50, r95) = percentiles(&pooled.report_ms);
         let (t50, t95) = percentiles(&pooled.timeline_ms);
@@ -148,11 +158,11 @@ fn main() {
             report_p95_met &= r95 < REPORT_P95_TARGET_MS;
         }
         println!(
-            "{} loader(s) on {}: {:.0} events/s ({:.2}x one loader); report p50 {r50:.1} / p95 {r95:.1} ms, timeline p50 {t50:.1} / p95 {t95:.1} ms ({} reads)",
+            "{} loader(s) on {}: {:.0} events/s{}; report p50 {r50:.1} / p95 {r95:.1} ms, timeline p50 {t50:.1} / p95 {t95:.1} ms ({} reads)",
             key.0,
             if key.1 { "4 presentations" } else { "one presentation" },
             median_rate(key),
-            median_rate(key) / one_loader,
+            one_loader.map_or(String::new(), |one| format!(" ({:.2}x one loader)", median_rate(key) / one)),
             pooled.report_ms.len()
         );
     }
@@ -258,7 +268,28 @@ struct Run {
     seconds: f64,
     api: Reads,
     cli: Reads,
-    redelivered: usize,
+    loading: Loading,
+    /// Row lock waits on the server during the run (its global counters:
+    /// other databases' waits included), and their time in seconds.
+    lock_waits: u64,
+    lock_wait_seconds: f64,
+}
+
+/// The loaders' time, summed over all of them.
+#[derive(Default)]
+struct Loading {
+    /// Messages delivered again after being reported as failures.
+    redelivered: AtomicUsize,
+    /// In `handle_batch`, and in its refresh of the summaries after commit.
+    busy_us: AtomicUsize,
+    refresh_us: AtomicUsize,
+}
+
+impl Loading {
+    fn refresh_share(&self) -> f64 {
+        let busy = self.busy_us.load(Ordering::Relaxed).max(1);
+        self.refresh_us.load(Ordering::Relaxed) as f64 / busy as f64
+    }
 }
 
 impl Run {
@@ -266,7 +297,7 @@ impl Run {
         let (r50, r95) = percentiles(&self.api.report_ms);
         let (t50, t95) = percentiles(&self.api.timeline_ms);
         println!(
-            "{round:<5} {loaders:<7} {presentations:>7} {:>10.0} {:>9.1} {:>22} {:>22} {:>9} {:>7} {:>9}",
+            "{round:<5} {loaders:<7} {presentations:>7} {:>10.0} {:>9.1} {:>22} {:>22} {:>9} {:>7} {:>9} {:>8.0}% {:>12}",
             self.rate,
             self.seconds,
             format!("{r50:.1}/{r95:.1} ({})", self.api.report_ms.len()),
@@ -277,7 +308,9 @@ impl Run {
                 self.api.checked + self.cli.checked
             ),
             self.api.fresh_cache,
-            self.redelivered
+            self.loading.redelivered.load(Ordering::Relaxed),
+            self.loading.refresh_share() * 100.0,
+            format!("{} / {:.1}s", self.lock_waits, self.lock_wait_seconds)
         );
     }
 }
@@ -314,7 +347,8 @@ fn run(runtime: &tokio::runtime::Runtime, workload: &Workload, loaders: usize) -
         .map(|_| AtomicUsize::new(0))
         .collect();
     let done = AtomicBool::new(false);
-    let redelivered = AtomicUsize::new(0);
+    let loading = Loading::default();
+    let locks_before = row_lock_status(&test);
     let (seconds, api, cli) = std::thread::scope(|s| {
         let mut api_conn = test.conn();
         let mut cli_conn = test.conn();
@@ -328,14 +362,13 @@ fn run(runtime: &tokio::runtime::Runtime, workload: &Workload, loaders: usize) -
             .map(|(i, loader)| {
                 let queue = i % workload.queues.len();
                 let (payloads, cursor) = (&workload.queues[queue], &cursors[queue]);
-                let redelivered = &redelivered;
+                let loading = &loading;
                 s.spawn(move || loop {
                     let next = cursor.fetch_add(1, Ordering::Relaxed);
                     let Some(payload) = payloads.get(next) else {
                         break;
                     };
-                    let n = runtime.block_on(deliver(loader, payload));
-                    redelivered.fetch_add(n, Ordering::Relaxed);
+                    runtime.block_on(deliver(loader, payload, loading));
                 })
             })
             .collect();
@@ -347,6 +380,7 @@ fn run(runtime: &tokio::runtime::Runtime, workload: &Workload, loaders: usize) -
         (seconds, api.join().unwrap(), cli.join().unwrap())
     });
 
+    let locks_after = row_lock_status(&test);
     // Every event loaded once, and every viewer's session counted.
     let loaded = test.count("SELECT COUNT(*) FROM event_ledger") as usize;
     assert_eq!(loaded, workload.events, "every event loaded once");
@@ -361,23 +395,41 @@ fn run(runtime: &tokio::runtime::Runtime, workload: &Workload, loaders: usize) -
         seconds,
         api,
         cli,
-        redelivered: redelivered.into_inner(),
+        loading,
+        lock_waits: locks_after.0 - locks_before.0,
+        lock_wait_seconds: (locks_after.1 - locks_before.1) as f64 / 1000.0,
     }
+}
+
+/// The server's `Innodb_row_lock_waits` and `Innodb_row_lock_time` (ms).
+fn row_lock_status(test: &TestDb) -> (u64, u64) {
+    let rows: Vec<(String, u64)> = test.rows(
+        "SELECT VARIABLE_NAME, VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+         WHERE VARIABLE_NAME IN ('INNODB_ROW_LOCK_WAITS', 'INNODB_ROW_LOCK_TIME')",
+    );
+    let get = |name: &str| rows.iter().find(|(n, _)| n == name).map_or(0, |r| r.1);
+    (get("INNODB_ROW_LOCK_WAITS"), get("INNODB_ROW_LOCK_TIME"))
 }
 
 /// One invocation as the runtime makes it (the payload's JSON decoded),
 /// then the messages reported as failures again, as SQS redelivers them.
-/// Returns how many messages were delivered again.
-async fn deliver(loader: &SqsLoader, payload: &str) -> usize {
+async fn deliver(loader: &SqsLoader, payload: &str, loading: &Loading) {
     let mut event: SqsEvent = serde_json::from_str(payload).unwrap();
-    let mut again = 0;
     for _ in 0..5 {
         let mut retry = event.clone();
-        let (response, _) = loader
+        let started = Instant::now();
+        let (response, report) = loader
             .handle_batch(event, Instant::now() + Duration::from_secs(60))
             .await;
+        let micros = |d: Duration| d.as_micros() as usize;
+        loading
+            .busy_us
+            .fetch_add(micros(started.elapsed()), Ordering::Relaxed);
+        loading
+            .refresh_us
+            .fetch_add(micros(report.refresh_time), Ordering::Relaxed);
         if response.batch_item_failures.is_empty() {
-            return again;
+            return;
         }
         let failed: Vec<&String> = response
             .batch_item_failures
@@ -387,7 +439,9 @@ async fn deliver(loader: &SqsLoader, payload: &str) -> usize {
         retry
             .records
             .retain(|r| r.message_id.as_ref().is_some_and(|id| failed.contains(&id)));
-        again += retry.records.len();
+        loading
+            .redelivered
+            .fetch_add(retry.records.len(), Ordering::Relaxed);
         event = retry;
     }
     panic!("messages still failing after 5 deliveries");
