@@ -108,7 +108,7 @@ fn main() {
         CLI_PERIOD.as_millis()
     );
     println!(
-        "{:<5} {:<7} {:>7} {:>10} {:>9} {:>22} {:>22} {:>9} {:>7} {:>9} {:>9} {:>12}",
+        "{:<5} {:<7} {:>7} {:>10} {:>9} {:>22} {:>22} {:>9} {:>7} {:>9} {:>9} {:>12} {:>8}",
         "round",
         "loaders",
         "prs",
@@ -120,7 +120,8 @@ fn main() {
         "cached",
         "redeliv.",
         "refresh",
-        "lock waits"
+        "lock waits",
+        "retries"
     );
     // (loaders, control) → runs.
     let mut runs: BTreeMap<(usize, bool), Vec<Run>> = BTreeMap::new();
@@ -273,6 +274,8 @@ struct Run {
     /// other databases' waits included), and their time in seconds.
     lock_waits: u64,
     lock_wait_seconds: f64,
+    /// Transactions retried (deadlocks, lock wait timeouts), from `load_run`.
+    retries: i64,
 }
 
 /// The loaders' time, summed over all of them.
@@ -297,7 +300,7 @@ impl Run {
         let (r50, r95) = percentiles(&self.api.report_ms);
         let (t50, t95) = percentiles(&self.api.timeline_ms);
         println!(
-            "{round:<5} {loaders:<7} {presentations:>7} {:>10.0} {:>9.1} {:>22} {:>22} {:>9} {:>7} {:>9} {:>8.0}% {:>12}",
+            "{round:<5} {loaders:<7} {presentations:>7} {:>10.0} {:>9.1} {:>22} {:>22} {:>9} {:>7} {:>9} {:>8.0}% {:>12} {:>8}",
             self.rate,
             self.seconds,
             format!("{r50:.1}/{r95:.1} ({})", self.api.report_ms.len()),
@@ -310,7 +313,8 @@ impl Run {
             self.api.fresh_cache,
             self.loading.redelivered.load(Ordering::Relaxed),
             self.loading.refresh_share() * 100.0,
-            format!("{} / {:.1}s", self.lock_waits, self.lock_wait_seconds)
+            format!("{} / {:.1}s", self.lock_waits, self.lock_wait_seconds),
+            self.retries
         );
     }
 }
@@ -396,6 +400,7 @@ fn run(runtime: &tokio::runtime::Runtime, workload: &Workload, loaders: usize) -
         api,
         cli,
         loading,
+        retries: test.count("SELECT CAST(COALESCE(SUM(attempts - 1), 0) AS SIGNED) FROM load_run"),
         lock_waits: locks_after.0 - locks_before.0,
         lock_wait_seconds: (locks_after.1 - locks_before.1) as f64 / 1000.0,
     }
