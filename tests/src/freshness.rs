@@ -33,7 +33,8 @@ impl Committed {
         tenant_id: &str,
         presentation_id: &str,
     ) -> Option<Committed> {
-        let row: Option<(u64, Option<i64>, i64, i64, Option<u64>)> = conn
+        type CommittedRow = (u64, Option<i64>, i64, i64, Option<u64>);
+        let row: Option<CommittedRow> = conn
             .exec_first(
                 "SELECT p.revision, p.data_through_ms, \
                    (SELECT COUNT(*) FROM fact_session s \
