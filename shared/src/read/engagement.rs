@@ -172,18 +172,18 @@ fn dec(expr: &str) -> String {
 pub(super) fn score_sql(inputs: &ScoreInputs) -> String {
     let w = inputs.weights;
     // (weight, numerator, denominator) of each included component.
-    let mut others: Vec<(u8, String, String)> = Vec::new();
+    let mut others: Vec<(u8, String, i64)> = Vec::new();
     if inputs.polls > 0 {
-        others.push((w.polls, "polls".into(), inputs.polls.to_string()));
+        others.push((w.polls, "polls".into(), inputs.polls));
     }
     if inputs.surveys > 0 {
-        others.push((w.surveys, "surveys".into(), inputs.surveys.to_string()));
+        others.push((w.surveys, "surveys".into(), inputs.surveys));
     }
     if inputs.questions > 0 {
-        others.push((w.qna, "LEAST(questions + upvotes, 2)".into(), "2".into()));
+        others.push((w.qna, "LEAST(questions + upvotes, 2)".into(), 2));
     }
     if inputs.length_ms > 0 {
-        let length = inputs.length_ms.to_string();
+        let length = inputs.length_ms;
         others.push((w.watch, format!("LEAST(watch_ms, {length})"), length));
     }
     rounded_mean(&others)
@@ -191,19 +191,32 @@ pub(super) fn score_sql(inputs: &ScoreInputs) -> String {
 
 /// `100 · Σ wᵢ·nᵢ/dᵢ / Σ wᵢ` rounded half away from zero, over the
 /// components of weight above 0; `0` when there are none.
-fn rounded_mean(components: &[(u8, String, String)]) -> String {
-    let components: Vec<&(u8, String, String)> =
+///
+/// Over a common denominator: `(2·N + D) DIV (2·D)` with `N = Σ cᵢ·nᵢ`,
+/// `cᵢ = 100·wᵢ·Πⱼ≠ᵢ dⱼ` and `D = Σ wᵢ · Π dⱼ` (all values are at least 0,
+/// so `DIV` is the floor). The constants are multiplied out here and
+/// divided by their common divisor, so that each row costs one product per
+/// component, in BIGINT when it cannot overflow: written as products of
+/// `DECIMAL(65,0)` casts, the score cost 60 of the 210 ms of a
+/// 20,000-viewer page sorted by score, folded in `DECIMAL` 25, in BIGINT 8
+/// (BENCHMARKS.md). Should a constant not fit in an `i128`, the products
+/// are left to the database.
+fn rounded_mean(components: &[(u8, String, i64)]) -> String {
+    let components: Vec<&(u8, String, i64)> =
         components.iter().filter(|(w, _, _)| *w > 0).collect();
     let total: u32 = components.iter().map(|(w, _, _)| u32::from(*w)).sum();
     if total == 0 {
         return "0".to_string();
+    }
+    if let Some(sql) = folded_mean(&components, total) {
+        return sql;
     }
     let product = |skip: Option<usize>| -> String {
         let factors: Vec<String> = components
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(*i) != skip)
-            .map(|(_, (_, _, d))| dec(d))
+            .map(|(_, (_, _, d))| dec(&d.to_string()))
             .collect();
         if factors.is_empty() {
             "1".to_string()
@@ -221,6 +234,61 @@ fn rounded_mean(components: &[(u8, String, String)]) -> String {
     let a = format!("(2 * {numerator} + {denominator})");
     let b = format!("(2 * {denominator})");
     format!("CAST(({a} - MOD({a}, {b})) DIV {b} AS SIGNED)")
+}
+
+/// [`rounded_mean`] with its constants multiplied out; `None` when one
+/// does not fit in an `i128`.
+fn folded_mean(components: &[&(u8, String, i64)], total: u32) -> Option<String> {
+    let product = |skip: Option<usize>| -> Option<i128> {
+        components
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != skip)
+            .try_fold(1i128, |p, (_, (_, _, d))| p.checked_mul(i128::from(*d)))
+    };
+    let mut factors = Vec::with_capacity(components.len());
+    for (i, (w, _, _)) in components.iter().enumerate() {
+        factors.push(product(Some(i))?.checked_mul(100 * i128::from(*w))?);
+    }
+    let mut denominator = product(None)?.checked_mul(i128::from(total))?;
+    let divisor = factors.iter().fold(denominator, |g, &c| gcd(g, c));
+    if divisor > 1 {
+        denominator /= divisor;
+        factors.iter_mut().for_each(|c| *c /= divisor);
+    }
+    let b = denominator.checked_mul(2)?;
+    // Each nᵢ is at most dᵢ, so N ≤ 100·D and 2·N + D ≤ 201·D: when that
+    // fits a BIGINT, so does every step, and BIGINT `DIV` is exact.
+    if denominator
+        .checked_mul(201)
+        .is_some_and(|max| max <= i128::from(i64::MAX))
+    {
+        let numerator: Vec<String> = components
+            .iter()
+            .zip(&factors)
+            .map(|((_, n, _), c)| format!("{c} * CAST({n} AS SIGNED)"))
+            .collect();
+        return Some(format!(
+            "(2 * ({}) + {denominator}) DIV {b}",
+            numerator.join(" + ")
+        ));
+    }
+    let numerator: Vec<String> = components
+        .iter()
+        .zip(&factors)
+        .map(|((_, n, _), c)| format!("{c} * {}", dec(n)))
+        .collect();
+    let a = format!("(2 * ({}) + {denominator})", numerator.join(" + "));
+    // `DECIMAL` division keeps few digits: the exact multiple is divided.
+    Some(format!("CAST(({a} - MOD({a}, {b})) DIV {b} AS SIGNED)"))
+}
+
+fn gcd(a: i128, b: i128) -> i128 {
+    if b == 0 {
+        a.abs()
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 #[cfg(test)]
@@ -254,5 +322,39 @@ mod tests {
         assert_eq!(score_sql(&inputs(none, 1000)), "0");
         // A length of 0 leaves watch out.
         assert!(!score_sql(&inputs(EngagementWeights::DEFAULT, 0)).contains("watch_ms"));
+    }
+
+    #[test]
+    fn constants_are_multiplied_out_unless_they_overflow() {
+        // Default weights, 3 polls, 2 for Q&A, 1,000 ms: c = 100·w·Πⱼ≠ᵢ d
+        // (4,000,000, 4,500,000, 30,000) and D = 85·3·2·1,000, divided by
+        // their common divisor 10,000; small enough for BIGINT.
+        let sql = score_sql(&inputs(EngagementWeights::DEFAULT, 1000));
+        assert_eq!(
+            sql,
+            "(2 * (400 * CAST(polls AS SIGNED) + 450 * CAST(LEAST(questions + upvotes, 2) AS SIGNED) \
+             + 3 * CAST(LEAST(watch_ms, 1000) AS SIGNED)) + 51) DIV 102"
+        );
+        // A length of 10¹⁸ ms: D over 2⁶³ / 201, so DECIMAL, dividing the
+        // exact multiple.
+        let sql = score_sql(&inputs(
+            EngagementWeights::DEFAULT,
+            1_000_000_000_000_000_000,
+        ));
+        assert!(
+            sql.starts_with("CAST(((2 * (")
+                && sql.contains("AS DECIMAL(65,0)")
+                && sql.contains("MOD("),
+            "{sql}"
+        );
+        // Denominators whose product overflows an i128: the database multiplies.
+        let huge = ScoreInputs {
+            weights: EngagementWeights::DEFAULT,
+            polls: i64::MAX,
+            surveys: i64::MAX,
+            questions: 0,
+            length_ms: i64::MAX,
+        };
+        assert!(score_sql(&huge).contains("CAST(9223372036854775807 AS DECIMAL(65,0))"));
     }
 }

@@ -1,7 +1,7 @@
 //! The transaction of one batch: its items' identities settled by the ledger
 //! (new, duplicate or conflict), then the dimensions and facts of the new
-//! events, the rejects and the audit row (`load_run`), all committed
-//! together or not at all.
+//! events, the rejects, the audit row (`load_run`) and the known
+//! presentations' revision bump, all committed together or not at all.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
@@ -9,7 +9,8 @@ use std::time::Instant;
 use mysql::prelude::Queryable;
 
 use super::dimensions::{
-    read_viewer_keys, select_viewers, wanted_viewers, write_dimensions, ViewerKeys,
+    read_presentation_keys, read_viewer_keys, select_presentations, select_viewers, wanted_viewers,
+    write_dimensions, PresentationKeys, ViewerKeys,
 };
 use super::erasure::{named_viewers, read_erasures, Erasures};
 use super::facts::FactWriter;
@@ -135,15 +136,28 @@ pub fn load_batch(
     // 2. The ledger decides: rows this load inserted are new; others were
     // already there (same hash: duplicate, other hash: conflict). The insert
     // locks the identities, so a concurrent load of the same event waits for
-    // this one and then sees it as a duplicate. The viewers the batch names
-    // are looked up right after (a plain read, wasted at worst).
+    // this one and then sees it as a duplicate. The viewers and the
+    // presentations the batch names are looked up right after (plain reads,
+    // no locks, wasted at worst).
     candidates.sort_by(|&a, &b| items[a].event.identity().cmp(&items[b].event.identity()));
     let inserted =
         ledger_upsert(load_id, candidates.iter().map(|&i| items[i].event)).execute(tx)?;
-    let named = wanted_viewers(candidates.iter().map(|&i| items[i].event), &erasures);
-    let viewer_outcomes = run_script(tx, &select_viewers(&named))?;
+    let candidate_events = || candidates.iter().map(|&i| items[i].event);
+    let named = wanted_viewers(candidate_events(), &erasures);
+    let mut lookups = select_viewers(&named);
+    let viewer_lookups = lookups.len();
+    lookups.extend(select_presentations(
+        &candidate_events()
+            .filter(|e| e.data_point().is_some())
+            .map(|e| e.presentation())
+            .collect(),
+    ));
+    let mut viewer_outcomes = run_script(tx, &lookups)?;
+    let presentation_outcomes = viewer_outcomes.split_off(viewer_lookups);
     let mut viewer_keys = ViewerKeys::new();
     read_viewer_keys(viewer_outcomes, &mut viewer_keys)?;
+    let mut known_presentations = PresentationKeys::new();
+    read_presentation_keys(presentation_outcomes, &mut known_presentations)?;
     let mut new_items = Vec::new();
     if inserted == candidates.len() as u64 {
         // Every identity was inserted now (a duplicate left unchanged counts 0
@@ -170,8 +184,15 @@ pub fn load_batch(
     }
 
     // 3. Dimensions for the new events (one round trip); their facts go
-    // with the rest below.
-    let mut script = fact_statements(tx, items, &new_items, viewer_keys, &erasures)?;
+    // with the rest below, and the known presentations' revision bump last.
+    let (mut script, bump) = fact_statements(
+        tx,
+        items,
+        &new_items,
+        known_presentations,
+        viewer_keys,
+        &erasures,
+    )?;
 
     // 4. Counts, rejects and the audit row.
     for (index, disposition) in dispositions.iter().enumerate() {
@@ -235,6 +256,7 @@ pub fn load_batch(
         counts.wrong_data_point,
         counts.not_analytics,
     ));
+    script.extend(bump);
     run_script(tx, &script)?;
     Ok(BatchOutcome {
         load_id,
@@ -274,30 +296,35 @@ pub fn commit_batch(
     Ok(outcome)
 }
 
-/// Writes the dimensions of the new events (presentations, missing viewers)
-/// in one round trip, with the keys they need coming back in it, and returns
-/// the statements of their facts, still to be sent. `viewer_keys` holds the
-/// viewers already known; the facts leave out what `erasures` erase.
+/// Writes the dimensions of the new events that their facts need first
+/// (presentations not known yet, missing viewers) in one round trip, with
+/// the keys they need coming back in it, and returns the statements of
+/// their facts and, to be sent last, the upsert of the known presentations
+/// (see `dimensions::presentation_upserts`). `known_presentations` and
+/// `viewer_keys` hold what was read before; the facts leave out what
+/// `erasures` erase.
 fn fact_statements(
     tx: &mut impl Queryable,
     items: &[Item],
     new_items: &[usize],
+    known_presentations: PresentationKeys,
     mut viewer_keys: ViewerKeys,
     erasures: &Erasures,
-) -> Result<Vec<String>, mysql::Error> {
+) -> Result<(Vec<String>, Vec<String>), mysql::Error> {
     let events: Vec<&Event> = new_items
         .iter()
         .map(|&i| items[i].event)
         .filter(|e| e.data_point().is_some())
         .collect();
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    let presentation_keys = write_dimensions(tx, &events, &mut viewer_keys, erasures)?;
+    let (presentation_keys, bump) =
+        write_dimensions(tx, &events, known_presentations, &mut viewer_keys, erasures)?;
 
     let mut facts = FactWriter::new(&presentation_keys, &viewer_keys, erasures);
     for event in &events {
         facts.add(event);
     }
-    Ok(facts.finish())
+    Ok((facts.finish(), bump))
 }

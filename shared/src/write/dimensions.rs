@@ -23,17 +23,29 @@ pub(super) fn date_key(ms: i64) -> i64 {
 /// (tenant, presentation id) -> presentation key.
 pub(super) type PresentationKeys = HashMap<(String, String), u64>;
 
-/// Writes the dimensions of the new events (presentations, missing viewers)
-/// in one round trip, with the keys they need coming back in it: returns the
-/// presentations' keys and adds the new viewers' to `viewer_keys`, which
-/// holds the viewers already known.
+/// Writes the dimensions of the new events that must exist before their
+/// facts (presentations not known yet, missing viewers) in one round trip,
+/// with the keys they need coming back in it: returns the presentations'
+/// keys and, still to be sent, the upsert of the known presentations (their
+/// revision bump), which the caller sends last, just before the commit.
+/// `known_presentations` and `viewer_keys` hold what was read before (no
+/// locks taken on them); the new viewers' keys are added to `viewer_keys`.
 pub(super) fn write_dimensions(
     tx: &mut impl Queryable,
     events: &[&Event],
+    known_presentations: PresentationKeys,
     viewer_keys: &mut ViewerKeys,
     erasures: &Erasures,
-) -> Result<PresentationKeys, mysql::Error> {
-    let mut script = presentation_statements(events);
+) -> Result<(PresentationKeys, Vec<String>), mysql::Error> {
+    let (mut script, bump) = presentation_upserts(events, &known_presentations);
+    let new_presentations: BTreeSet<(&str, &str)> = events
+        .iter()
+        .map(|e| e.presentation())
+        .filter(|&(tenant, id)| {
+            !known_presentations.contains_key(&(tenant.to_string(), id.to_string()))
+        })
+        .collect();
+    script.extend(select_presentations(&new_presentations));
     let presentation_count = script.len();
     // Viewers not known yet become members; existing ones were only read
     // (no locks taken on them).
@@ -61,52 +73,67 @@ pub(super) fn write_dimensions(
     script.extend(select_viewers(&missing));
     let mut outcomes = run_script(tx, &script)?;
     let viewer_outcomes = outcomes.split_off(presentation_count);
-    let mut presentation_keys = HashMap::new();
-    for row in outcomes.into_iter().flat_map(|o| o.rows) {
-        let (tenant, id, key): (String, String, u64) = mysql::from_row_opt(row)?;
-        presentation_keys.insert((tenant, id), key);
-    }
+    let mut presentation_keys = known_presentations;
+    read_presentation_keys(outcomes, &mut presentation_keys)?;
     read_viewer_keys(viewer_outcomes, viewer_keys)?;
-    Ok(presentation_keys)
+    Ok((presentation_keys, bump))
 }
 
-/// Upserts one row per presentation event and one "touch" row per other
-/// stream (inferred member, revision bump), then selects their keys.
-fn presentation_statements(events: &[&Event]) -> Vec<String> {
-    let mut upsert = Upsert::new(
-        "dim_presentation",
-        &[
-            "presentation_id",
-            "tenant_id",
-            "title",
-            "title_version",
-            "presenter_id",
-            "presenter_name",
-            "scheduled_start_ms",
-            "scheduled_date_key",
-            "timezone",
-            "created_version",
-            "started_at_ms",
-            "ended_at_ms",
-            "revision",
-            "data_through_ms",
-        ],
-        &[
-            merge::if_higher("title", "title_version"),
-            merge::greatest("title_version"),
-            merge::if_lower("presenter_id", "created_version"),
-            merge::if_lower("presenter_name", "created_version"),
-            merge::if_lower("scheduled_start_ms", "created_version"),
-            merge::if_lower("scheduled_date_key", "created_version"),
-            merge::if_lower("timezone", "created_version"),
-            merge::least("created_version"),
-            merge::least("started_at_ms"),
-            merge::greatest("ended_at_ms"),
-            "revision = revision + 1".to_string(),
-            merge::greatest("data_through_ms"),
-        ]
-        .join(", "),
-    );
+/// The upserts of the presentations the events touch: one row per
+/// presentation event and one "touch" row per stream (inferred member,
+/// revision bump, `dataThrough`). Those of presentations not in `known` come
+/// first, to be sent with the dimensions (their facts need their keys);
+/// those of known presentations second, to be sent last in the
+/// transaction.
+///
+/// Why last: the upsert locks the presentation's row until the commit, and
+/// every batch of a presentation takes that lock, so whatever runs after it
+/// runs one batch at a time. Sent with the dimensions, it held the lock
+/// across the facts (building and writing them) and the commit, and four
+/// loaders on one live presentation spent their time waiting for it (issue
+/// 16 item 5, BENCHMARKS.md). Sent last, it holds it for itself and the
+/// commit. The revision still changes in the transaction that writes the
+/// facts, which is all the cached reports and summaries rely on.
+fn presentation_upserts(events: &[&Event], known: &PresentationKeys) -> (Vec<String>, Vec<String>) {
+    let new_upsert = || {
+        Upsert::new(
+            "dim_presentation",
+            &[
+                "presentation_id",
+                "tenant_id",
+                "title",
+                "title_version",
+                "presenter_id",
+                "presenter_name",
+                "scheduled_start_ms",
+                "scheduled_date_key",
+                "timezone",
+                "created_version",
+                "started_at_ms",
+                "ended_at_ms",
+                "revision",
+                "data_through_ms",
+            ],
+            &[
+                merge::if_higher("title", "title_version"),
+                merge::greatest("title_version"),
+                merge::if_lower("presenter_id", "created_version"),
+                merge::if_lower("presenter_name", "created_version"),
+                merge::if_lower("scheduled_start_ms", "created_version"),
+                merge::if_lower("scheduled_date_key", "created_version"),
+                merge::if_lower("timezone", "created_version"),
+                merge::least("created_version"),
+                merge::least("started_at_ms"),
+                merge::greatest("ended_at_ms"),
+                "revision = revision + 1".to_string(),
+                merge::greatest("data_through_ms"),
+            ]
+            .join(", "),
+        )
+    };
+    let (mut first, mut last) = (new_upsert(), new_upsert());
+    let is_known =
+        |tenant: &str, stream: &str| known.contains_key(&(tenant.to_string(), stream.to_string()));
     // (tenant, presentation id) → the latest occurredAt of its new events
     // (ANALYTICS.md §6, kept on the row every batch touches anyway): a
     // stream id under two tenants is two presentations.
@@ -127,7 +154,12 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
             row.null();
         }
         row.int(1).int(*latest);
-        upsert.add(&row);
+        if is_known(tenant, stream) {
+            &mut last
+        } else {
+            &mut first
+        }
+        .add(&row);
     }
     for event in presentation_events {
         let mut row = Row::default();
@@ -171,13 +203,23 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
             _ => continue,
         }
         row.int(1).null();
-        upsert.add(&row);
+        if is_known(&event.tenant_id, &event.stream_id) {
+            &mut last
+        } else {
+            &mut first
+        }
+        .add(&row);
     }
-    let mut script = upsert.take_statements();
+    (first.take_statements(), last.take_statements())
+}
+
+/// Queries for the keys of existing presentations; see `read_presentation_keys`.
+pub(super) fn select_presentations(presentations: &BTreeSet<(&str, &str)>) -> Vec<String> {
     let mut by_tenant: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for (tenant, stream) in touched.keys() {
+    for (tenant, stream) in presentations {
         by_tenant.entry(tenant).or_default().push(stream);
     }
+    let mut script = Vec::new();
     for (tenant, ids) in by_tenant {
         for chunk in ids.chunks(1000) {
             let mut sql = String::from(
@@ -196,6 +238,19 @@ fn presentation_statements(events: &[&Event]) -> Vec<String> {
         }
     }
     script
+}
+
+/// The keys `select_presentations` found, from its statements' outcomes
+/// (others among them return no rows).
+pub(super) fn read_presentation_keys(
+    outcomes: Vec<Outcome>,
+    keys: &mut PresentationKeys,
+) -> Result<(), mysql::Error> {
+    for row in outcomes.into_iter().flat_map(|o| o.rows) {
+        let (tenant, id, key): (String, String, u64) = mysql::from_row_opt(row)?;
+        keys.insert((tenant, id), key);
+    }
+    Ok(())
 }
 
 /// The viewer an event names, if it should be stored. The asker of an

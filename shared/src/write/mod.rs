@@ -5,12 +5,17 @@
 //! A batch is written in one transaction with a handful of multi-row
 //! statements: the ledger first (it decides which events are new, duplicate or
 //! conflicting), then the dimensions (inferred members included), then the
-//! facts of the new events only. Every fact merge is commutative and
+//! facts of the new events only, and last the upsert of the presentations
+//! already known (their revision bump), which locks each one's row until the
+//! commit: held that briefly, concurrent batches of one presentation wait
+//! for each other only for that statement and the commit (see
+//! `dimensions::presentation_upserts`). Every fact merge is commutative and
 //! idempotent (see `migrations/0001_warehouse.sql`), so batches may commit in
 //! any order. Statements go in a few round trips: the erasure guard and the
 //! erasures of the viewers the batch names, the ledger (prepared, see
-//! `store::PreparedUpsert`), the lookup of known viewers, the dimensions with
-//! their keys, then the facts, rejects and audit row (see `store::run_script`).
+//! `store::PreparedUpsert`), the lookup of known viewers and presentations,
+//! the new dimensions with their keys, then the facts, rejects, audit row and
+//! the known presentations' upsert (see `store::run_script`).
 //!
 //! - `batch`: the transaction of one batch, in that order, and its counts.
 //! - `ledger`: the ledger rows, which tell new events from repeats.

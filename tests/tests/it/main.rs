@@ -15,6 +15,7 @@ mod ops;
 mod pipeline;
 mod privileges;
 mod reconcile;
+mod report_cache;
 mod sql;
 mod template;
 mod timeline_svg;
