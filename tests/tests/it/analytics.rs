@@ -1098,21 +1098,35 @@ async fn the_report_is_cached_per_revision() {
 // Latency of a large report
 // ---------------------------------------------------------------------------
 
+/// A two-hour presentation `id` of `tenant`, ended, written straight into
+/// `dim_presentation` (as the loaders would); returns its key.
+pub(crate) fn insert_presentation(
+    conn: &mut mysql::PooledConn,
+    tenant: &str,
+    id: &str,
+    title: &str,
+) -> u64 {
+    conn.exec_drop(
+        "INSERT INTO dim_presentation (presentation_id, tenant_id, title, title_version, presenter_id, \
+           presenter_name, scheduled_start_ms, created_version, started_at_ms, ended_at_ms, revision) \
+         VALUES (?, ?, ?, 1, 'e-1', 'Dana', 1631268000000, 1, 1631268000000, 1631275200000, 1)",
+        (id, tenant, title),
+    )
+    .unwrap();
+    conn.exec_first(
+        "SELECT presentation_key FROM dim_presentation WHERE tenant_id = ? AND presentation_id = ?",
+        (tenant, id),
+    )
+    .unwrap()
+    .unwrap()
+}
+
 /// Writes a presentation with `viewers` viewers straight into the warehouse
 /// tables (as the loaders would): 1.5 sessions per viewer with heartbeats,
 /// three polls everyone votes in, a survey and 200 questions.
 pub(crate) fn write_large_presentation(test: &TestDb, viewers: u64) {
     let mut conn = test.conn();
-    conn.query_drop(
-        "INSERT INTO dim_presentation (presentation_id, tenant_id, title, title_version, presenter_id, \
-           presenter_name, scheduled_start_ms, created_version, started_at_ms, ended_at_ms, revision) \
-         VALUES ('big', 'bigcorp', 'All hands', 1, 'e-1', 'Dana', 1631268000000, 1, 1631268000000, 1631275200000, 1)",
-    )
-    .unwrap();
-    let key: u64 = conn
-        .query_first("SELECT presentation_key FROM dim_presentation WHERE presentation_id = 'big'")
-        .unwrap()
-        .unwrap();
+    let key = insert_presentation(&mut conn, "bigcorp", "big", "All hands");
     let insert =
         |conn: &mut mysql::PooledConn, head: &str, rows: &mut dyn Iterator<Item = String>| {
             let rows: Vec<String> = rows.collect();

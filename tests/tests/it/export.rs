@@ -354,16 +354,7 @@ async fn an_export_s_url_is_signed_for_15_minutes() {
 /// (long names with commas and quotes), written straight into the tables.
 fn write_wide_presentation(test: &TestDb, viewers: u64) {
     let mut conn = test.conn();
-    conn.query_drop(
-        "INSERT INTO dim_presentation (presentation_id, tenant_id, title, title_version, presenter_id, \
-           presenter_name, scheduled_start_ms, created_version, started_at_ms, ended_at_ms, revision) \
-         VALUES ('wide', 'widecorp', 'Town hall', 1, 'e-1', 'Dana', 1631268000000, 1, 1631268000000, 1631275200000, 1)",
-    )
-    .unwrap();
-    let key: u64 = conn
-        .query_first("SELECT presentation_key FROM dim_presentation WHERE presentation_id = 'wide'")
-        .unwrap()
-        .unwrap();
+    let key = crate::analytics::insert_presentation(&mut conn, "widecorp", "wide", "Town hall");
     let insert = |conn: &mut mysql::PooledConn, head: &str, rows: Vec<String>| {
         for chunk in rows.chunks(2000) {
             conn.query_drop(format!("{head} VALUES {}", chunk.join(",")))

@@ -5,12 +5,13 @@
 //! reconcile function, the analytics API function.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use integration_tests::harness::{assert_golden_answers, assert_json_eq};
 use rand::Rng;
 use shared::contract::DataPoint;
-use warehouse_cli::local::{run_pipeline, LocalOptions, LocalStack};
+use warehouse_cli::local::{run_pipeline, LocalOptions, LocalStack, PipelineSummary};
 
 use crate::helpers::{self, TestDb};
 
@@ -50,16 +51,7 @@ async fn the_sample_through_the_local_pipeline_gives_the_golden_answers() {
     }
 
     let sample = helpers::sample_path();
-    let db = &test.db;
-    let summary = run_pipeline(&mut stack, &sample, Duration::from_secs(600), || {
-        let mut conn = db.conn()?;
-        Ok(mysql::prelude::Queryable::query_first(
-            &mut conn,
-            "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
-        )?)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run_until_drained(&mut stack, &test, &sample).await;
 
     // Backfill: the sample's stats, its malformed lines in the error table.
     let stats = &helpers::sample_expected()["stats"];
@@ -141,21 +133,7 @@ async fn chaos_rehearsal(seed: u64) -> Vec<&'static str> {
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let db = &test.db;
-    let summary = run_pipeline(
-        &mut stack,
-        &helpers::sample_path(),
-        Duration::from_secs(600),
-        || {
-            let mut conn = db.conn()?;
-            Ok(mysql::prelude::Queryable::query_first(
-                &mut conn,
-                "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
-            )?)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run_until_drained(&mut stack, &test, &helpers::sample_path()).await;
 
     let chaos = summary.chaos.clone().expect("the faults injected");
     assert_eq!(chaos.seed, seed);
@@ -223,21 +201,7 @@ async fn the_poison_export_through_the_local_pipeline_gives_its_golden_answers()
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
-    let db = &test.db;
-    let summary = run_pipeline(
-        &mut stack,
-        &helpers::poison_path(),
-        Duration::from_secs(600),
-        || {
-            let mut conn = db.conn()?;
-            Ok(mysql::prelude::Queryable::query_first(
-                &mut conn,
-                "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
-            )?)
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    let summary = run_until_drained(&mut stack, &test, &helpers::poison_path()).await;
 
     let expected = helpers::poison_expected();
     assert_eq!(summary.backfill["lines"], expected["stats"]["lines"]);
@@ -328,4 +292,23 @@ async fn backfill_via_lambda_invokes_the_function_until_done() {
         "progress per invocation: {stderr}"
     );
     stack.stop_mappings().await;
+}
+
+/// The local pipeline run on `export` until its queues drain (10 minutes at
+/// most), its report being that of the first presentation by id.
+async fn run_until_drained(
+    stack: &mut LocalStack,
+    test: &TestDb,
+    export: &Path,
+) -> PipelineSummary {
+    let db = &test.db;
+    run_pipeline(stack, export, Duration::from_secs(600), || {
+        let mut conn = db.conn()?;
+        Ok(mysql::prelude::Queryable::query_first(
+            &mut conn,
+            "SELECT tenant_id, presentation_id FROM dim_presentation ORDER BY presentation_id LIMIT 1",
+        )?)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}"))
 }
